@@ -1,0 +1,206 @@
+package jwks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+)
+
+// errBodyTooLarge is returned by a response body that exceeds the size limit.
+var errBodyTooLarge = errors.New("jwks: response body exceeds the size limit")
+
+// CheckURL accepts an issuer or key set URL: https, or http on a loopback host
+// (127.0.0.0/8, [::1], localhost) for tests and demos. It also refuses URLs with
+// user info, a query or a fragment, which no issuer identifier has.
+func CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("jwks: %q is not a URL", raw)
+	}
+	switch {
+	case u.Host == "" || u.Opaque != "":
+		return fmt.Errorf("jwks: %q is not an absolute URL with a host", raw)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("jwks: %q must not have user info, a query or a fragment", raw)
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && IsLoopback(u.Hostname()):
+		return nil
+	case u.Scheme == "http":
+		return fmt.Errorf("jwks: %q must use https (http is allowed only for loopback hosts)", raw)
+	default:
+		return fmt.Errorf("jwks: %q must be an https URL", raw)
+	}
+}
+
+// IsLoopback reports whether host is localhost or a loopback IP address.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// newClient returns a client whose responses are read through a size limit and
+// that follows redirects only to URLs [CheckURL] accepts.
+func newClient(base *http.Client, timeout time.Duration, maxBody int64) *http.Client {
+	c := &http.Client{Timeout: timeout}
+	rt := http.DefaultTransport
+	if base != nil {
+		*c = *base
+		if c.Timeout == 0 {
+			c.Timeout = timeout
+		}
+		if base.Transport != nil {
+			rt = base.Transport
+		}
+	}
+	c.Transport = limitTransport{base: rt, max: maxBody}
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return errors.New("jwks: too many redirects")
+		}
+		return CheckURL(req.URL.String())
+	}
+	return c
+}
+
+// limitTransport caps every response body, so neither our reads nor go-oidc's
+// io.ReadAll of the discovery document can be made to use unbounded memory.
+type limitTransport struct {
+	base http.RoundTripper
+	max  int64
+}
+
+func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.ContentLength > t.max {
+		resp.Body.Close()
+		return nil, errBodyTooLarge
+	}
+	resp.Body = &limitedBody{rc: resp.Body, left: t.max}
+	return resp, nil
+}
+
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// At the limit: one more byte means the body is too large.
+		var one [1]byte
+		n, err := b.rc.Read(one[:])
+		if n > 0 {
+			return 0, errBodyTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// discover finds an issuer's jwks_uri through OpenID Connect discovery. go-oidc
+// checks that the document's "issuer" equals the configured issuer exactly.
+func discover(ctx context.Context, client *http.Client, issuer string) (string, error) {
+	p, err := oidc.NewProvider(oidc.ClientContext(ctx, client), issuer)
+	if err != nil {
+		var mismatch *oidc.IssuerMismatchError
+		if errors.As(err, &mismatch) {
+			return "", fmt.Errorf("jwks: discovery document names issuer %q, not %q", mismatch.Discovered, mismatch.Provided)
+		}
+		return "", fmt.Errorf("jwks: discovery for %s failed: %s", issuer, safeError(err))
+	}
+	var doc struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := p.Claims(&doc); err != nil || doc.JWKSURI == "" {
+		return "", fmt.Errorf("jwks: discovery document of %s has no jwks_uri", issuer)
+	}
+	if err := CheckURL(doc.JWKSURI); err != nil {
+		return "", fmt.Errorf("jwks: discovery document of %s: %w", issuer, err)
+	}
+	return doc.JWKSURI, nil
+}
+
+// fetchSet GETs a JWK Set. It returns the parsed keys and the max-age the
+// issuer asked for (zero when none).
+func fetchSet(ctx context.Context, client *http.Client, jwksURL string) (*keys, []string, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, jwksURL, nil)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("jwks: bad key set URL %q", jwksURL)
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("jwks: fetch %s: %s", jwksURL, safeError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, 0, fmt.Errorf("jwks: fetch %s: status %d", jwksURL, resp.StatusCode)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("jwks: fetch %s: %s", jwksURL, safeError(err))
+	}
+	k, dropped, err := parse(body)
+	if err != nil {
+		return nil, dropped, 0, fmt.Errorf("%w (from %s)", err, jwksURL)
+	}
+	return k, dropped, maxAge(resp.Header.Get("Cache-Control")), nil
+}
+
+// maxAge reads the max-age directive of a Cache-Control header.
+func maxAge(cc string) time.Duration {
+	for directive := range strings.SplitSeq(cc, ",") {
+		name, value, ok := strings.Cut(strings.TrimSpace(directive), "=")
+		if !ok || !strings.EqualFold(name, "max-age") {
+			continue
+		}
+		secs, err := strconv.ParseInt(strings.Trim(value, `"`), 10, 64)
+		if err != nil || secs <= 0 {
+			return 0
+		}
+		if secs > int64(365*24*time.Hour/time.Second) {
+			secs = int64(365 * 24 * time.Hour / time.Second)
+		}
+		return time.Duration(secs) * time.Second
+	}
+	return 0
+}
+
+// safeError shortens an error for logs: transport errors can quote whole
+// response bodies (go-oidc includes the body of a non-200 answer).
+func safeError(err error) string {
+	switch {
+	case errors.Is(err, errBodyTooLarge):
+		return errBodyTooLarge.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	}
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}

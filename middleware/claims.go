@@ -1,0 +1,119 @@
+package middleware
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/tokenward/tokenward/scopes"
+)
+
+// Claims are the verified claims of an access token.
+type Claims struct {
+	Issuer    string    // iss
+	Subject   string    // sub
+	Audience  []string  // aud, always as a list
+	ExpiresAt time.Time // exp
+	NotBefore time.Time // nbf; zero when absent
+	IssuedAt  time.Time // iat; zero when absent
+	ID        string    // jti; "" when absent
+	ClientID  string    // client_id (RFC 9068), else azp; "" when absent
+	// Scopes are the granted scopes: the union of "scope" (space-delimited),
+	// "scp" (string or array) and "permissions" (Auth0 RBAC).
+	Scopes scopes.Set
+
+	raw []byte // the claims JSON, for Decode
+}
+
+// Decode unmarshals the claims JSON into v, for custom claims:
+//
+//	var custom struct {
+//		Roles []string `json:"https://example.com/roles"`
+//	}
+//	err := claims.Decode(&custom)
+func (c *Claims) Decode(v any) error {
+	if c == nil || c.raw == nil {
+		return errors.New("tokenward: no claims")
+	}
+	return json.Unmarshal(c.raw, v)
+}
+
+// JSON returns a copy of the claims JSON as it was in the token.
+func (c *Claims) JSON() []byte {
+	if c == nil {
+		return nil
+	}
+	return append([]byte(nil), c.raw...)
+}
+
+// registered are the claim names the validator acts on; duplicates of these
+// are refused (see scanObject). At most 64.
+var registered = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "scp", "permissions", "client_id", "azp"}
+
+// wireClaims is the JSON shape of the registered claims. A claim of the wrong
+// JSON type fails decoding, so the token is refused rather than read loosely.
+type wireClaims struct {
+	Iss         string      `json:"iss"`
+	Sub         string      `json:"sub"`
+	Aud         audience    `json:"aud"`
+	Exp         numericDate `json:"exp"`
+	Nbf         numericDate `json:"nbf"`
+	Iat         numericDate `json:"iat"`
+	Jti         string      `json:"jti"`
+	Scope       scopes.Set  `json:"scope"`
+	Scp         scopes.Set  `json:"scp"`
+	Permissions scopes.Set  `json:"permissions"`
+	ClientID    string      `json:"client_id"`
+	Azp         string      `json:"azp"`
+}
+
+// audience is "aud": a string or an array of strings (RFC 7519 §4.1.3).
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = audience{s}
+		return nil
+	case len(b) > 0 && b[0] == '[':
+		var list []string
+		if err := json.Unmarshal(b, &list); err != nil {
+			return err
+		}
+		*a = list
+		return nil
+	case string(b) == "null":
+		return nil
+	}
+	return errors.New("aud is neither a string nor an array of strings")
+}
+
+// numericDate is an RFC 7519 NumericDate: seconds since the epoch, possibly
+// fractional. Strings are refused.
+type numericDate struct {
+	t   time.Time
+	set bool
+}
+
+// maxSeconds keeps dates far from time.Time's limits (year 5138).
+const maxSeconds = 1e11
+
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(f) || math.Abs(f) > maxSeconds {
+		return errors.New("not a NumericDate")
+	}
+	sec, frac := math.Modf(f)
+	d.t = time.Unix(int64(sec), int64(frac*1e9))
+	d.set = true
+	return nil
+}

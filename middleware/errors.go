@@ -1,0 +1,158 @@
+package middleware
+
+import (
+	"net/http"
+)
+
+// Reason says why a request or token was refused. It is safe to log and to use
+// as a metric label: the set of values is fixed.
+type Reason string
+
+// The reasons, one per check. Each maps to one HTTP answer (see [Error.Status]).
+const (
+	ReasonNoToken           Reason = "no_token"           // no credentials, or another scheme
+	ReasonInvalidRequest    Reason = "invalid_request"    // malformed Authorization header
+	ReasonTooLarge          Reason = "too_large"          // token over the size limit
+	ReasonMalformed         Reason = "malformed"          // not a well-formed compact JWS / claims
+	ReasonOpaque            Reason = "opaque"             // not a JWT, and no opaque-token checker
+	ReasonAlgorithm         Reason = "algorithm"          // alg not allowed, or not the key's
+	ReasonType              Reason = "type"               // typ not an access token type
+	ReasonUnsupported       Reason = "unsupported_header" // crit names an extension we do not implement
+	ReasonIssuer            Reason = "issuer"             // iss not trusted
+	ReasonUnknownKey        Reason = "unknown_key"        // kid not in the issuer's set
+	ReasonKeysUnavailable   Reason = "keys_unavailable"   // issuer's keys never loaded
+	ReasonSignature         Reason = "signature"          // signature does not verify
+	ReasonExpired           Reason = "expired"            // exp passed, or missing
+	ReasonNotYetValid       Reason = "not_yet_valid"      // nbf in the future
+	ReasonIssuedInFuture    Reason = "issued_in_future"   // iat in the future
+	ReasonAudience          Reason = "audience"           // no accepted audience
+	ReasonRevoked           Reason = "revoked"            // on the deny list
+	ReasonInsufficientScope Reason = "insufficient_scope" // valid token, missing scopes
+)
+
+// answer is how one reason is answered over HTTP (RFC 6750 §3.1).
+type answer struct {
+	status      int
+	code        string // RFC 6750 error code; "" for a bare challenge
+	description string // client-safe default description
+}
+
+// answers maps every reason to its HTTP answer: the one place where that is decided.
+var answers = map[Reason]answer{
+	ReasonNoToken:           {http.StatusUnauthorized, "", "no bearer token"},
+	ReasonInvalidRequest:    {http.StatusBadRequest, "invalid_request", "malformed Authorization header"},
+	ReasonTooLarge:          {http.StatusUnauthorized, "invalid_token", "token too large"},
+	ReasonMalformed:         {http.StatusUnauthorized, "invalid_token", "token malformed"},
+	ReasonOpaque:            {http.StatusUnauthorized, "invalid_token", "opaque tokens are not accepted here"},
+	ReasonAlgorithm:         {http.StatusUnauthorized, "invalid_token", "signing algorithm not accepted"},
+	ReasonType:              {http.StatusUnauthorized, "invalid_token", "token type not accepted"},
+	ReasonUnsupported:       {http.StatusUnauthorized, "invalid_token", "critical header parameter not supported"},
+	ReasonIssuer:            {http.StatusUnauthorized, "invalid_token", "issuer not trusted"},
+	ReasonUnknownKey:        {http.StatusUnauthorized, "invalid_token", "signing key not found"},
+	ReasonKeysUnavailable:   {http.StatusServiceUnavailable, "", "issuer keys unavailable"},
+	ReasonSignature:         {http.StatusUnauthorized, "invalid_token", "signature invalid"},
+	ReasonExpired:           {http.StatusUnauthorized, "invalid_token", "token expired"},
+	ReasonNotYetValid:       {http.StatusUnauthorized, "invalid_token", "token not yet valid"},
+	ReasonIssuedInFuture:    {http.StatusUnauthorized, "invalid_token", "token issued in the future"},
+	ReasonAudience:          {http.StatusUnauthorized, "invalid_token", "audience not accepted"},
+	ReasonRevoked:           {http.StatusUnauthorized, "invalid_token", "token revoked"},
+	ReasonInsufficientScope: {http.StatusForbidden, "insufficient_scope", "insufficient scope"},
+}
+
+// Sentinels to test an error's reason with [errors.Is]:
+//
+//	if errors.Is(err, middleware.ErrExpired) { … }
+var (
+	ErrNoToken           = &Error{Reason: ReasonNoToken}
+	ErrInvalidRequest    = &Error{Reason: ReasonInvalidRequest}
+	ErrTooLarge          = &Error{Reason: ReasonTooLarge}
+	ErrMalformed         = &Error{Reason: ReasonMalformed}
+	ErrOpaque            = &Error{Reason: ReasonOpaque}
+	ErrAlgorithm         = &Error{Reason: ReasonAlgorithm}
+	ErrType              = &Error{Reason: ReasonType}
+	ErrUnsupported       = &Error{Reason: ReasonUnsupported}
+	ErrIssuer            = &Error{Reason: ReasonIssuer}
+	ErrUnknownKey        = &Error{Reason: ReasonUnknownKey}
+	ErrKeysUnavailable   = &Error{Reason: ReasonKeysUnavailable}
+	ErrSignature         = &Error{Reason: ReasonSignature}
+	ErrExpired           = &Error{Reason: ReasonExpired}
+	ErrNotYetValid       = &Error{Reason: ReasonNotYetValid}
+	ErrIssuedInFuture    = &Error{Reason: ReasonIssuedInFuture}
+	ErrAudience          = &Error{Reason: ReasonAudience}
+	ErrRevoked           = &Error{Reason: ReasonRevoked}
+	ErrInsufficientScope = &Error{Reason: ReasonInsufficientScope}
+)
+
+// Error is why a request or token was refused. What a client may see
+// (Reason, Description, Scope) is kept apart from what only a log may see
+// (Detail, Err).
+type Error struct {
+	// Reason is the machine-readable cause.
+	Reason Reason
+	// Description is a client-safe sentence; "" means the reason's default.
+	// It never contains the token, a key or an internal error string.
+	Description string
+	// Scope is, for insufficient_scope, the scopes the route needs.
+	Scope string
+	// Detail is extra help for the operator's log (for example, that a
+	// rejected issuer differs from a trusted one only by a trailing slash).
+	// Never sent to the client. It may quote claim values, never the token.
+	Detail string
+	// Err is the underlying cause, for logs only.
+	Err error
+}
+
+func (e *Error) Error() string {
+	s := "tokenward: " + e.description()
+	if e.Detail != "" {
+		s += " (" + e.Detail + ")"
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns the underlying cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is reports whether target is an *Error with the same reason, so that
+// errors.Is(err, ErrExpired) holds for every expired-token error.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Reason == e.Reason
+}
+
+// Status is the HTTP status for this error: 400, 401, 403 or 503.
+func (e *Error) Status() int {
+	if a, ok := answers[e.Reason]; ok {
+		return a.status
+	}
+	return http.StatusUnauthorized
+}
+
+// Code is the RFC 6750 error code ("invalid_request", "invalid_token",
+// "insufficient_scope"), or "" when the answer is a bare challenge.
+func (e *Error) Code() string {
+	if a, ok := answers[e.Reason]; ok {
+		return a.code
+	}
+	return "invalid_token"
+}
+
+func (e *Error) description() string {
+	if e.Description != "" {
+		return e.Description
+	}
+	if a, ok := answers[e.Reason]; ok {
+		return a.description
+	}
+	return "token invalid"
+}
+
+// ClientDescription is the description sent to the client.
+func (e *Error) ClientDescription() string { return e.description() }
+
+func fail(r Reason, description string) *Error {
+	return &Error{Reason: r, Description: description}
+}

@@ -1,0 +1,75 @@
+package middleware
+
+import (
+	"net/http"
+	"strings"
+)
+
+// ExtractBearer returns the bearer token of the Authorization header (RFC 6750
+// §2.1). The scheme is case-insensitive. It fails with [ErrNoToken] when there
+// is no Authorization header or it names another scheme (Basic, say), and with
+// reason invalid_request when there are several Authorization headers, no
+// token after "Bearer", more than one token, or characters a token cannot
+// have.
+func ExtractBearer(h http.Header) (string, error) {
+	values := h["Authorization"]
+	switch len(values) {
+	case 0:
+		return "", ErrNoToken
+	case 1:
+	default:
+		return "", fail(ReasonInvalidRequest, "more than one Authorization header")
+	}
+	scheme, rest, _ := strings.Cut(strings.TrimLeft(values[0], " "), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		if scheme == "" {
+			return "", fail(ReasonInvalidRequest, "empty Authorization header")
+		}
+		return "", ErrNoToken
+	}
+	token := strings.Trim(rest, " ")
+	switch {
+	case token == "":
+		return "", fail(ReasonInvalidRequest, "no token after Bearer")
+	case strings.ContainsAny(token, " ,"):
+		return "", fail(ReasonInvalidRequest, "more than one token")
+	case !isB64Token(token):
+		return "", fail(ReasonInvalidRequest, "token has characters a bearer token cannot have")
+	}
+	return token, nil
+}
+
+// isB64Token reports whether s is an RFC 6750 b64token:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// FromCookie returns a token source that reads the named cookie, for
+// [Options.TokenFrom]. It is consulted only when the request has no
+// Authorization header.
+func FromCookie(name string) func(*http.Request) (string, bool) {
+	return func(r *http.Request) (string, bool) {
+		c, err := r.Cookie(name)
+		if err != nil || c.Value == "" {
+			return "", false
+		}
+		return c.Value, true
+	}
+}

@@ -1,0 +1,238 @@
+package middleware
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tokenward/tokenward/scopes"
+)
+
+// DefaultRealm is the realm of the WWW-Authenticate challenge when
+// [Options.Realm] is empty.
+const DefaultRealm = "api"
+
+// RetryAfterSeconds is the Retry-After sent with a 503 while an issuer's keys
+// are unavailable.
+const RetryAfterSeconds = "5"
+
+// Options tunes the middleware. The zero value requires a valid token and no
+// scopes, and answers failures with [WriteError].
+type Options struct {
+	// Required are the scopes every request needs. Zero means none beyond a
+	// valid token; add per-route scopes with [Require].
+	Required scopes.Requirement
+	// Realm names the protection space in challenges. Empty means
+	// [DefaultRealm].
+	Realm string
+	// TokenFrom is another place to find a token (see [FromCookie]),
+	// consulted only when the request has no Authorization header. Nil means
+	// the Authorization header only.
+	TokenFrom func(*http.Request) (string, bool)
+	// OnError writes the answer to a refused request. Nil means
+	// [WriteError] with the realm.
+	OnError func(w http.ResponseWriter, r *http.Request, err *Error)
+	// Observe, if set, is called once per request with the outcome, for
+	// metrics and logs. It must not block or retain the request.
+	Observe func(r *http.Request, o Outcome)
+}
+
+// Outcome is what happened to one request.
+type Outcome struct {
+	Claims   *Claims       // the verified claims; nil when refused before
+	Err      *Error        // nil when allowed
+	Duration time.Duration // time spent extracting and validating the token
+}
+
+// guard is one configured middleware.
+type guard struct {
+	v       *Validator
+	opts    Options
+	realm   string
+	onError func(http.ResponseWriter, *http.Request, *Error)
+}
+
+// New returns middleware that lets a request through only with a valid bearer
+// token carrying the required scopes. The verified claims are in the request
+// context ([ClaimsFrom]). Refused requests are answered as RFC 6750 says:
+// 401 with a challenge, 400 for a malformed header, 403 for missing scopes,
+// 503 with Retry-After while the issuer's keys have never been loaded.
+func New(v *Validator, opts Options) (func(http.Handler) http.Handler, error) {
+	var errs []error
+	if v == nil {
+		errs = append(errs, errors.New("tokenward: nil validator"))
+	}
+	if err := opts.Required.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	realm := opts.Realm
+	if realm == "" {
+		realm = DefaultRealm
+	}
+	if !validRealm(realm) {
+		errs = append(errs, fmt.Errorf("tokenward: realm %q has characters a quoted header value cannot carry", realm))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	g := &guard{v: v, opts: opts, realm: realm, onError: opts.OnError}
+	if g.onError == nil {
+		g.onError = func(w http.ResponseWriter, _ *http.Request, err *Error) { WriteError(w, realm, err) }
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			claims, err := g.authenticate(r)
+			if err == nil && !g.opts.Required.Satisfied(claims.Scopes) {
+				err = &Error{Reason: ReasonInsufficientScope, Scope: g.opts.Required.String()}
+			}
+			if g.opts.Observe != nil {
+				g.opts.Observe(r, Outcome{Claims: claims, Err: err, Duration: time.Since(start)})
+			}
+			if err != nil {
+				g.onError(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey, &auth{claims: claims, g: g})))
+		})
+	}, nil
+}
+
+// authenticate extracts and validates the request's token.
+func (g *guard) authenticate(r *http.Request) (*Claims, *Error) {
+	token, err := ExtractBearer(r.Header)
+	if errors.Is(err, ErrNoToken) && g.opts.TokenFrom != nil && len(r.Header["Authorization"]) == 0 {
+		if t, ok := g.opts.TokenFrom(r); ok {
+			token, err = t, nil
+		}
+	}
+	if err != nil {
+		return nil, asError(err)
+	}
+	claims, err := g.v.Validate(r.Context(), token)
+	if err != nil {
+		return nil, asError(err)
+	}
+	return claims, nil
+}
+
+func asError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Reason: ReasonMalformed, Err: err}
+}
+
+// auth is what the middleware puts in the request context.
+type auth struct {
+	claims *Claims
+	g      *guard
+}
+
+type ctxKey struct{}
+
+var authKey = &ctxKey{}
+
+// ClaimsFrom returns the verified claims that the middleware put in the
+// request context, or false when there are none.
+func ClaimsFrom(ctx context.Context) (*Claims, bool) {
+	a, ok := ctx.Value(authKey).(*auth)
+	if !ok || a == nil || a.claims == nil {
+		return nil, false
+	}
+	return a.claims, true
+}
+
+// Require wraps a handler that needs scopes beyond those of the middleware in
+// front of it, for per-route requirements:
+//
+//	mux.Handle("POST /contacts", middleware.Require(scopes.All("write:contacts"), createContact))
+//
+// A request that did not pass the middleware is refused with 401 (fail
+// closed). Require panics if the requirement is invalid, as
+// [http.ServeMux.Handle] does on a bad pattern: that is a programming error
+// found at start, never on a request.
+func Require(req scopes.Requirement, next http.Handler) http.Handler {
+	if err := req.Validate(); err != nil {
+		panic(err)
+	}
+	scope := req.String()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := r.Context().Value(authKey).(*auth)
+		if !ok || a == nil || a.claims == nil {
+			WriteError(w, DefaultRealm, ErrNoToken)
+			return
+		}
+		if !req.Satisfied(a.claims.Scopes) {
+			err := &Error{Reason: ReasonInsufficientScope, Scope: scope}
+			if a.g.opts.Observe != nil {
+				a.g.opts.Observe(r, Outcome{Claims: a.claims, Err: err})
+			}
+			a.g.onError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// WriteError answers a refused request as RFC 6750 §3 says, with a small JSON
+// body. It is the one place where an [*Error] becomes an HTTP answer:
+//
+//	401 no token:       WWW-Authenticate: Bearer realm="api"
+//	400, 401, 403:      WWW-Authenticate: Bearer realm="api", error="…", error_description="…"[, scope="…"]
+//	503 no keys:        Retry-After: 5
+//
+// The description never contains the token or an internal error.
+func WriteError(w http.ResponseWriter, realm string, err *Error) {
+	h := w.Header()
+	status := err.Status()
+	code := err.Code()
+	desc := err.ClientDescription()
+	switch {
+	case status == http.StatusServiceUnavailable:
+		h.Set("Retry-After", RetryAfterSeconds)
+		code = "temporarily_unavailable"
+	case code == "":
+		h.Set("WWW-Authenticate", `Bearer realm="`+realm+`"`)
+		code = "unauthorized"
+	default:
+		v := `Bearer realm="` + realm + `", error="` + code + `", error_description="` + quote(desc) + `"`
+		if err.Scope != "" {
+			v += `, scope="` + quote(err.Scope) + `"`
+		}
+		h.Set("WWW-Authenticate", v)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	body, _ := json.Marshal(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description,omitempty"`
+		Scope       string `json:"scope,omitempty"`
+	}{code, desc, err.Scope})
+	w.Write(append(body, '\n'))
+}
+
+// quote keeps a value inside a quoted-string: our descriptions and validated
+// scopes never contain these, but a custom description might.
+func quote(s string) string {
+	if !strings.ContainsAny(s, "\"\\\r\n") {
+		return s
+	}
+	return strings.NewReplacer(`"`, `'`, `\`, `/`, "\r", " ", "\n", " ").Replace(s)
+}
+
+func validRealm(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}

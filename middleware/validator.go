@@ -1,0 +1,434 @@
+package middleware
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokenward/tokenward/jwks"
+	"github.com/tokenward/tokenward/scopes"
+)
+
+// Defaults for the zero values of [ValidatorOptions].
+const (
+	DefaultLeeway        = 30 * time.Second
+	DefaultMaxTokenBytes = 16384
+	DefaultAlgorithm     = "RS256"
+)
+
+// KeySet is where the validator finds an issuer's keys. [jwks.Remote] and
+// [jwks.Static] implement it.
+type KeySet interface {
+	// Key returns the key with the given ID, or an error wrapping
+	// [jwks.ErrKeyNotFound] or [jwks.ErrUnavailable].
+	Key(ctx context.Context, kid string) (jwks.Key, error)
+}
+
+// Issuer is a trusted issuer and the key set its tokens are verified with.
+type Issuer struct {
+	// URL is the issuer identifier, matched exactly against "iss" (Auth0
+	// issuers end with "/"). https, or http on a loopback host.
+	URL string
+	// Keys holds this issuer's keys, and only this issuer's tokens are
+	// verified with them.
+	Keys KeySet
+}
+
+// ValidatorOptions tunes a [Validator]. The zero value is the safe default.
+type ValidatorOptions struct {
+	// Algorithms are the accepted "alg" values. Nil means RS256 only.
+	// Supported: RS256/384/512, PS256/384/512, ES256/384/512, EdDSA.
+	// "none" and the HMAC algorithms are refused.
+	Algorithms []string
+	// Leeway is the clock skew allowed on exp, nbf and iat. Zero means
+	// [DefaultLeeway]; a negative value means none.
+	Leeway time.Duration
+	// RequireATJWT requires the header "typ" to be "at+jwt" (RFC 9068). When
+	// false, typ may also be absent or "JWT".
+	RequireATJWT bool
+	// MaxTokenBytes is the largest token parsed at all. Zero means
+	// [DefaultMaxTokenBytes].
+	MaxTokenBytes int
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Validator turns a token string into verified [Claims], or an [*Error]
+// saying why not. It is safe for concurrent use.
+type Validator struct {
+	issuers   map[string]KeySet
+	trusted   []string // issuer URLs, for diagnostics
+	audiences []string
+	algs      []string
+	leeway    time.Duration
+	requireAT bool
+	maxBytes  int
+	now       func() time.Time
+}
+
+// NewValidator returns a validator that accepts tokens of the given issuers
+// carrying at least one of the given audiences. Every configuration problem is
+// reported at once.
+func NewValidator(issuers []Issuer, audiences []string, opts ValidatorOptions) (*Validator, error) {
+	var errs []error
+	v := &Validator{issuers: make(map[string]KeySet, len(issuers))}
+	if len(issuers) == 0 {
+		errs = append(errs, errors.New("tokenward: no trusted issuers"))
+	}
+	for _, iss := range issuers {
+		switch {
+		case iss.Keys == nil:
+			errs = append(errs, fmt.Errorf("tokenward: issuer %q has no key set", iss.URL))
+		case v.issuers[iss.URL] != nil:
+			errs = append(errs, fmt.Errorf("tokenward: issuer %q given twice", iss.URL))
+		}
+		if err := jwks.CheckURL(iss.URL); err != nil {
+			errs = append(errs, fmt.Errorf("tokenward: issuer: %w", err))
+		}
+		v.issuers[iss.URL] = iss.Keys
+		v.trusted = append(v.trusted, iss.URL)
+	}
+	if len(audiences) == 0 {
+		errs = append(errs, errors.New("tokenward: no accepted audiences"))
+	}
+	for _, a := range audiences {
+		if a == "" {
+			errs = append(errs, errors.New("tokenward: empty audience"))
+		}
+	}
+	v.audiences = slices.Clone(audiences)
+	v.algs = opts.Algorithms
+	if v.algs == nil {
+		v.algs = []string{DefaultAlgorithm}
+	}
+	if len(v.algs) == 0 {
+		errs = append(errs, errors.New("tokenward: empty algorithm list"))
+	}
+	for _, a := range v.algs {
+		if _, ok := algorithms[a]; !ok {
+			errs = append(errs, fmt.Errorf("tokenward: algorithm %q not supported (supported: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)", a))
+		}
+	}
+	v.algs = slices.Clone(v.algs)
+	switch {
+	case opts.Leeway == 0:
+		v.leeway = DefaultLeeway
+	case opts.Leeway > 0:
+		v.leeway = opts.Leeway
+	}
+	v.requireAT = opts.RequireATJWT
+	v.maxBytes = opts.MaxTokenBytes
+	switch {
+	case v.maxBytes == 0:
+		v.maxBytes = DefaultMaxTokenBytes
+	case v.maxBytes < 0:
+		errs = append(errs, errors.New("tokenward: negative maximum token size"))
+	}
+	v.now = opts.Now
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return v, nil
+}
+
+// MaxTokenBytes is the largest token the validator parses.
+func (v *Validator) MaxTokenBytes() int { return v.maxBytes }
+
+// b64 is strict base64url: no padding, no standard alphabet, no stray bits.
+var b64 = base64.RawURLEncoding.Strict()
+
+// header is the JOSE header fields we act on.
+type header struct {
+	Alg  string          `json:"alg"`
+	Typ  *string         `json:"typ"`
+	Kid  string          `json:"kid"`
+	Crit json.RawMessage `json:"crit"`
+}
+
+var headerNames = []string{"alg", "typ", "kid", "crit", "jku", "x5u", "jwk", "x5c", "b64"}
+
+// Validate verifies a token and returns its claims. The checks run in a fixed
+// order, cheapest and key-independent first, and the first failure is
+// returned:
+//
+//  1. size, then structure: three base64url segments (two dots);
+//  2. header: JSON limits, alg in the allow-list, typ, crit;
+//  3. claims JSON: limits, registered claims of the right types;
+//  4. iss is a trusted issuer — before any key is looked up;
+//  5. the key by kid, from that issuer's set only, and of the alg's type and
+//     the key's own alg;
+//  6. the signature;
+//  7. exp (required), nbf, iat, with the leeway; then aud.
+//
+// jku, x5u, jwk and x5c headers are never used. The error is an [*Error].
+func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
+	if len(token) > v.maxBytes {
+		return nil, ErrTooLarge
+	}
+	dot1, dot2, ok := split(token)
+	if !ok {
+		return nil, v.structureError(token)
+	}
+	raw := []byte(token)
+
+	// Header. The JOSE header of an access token is small; a stack buffer
+	// spares an allocation.
+	var hbuf [256]byte
+	hdrBytes, err := decodeSegment(hbuf[:0], raw[:dot1])
+	if err != nil {
+		return nil, fail(ReasonMalformed, "token header is not base64url")
+	}
+	if err := scanObject(hdrBytes, headerNames); err != nil {
+		return nil, &Error{Reason: ReasonMalformed, Description: "token header is not a valid JSON object", Err: err}
+	}
+	var h header
+	if err := json.Unmarshal(hdrBytes, &h); err != nil {
+		return nil, &Error{Reason: ReasonMalformed, Description: "token header is not a valid JSON object", Err: err}
+	}
+	alg, ok := v.algorithm(h.Alg)
+	if !ok {
+		return nil, &Error{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("alg %.20q not in %v", h.Alg, v.algs)}
+	}
+	if err := v.checkType(h.Typ); err != nil {
+		return nil, err
+	}
+	if h.Crit != nil {
+		// RFC 7515 §4.1.11: we implement no extension, so any crit — even an
+		// empty list, which the RFC forbids — means we must refuse.
+		return nil, ErrUnsupported
+	}
+
+	// Claims.
+	payload, err := decodeSegment(nil, raw[dot1+1:dot2])
+	if err != nil {
+		return nil, fail(ReasonMalformed, "token claims are not base64url")
+	}
+	if err := scanObject(payload, registered); err != nil {
+		return nil, &Error{Reason: ReasonMalformed, Description: "token claims are not a valid JSON object", Err: err}
+	}
+	var wc wireClaims
+	if err := json.Unmarshal(payload, &wc); err != nil {
+		return nil, &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: err}
+	}
+
+	// Issuer, before any key work: a token is verified only with the keys
+	// of the issuer it names.
+	keys, ok := v.issuers[wc.Iss]
+	if !ok {
+		return nil, &Error{Reason: ReasonIssuer, Detail: issuerHint(wc.Iss, v.trusted)}
+	}
+	key, err := keys.Key(ctx, h.Kid)
+	if err != nil {
+		if errors.Is(err, jwks.ErrUnavailable) {
+			return nil, &Error{Reason: ReasonKeysUnavailable, Err: err}
+		}
+		return nil, &Error{Reason: ReasonUnknownKey, Detail: fmt.Sprintf("kid %.64q not in the key set of %s", h.Kid, wc.Iss), Err: err}
+	}
+	if key.Algorithm != "" && key.Algorithm != h.Alg {
+		return nil, &Error{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("key %q is published for %s, token says %s", key.ID, key.Algorithm, h.Alg)}
+	}
+	if !alg.fits(key.Public) {
+		return nil, &Error{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("key %q is not a %s key", key.ID, h.Alg)}
+	}
+
+	// Signature.
+	var sbuf [512]byte
+	sig, err := decodeSegment(sbuf[:0], raw[dot2+1:])
+	if err != nil || len(sig) == 0 {
+		return nil, fail(ReasonSignature, "")
+	}
+	if !alg.verify(key.Public, raw[:dot2], sig) {
+		return nil, ErrSignature
+	}
+
+	// Time and audience.
+	now := v.now()
+	if !wc.Exp.set {
+		return nil, fail(ReasonExpired, "token has no expiry")
+	}
+	if now.After(wc.Exp.t.Add(v.leeway)) {
+		return nil, &Error{Reason: ReasonExpired, Detail: "expired " + ago(now.Sub(wc.Exp.t)) + " ago"}
+	}
+	if wc.Nbf.set && wc.Nbf.t.After(now.Add(v.leeway)) {
+		return nil, &Error{Reason: ReasonNotYetValid, Detail: "valid in " + ago(wc.Nbf.t.Sub(now))}
+	}
+	if wc.Iat.set && wc.Iat.t.After(now.Add(v.leeway)) {
+		return nil, &Error{Reason: ReasonIssuedInFuture, Detail: "issued " + ago(wc.Iat.t.Sub(now)) + " from now"}
+	}
+	if !v.audienceAccepted(wc.Aud) {
+		return nil, &Error{Reason: ReasonAudience, Detail: audienceHint(wc.Aud, v.audiences)}
+	}
+
+	c := &Claims{
+		Issuer:    wc.Iss,
+		Subject:   wc.Sub,
+		Audience:  wc.Aud,
+		ExpiresAt: wc.Exp.t,
+		NotBefore: wc.Nbf.t,
+		IssuedAt:  wc.Iat.t,
+		ID:        wc.Jti,
+		ClientID:  wc.ClientID,
+		Scopes:    scopes.Union(wc.Scope, wc.Scp, wc.Permissions),
+		raw:       payload,
+	}
+	if c.ClientID == "" {
+		c.ClientID = wc.Azp
+	}
+	return c, nil
+}
+
+// split finds the two dots of a compact JWS and checks that every byte is of
+// the base64url alphabet or a dot. Go's base64 decoder skips \r and \n, so
+// they must be refused here for the encoding to be strict.
+func split(token string) (dot1, dot2 int, ok bool) {
+	dots := 0
+	for i := 0; i < len(token); i++ {
+		c := token[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		case c == '.':
+			dots++
+			switch dots {
+			case 1:
+				dot1 = i
+			case 2:
+				dot2 = i
+			default:
+				return 0, 0, false
+			}
+		default:
+			return 0, 0, false
+		}
+	}
+	return dot1, dot2, dots == 2
+}
+
+// structureError explains a token that is not three base64url segments.
+func (v *Validator) structureError(token string) *Error {
+	switch strings.Count(token, ".") {
+	case 0:
+		if token == "" {
+			return fail(ReasonMalformed, "empty token")
+		}
+		return ErrOpaque
+	case 4:
+		return fail(ReasonMalformed, "encrypted tokens (JWE) are not accepted")
+	case 2:
+		return fail(ReasonMalformed, "token is not base64url")
+	}
+	return fail(ReasonMalformed, "token does not have three segments")
+}
+
+func decodeSegment(dst, seg []byte) ([]byte, error) {
+	return b64.AppendDecode(dst, seg)
+}
+
+func (v *Validator) algorithm(name string) (algorithm, bool) {
+	for _, a := range v.algs {
+		if a == name {
+			return algorithms[a], true
+		}
+	}
+	return algorithm{}, false
+}
+
+// checkType enforces "typ" (RFC 9068 §4, RFC 8725 §3.11): another explicit
+// type (an ID token's "JWT" aside) is another kind of JWT and is refused.
+func (v *Validator) checkType(typ *string) *Error {
+	if typ == nil {
+		if v.requireAT {
+			return fail(ReasonType, "token type must be at+jwt")
+		}
+		return nil
+	}
+	t := *typ
+	switch {
+	case strings.EqualFold(t, "at+jwt"), strings.EqualFold(t, "application/at+jwt"):
+		return nil
+	case strings.EqualFold(t, "JWT") && !v.requireAT:
+		return nil
+	case v.requireAT:
+		return fail(ReasonType, "token type must be at+jwt")
+	}
+	return ErrType
+}
+
+func (v *Validator) audienceAccepted(aud []string) bool {
+	for _, a := range aud {
+		if slices.Contains(v.audiences, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ago renders a duration for an operator, rounded for reading.
+func ago(d time.Duration) string {
+	switch {
+	case d >= time.Hour:
+		return d.Round(time.Minute).String()
+	case d >= time.Minute:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// issuerHint explains an untrusted iss for the log: the classic mistakes are a
+// missing trailing slash, http for https, and a token from the tenant domain
+// when only the custom domain is trusted.
+func issuerHint(iss string, trusted []string) string {
+	if len(iss) > 200 {
+		iss = iss[:200]
+	}
+	if iss == "" {
+		return "token has no iss claim"
+	}
+	for _, t := range trusted {
+		switch {
+		case strings.TrimSuffix(iss, "/") == strings.TrimSuffix(t, "/"):
+			return fmt.Sprintf("iss %q differs from trusted issuer %q only by a trailing slash", iss, t)
+		case stripScheme(iss) == stripScheme(t):
+			return fmt.Sprintf("iss %q differs from trusted issuer %q only by its scheme", iss, t)
+		case strings.EqualFold(iss, t):
+			return fmt.Sprintf("iss %q differs from trusted issuer %q only in letter case", iss, t)
+		}
+	}
+	if isAuth0Tenant(iss) {
+		for _, t := range trusted {
+			if !isAuth0Tenant(t) {
+				return fmt.Sprintf("iss %q is an Auth0 tenant domain, but only a custom domain is trusted; tokens requested from the tenant domain carry it: trust it too if that is intended", iss)
+			}
+		}
+	}
+	return fmt.Sprintf("iss %q is not a trusted issuer %q", iss, trusted)
+}
+
+func stripScheme(s string) string {
+	s = strings.TrimPrefix(s, "https://")
+	return strings.TrimPrefix(s, "http://")
+}
+
+func isAuth0Tenant(iss string) bool {
+	host := stripScheme(iss)
+	host, _, _ = strings.Cut(host, "/")
+	return strings.HasSuffix(host, ".auth0.com")
+}
+
+func audienceHint(aud, accepted []string) string {
+	if len(aud) == 0 {
+		return "token has no aud claim"
+	}
+	shown := aud
+	if len(shown) > 5 {
+		shown = shown[:5]
+	}
+	return fmt.Sprintf("aud %.200q has none of %q", shown, accepted)
+}
