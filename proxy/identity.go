@@ -1,0 +1,223 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+
+	"github.com/tokenward/tokenward/middleware"
+)
+
+// ClaimHeader sends one claim to the upstream as a header.
+type ClaimHeader struct {
+	// Claim is a top-level claim name ("sub", "https://example.com/roles"),
+	// or a dotted path into nested objects ("org.id") when no top-level
+	// claim has that exact name.
+	Claim string
+	// Header is the request header the value is sent in.
+	Header string
+}
+
+// ParseClaimHeaders parses "claim=Header" pairs, comma-separated:
+// "sub=X-Auth-Subject,https://example.com/roles=X-Auth-Roles". The last "="
+// separates claim from header, since claim names may be URLs.
+func ParseClaimHeaders(s string) ([]ClaimHeader, error) {
+	var (
+		out  []ClaimHeader
+		errs []error
+		seen = map[string]bool{}
+	)
+	for pair := range strings.SplitSeq(s, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		i := strings.LastIndexByte(pair, '=')
+		if i <= 0 || i == len(pair)-1 {
+			errs = append(errs, fmt.Errorf("%q is not claim=Header", pair))
+			continue
+		}
+		ch := ClaimHeader{Claim: strings.TrimSpace(pair[:i]), Header: strings.TrimSpace(pair[i+1:])}
+		if err := checkHeaderName(ch.Header); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		key := http.CanonicalHeaderKey(ch.Header)
+		if seen[key] {
+			errs = append(errs, fmt.Errorf("header %q given twice", ch.Header))
+			continue
+		}
+		seen[key] = true
+		ch.Header = key
+		out = append(out, ch)
+	}
+	return out, errors.Join(errs...)
+}
+
+// checkHeaderName refuses names that are not HTTP tokens, and the headers
+// whose meaning the proxy itself depends on.
+func checkHeaderName(name string) error {
+	if name == "" {
+		return errors.New("empty header name")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '-' || c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return fmt.Errorf("header name %q has a character other than letters, digits, - and _", name)
+		}
+	}
+	switch http.CanonicalHeaderKey(name) {
+	case "Authorization", "Host", "Cookie", "Connection", "Content-Length", "Transfer-Encoding",
+		"Upgrade", "Te", "Trailer", "Proxy-Authorization", "Forwarded", "X-Forwarded-For",
+		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Method", "X-Forwarded-Uri",
+		"X-Original-Method", "X-Original-Uri":
+		return fmt.Errorf("header %q cannot carry identity", name)
+	}
+	return nil
+}
+
+// maxHeaderValue bounds one identity header: claims can hold user-supplied
+// profile data.
+const maxHeaderValue = 4096
+
+// identity computes the identity headers of verified claims.
+type identity struct {
+	claims       []ClaimHeader
+	scopesHeader string // "" for none
+	needsMap     bool   // some claim is not served from the typed fields
+}
+
+func newIdentity(claims []ClaimHeader, scopesHeader string) *identity {
+	id := &identity{claims: claims, scopesHeader: scopesHeader}
+	for _, c := range claims {
+		if _, ok := typedClaim(nil, c.Claim); !ok {
+			id.needsMap = true
+		}
+	}
+	return id
+}
+
+// strip removes every configured identity header from a client's request.
+// Done on every route, public ones included, so a client can never send its
+// own identity to the upstream.
+func (id *identity) strip(h http.Header) {
+	for _, c := range id.claims {
+		delete(h, c.Header)
+	}
+	if id.scopesHeader != "" {
+		delete(h, id.scopesHeader)
+	}
+}
+
+// set writes the identity headers of c into h. A claim that is absent
+// leaves its header absent.
+func (id *identity) set(h http.Header, c *middleware.Claims) {
+	var all map[string]any
+	if id.needsMap {
+		// Decoded only when a configured claim is not a typed field.
+		_ = c.Decode(&all)
+	}
+	for _, ch := range id.claims {
+		v, ok := typedClaim(c, ch.Claim)
+		if !ok {
+			v, ok = lookupClaim(all, ch.Claim)
+		}
+		if ok && v != "" {
+			h[ch.Header] = []string{sanitize(v)}
+		}
+	}
+	if id.scopesHeader != "" && c.Scopes.Len() > 0 {
+		h[id.scopesHeader] = []string{sanitize(c.Scopes.String())}
+	}
+}
+
+// typedClaim serves the common claims without decoding the JSON again. With
+// c nil it only reports whether the claim is one of them.
+func typedClaim(c *middleware.Claims, name string) (string, bool) {
+	switch name {
+	case "sub", "iss", "jti", "client_id":
+	default:
+		return "", false
+	}
+	if c == nil {
+		return "", true
+	}
+	switch name {
+	case "sub":
+		return c.Subject, true
+	case "iss":
+		return c.Issuer, true
+	case "jti":
+		return c.ID, true
+	default:
+		return c.ClientID, true
+	}
+}
+
+// lookupClaim finds a claim by exact top-level name, else by dotted path.
+func lookupClaim(all map[string]any, name string) (string, bool) {
+	if v, ok := all[name]; ok {
+		return render(v), true
+	}
+	var cur any = all
+	for part := range strings.SplitSeq(name, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return "", false
+		}
+		if cur, ok = m[part]; !ok {
+			return "", false
+		}
+	}
+	return render(cur), true
+}
+
+// render turns a claim value into a header value: arrays joined with ",",
+// objects as JSON.
+func render(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case bool:
+		return strconv.FormatBool(v)
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	case []any:
+		parts := make([]string, 0, len(v))
+		for _, e := range v {
+			parts = append(parts, render(e))
+		}
+		return strings.Join(parts, ",")
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// sanitize keeps a header value a single line of bounded length.
+func sanitize(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 && s[i] != '\t' || s[i] == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if !clean {
+		s = strings.Map(func(r rune) rune {
+			if r < 0x20 && r != '\t' || r == 0x7f {
+				return ' '
+			}
+			return r
+		}, s)
+	}
+	if len(s) > maxHeaderValue {
+		s = s[:maxHeaderValue]
+	}
+	return textproto.TrimString(s)
+}

@@ -1,0 +1,364 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokenward/tokenward/middleware"
+	"github.com/tokenward/tokenward/scopes"
+)
+
+// Config is what both handlers need. Validator and Rules are required.
+type Config struct {
+	// Validator checks tokens.
+	Validator *middleware.Validator
+	// Rules map requests to routes. Build them with [ParseRules] or
+	// [NewRules]; NewRules(nil, required) protects everything alike.
+	Rules *Rules
+	// ClaimHeaders are sent to the upstream on success. Every configured
+	// header is first deleted from the client's request, on every route.
+	ClaimHeaders []ClaimHeader
+	// ScopesHeader, if not empty, carries the granted scopes
+	// (space-delimited) to the upstream.
+	ScopesHeader string
+	// StripAuthorization removes the Authorization header before the
+	// request reaches the upstream.
+	StripAuthorization bool
+	// Realm of the WWW-Authenticate challenge; "" means middleware.DefaultRealm.
+	Realm string
+	// Logger gets one line per refused request (never the token). Nil discards.
+	Logger *slog.Logger
+	// AccessLog adds one line per allowed request.
+	AccessLog bool
+	// Metrics, if set, records outcomes and latencies.
+	Metrics *Metrics
+}
+
+// guard is the decision both modes share.
+type guard struct {
+	cfg      Config
+	realm    string
+	identity *identity
+	log      *slog.Logger
+}
+
+func newGuard(cfg Config) (*guard, error) {
+	var errs []error
+	if cfg.Validator == nil {
+		errs = append(errs, errors.New("proxy: no validator"))
+	}
+	if cfg.Rules == nil {
+		errs = append(errs, errors.New("proxy: no rules"))
+	}
+	if cfg.ScopesHeader != "" {
+		if err := checkHeaderName(cfg.ScopesHeader); err != nil {
+			errs = append(errs, fmt.Errorf("proxy: scopes header: %w", err))
+		}
+		cfg.ScopesHeader = http.CanonicalHeaderKey(cfg.ScopesHeader)
+	}
+	for i, ch := range cfg.ClaimHeaders {
+		if err := checkHeaderName(ch.Header); err != nil {
+			errs = append(errs, fmt.Errorf("proxy: claim header: %w", err))
+		}
+		cfg.ClaimHeaders[i].Header = http.CanonicalHeaderKey(ch.Header)
+	}
+	realm := cfg.Realm
+	if realm == "" {
+		realm = middleware.DefaultRealm
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &guard{cfg: cfg, realm: realm, identity: newIdentity(cfg.ClaimHeaders, cfg.ScopesHeader), log: log}, nil
+}
+
+// decision is the outcome for one request.
+type decision struct {
+	route  *Route
+	claims *middleware.Claims
+	err    *middleware.Error
+}
+
+// decide strips client-sent identity headers from h, matches target against the
+// rules and, unless the route is public, validates the token in h.
+func (g *guard) decide(ctx context.Context, target *http.Request, h http.Header) decision {
+	g.identity.strip(h)
+	route := g.cfg.Rules.Match(target)
+	if route.Public {
+		return decision{route: route}
+	}
+	start := time.Now()
+	token, err := middleware.ExtractBearer(h)
+	var claims *middleware.Claims
+	if err == nil {
+		claims, err = g.cfg.Validator.Validate(ctx, token)
+	}
+	if err == nil && !route.Required.Satisfied(claims.Scopes) {
+		err = &middleware.Error{Reason: middleware.ReasonInsufficientScope, Scope: route.Required.String(),
+			Detail: "missing " + strings.Join(route.Required.Missing(claims.Scopes), " ")}
+	}
+	if g.cfg.Metrics != nil {
+		g.cfg.Metrics.validation.Observe(time.Since(start).Seconds())
+	}
+	if err != nil {
+		var e *middleware.Error
+		if !errors.As(err, &e) {
+			e = &middleware.Error{Reason: middleware.ReasonMalformed, Err: err}
+		}
+		return decision{route: route, claims: claims, err: e}
+	}
+	return decision{route: route, claims: claims}
+}
+
+// refuse answers and records a refused request.
+func (g *guard) refuse(w http.ResponseWriter, r *http.Request, d decision, method, uri string) {
+	if g.cfg.Metrics != nil {
+		g.cfg.Metrics.denied(d.err.Reason)
+	}
+	attrs := []any{
+		"reason", string(d.err.Reason),
+		"status", d.err.Status(),
+		"method", method,
+		"route", d.route.Pattern,
+		"client", r.RemoteAddr,
+	}
+	if len(uri) > 256 {
+		uri = uri[:256]
+	}
+	attrs = append(attrs, "path", uri)
+	if d.err.Detail != "" {
+		attrs = append(attrs, "detail", d.err.Detail)
+	}
+	if d.err.Err != nil {
+		attrs = append(attrs, "error", d.err.Err.Error())
+	}
+	g.log.LogAttrs(r.Context(), slog.LevelInfo, "request refused", argsToAttrs(attrs)...)
+	middleware.WriteError(w, g.realm, d.err)
+}
+
+func (g *guard) allowed(r *http.Request, d decision, method, uri string) {
+	if g.cfg.Metrics != nil {
+		if d.route.Public {
+			g.cfg.Metrics.public.Inc()
+		} else {
+			g.cfg.Metrics.allowed.Inc()
+		}
+	}
+	if g.cfg.AccessLog {
+		sub := ""
+		if d.claims != nil {
+			sub = d.claims.Subject
+		}
+		g.log.LogAttrs(r.Context(), slog.LevelInfo, "request allowed",
+			slog.String("method", method), slog.String("path", uri), slog.String("route", d.route.Pattern),
+			slog.Bool("public", d.route.Public), slog.String("sub", sub), slog.String("client", r.RemoteAddr))
+	}
+}
+
+func argsToAttrs(args []any) []slog.Attr {
+	out := make([]slog.Attr, 0, len(args)/2)
+	for i := 0; i+1 < len(args); i += 2 {
+		out = append(out, slog.Any(args[i].(string), args[i+1]))
+	}
+	return out
+}
+
+// badRequest answers a request whose target cannot be judged safely.
+func badRequest(w http.ResponseWriter, description string) {
+	middleware.WriteError(w, middleware.DefaultRealm, &middleware.Error{
+		Reason: middleware.ReasonInvalidRequest, Description: description})
+}
+
+// Proxy is the sidecar reverse proxy: a request with a valid token and the
+// route's scopes is forwarded to the upstream with identity headers; anything
+// else is answered as RFC 6750 says.
+type Proxy struct {
+	g  *guard
+	rp *httputil.ReverseProxy
+}
+
+// UpstreamOptions tunes the connection to the upstream. The zero value suits
+// one local upstream.
+type UpstreamOptions struct {
+	// Transport replaces the tuned default transport (tests, custom TLS).
+	Transport http.RoundTripper
+	// ResponseHeaderTimeout bounds the wait for the upstream's response
+	// headers. Zero means none (long polls, slow APIs).
+	ResponseHeaderTimeout time.Duration
+}
+
+// New returns the reverse proxy in front of upstream: an http://, https://,
+// h2c:// (HTTP/2 without TLS) or unix:///path/to.sock URL.
+func New(upstream string, cfg Config, opts UpstreamOptions) (*Proxy, error) {
+	g, err := newGuard(cfg)
+	target, transport, uerr := upstreamTransport(upstream, opts)
+	if err = errors.Join(err, uerr); err != nil {
+		return nil, err
+	}
+	if opts.Transport != nil {
+		transport = opts.Transport
+	}
+	if cfg.Metrics != nil {
+		transport = timedTransport{base: transport, m: cfg.Metrics}
+	}
+	p := &Proxy{g: g}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host // the upstream sees the Host the client asked for
+			pr.SetXForwarded()       // X-Forwarded-* from us only; client-sent values are dropped
+		},
+		Transport:    transport,
+		BufferPool:   bufferPool{},
+		ErrorHandler: p.upstreamError,
+		ErrorLog:     slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	return p, nil
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !canonicalPath(r.URL) {
+		p.g.log.Info("request refused", "reason", "path_not_canonical", "status", http.StatusBadRequest, "client", r.RemoteAddr)
+		badRequest(w, "request path is not canonical")
+		return
+	}
+	d := p.g.decide(r.Context(), r, r.Header)
+	if d.err != nil {
+		p.g.refuse(w, r, d, r.Method, r.URL.Path)
+		return
+	}
+	if d.claims != nil {
+		p.g.identity.set(r.Header, d.claims)
+	}
+	if p.g.cfg.StripAuthorization {
+		delete(r.Header, "Authorization")
+	}
+	p.g.allowed(r, d, r.Method, r.URL.Path)
+	p.rp.ServeHTTP(w, r)
+}
+
+// upstreamError answers when the upstream could not be reached or failed
+// mid-response: 502 (504 on timeout) with a JSON body and no internal detail.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away; there is no one to answer.
+		if p.g.cfg.Metrics != nil {
+			p.g.cfg.Metrics.upstreamErrors.WithLabelValues("client_gone").Inc()
+		}
+		w.WriteHeader(499)
+		return
+	}
+	status, kind := http.StatusBadGateway, "unreachable"
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		status, kind = http.StatusGatewayTimeout, "timeout"
+	}
+	if p.g.cfg.Metrics != nil {
+		p.g.cfg.Metrics.upstreamErrors.WithLabelValues(kind).Inc()
+	}
+	p.g.log.Warn("upstream error", "kind", kind, "error", err.Error(), "method", r.Method, "path", r.URL.Path)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if status == http.StatusGatewayTimeout {
+		w.Write([]byte(`{"error":"upstream_timeout","error_description":"upstream did not answer in time"}` + "\n"))
+		return
+	}
+	w.Write([]byte(`{"error":"bad_gateway","error_description":"upstream unavailable"}` + "\n"))
+}
+
+// upstreamTransport builds the URL to rewrite to and a transport tuned for one
+// local upstream: many idle keep-alive connections, no proxy from the
+// environment.
+func upstreamTransport(raw string, opts UpstreamOptions) (*url.URL, http.RoundTripper, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return nil, nil, fmt.Errorf("proxy: upstream %q is not a URL", raw)
+	}
+	t := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+		ForceAttemptHTTP2:     true,
+	}
+	switch u.Scheme {
+	case "http", "https":
+		if u.Host == "" {
+			return nil, nil, fmt.Errorf("proxy: upstream %q has no host", raw)
+		}
+	case "h2c":
+		if u.Host == "" {
+			return nil, nil, fmt.Errorf("proxy: upstream %q has no host", raw)
+		}
+		t.Protocols = new(http.Protocols)
+		t.Protocols.SetUnencryptedHTTP2(true)
+		u = &url.URL{Scheme: "http", Host: u.Host, Path: u.Path}
+	case "unix":
+		path := u.Path
+		if path == "" {
+			return nil, nil, fmt.Errorf("proxy: upstream %q names no socket (unix:///path/to.sock)", raw)
+		}
+		t.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}
+		u = &url.URL{Scheme: "http", Host: "localhost"}
+	default:
+		return nil, nil, fmt.Errorf("proxy: upstream %q: scheme must be http, https, h2c or unix", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, nil, fmt.Errorf("proxy: upstream %q must not have a query, fragment or user info", raw)
+	}
+	return u, t, nil
+}
+
+// canonicalPath refuses request paths whose meaning could differ between our
+// route match and the upstream: dot segments, empty segments, backslashes and
+// percent-encoded slashes, backslashes and dots. ServeMux would redirect such
+// a path, and the rule of the redirect target is not the rule of what the
+// upstream would serve.
+func canonicalPath(u *url.URL) bool {
+	p := u.Path
+	if p == "" || p[0] != '/' || strings.Contains(p, "\\") || strings.Contains(p, "//") {
+		return false
+	}
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	if u.RawPath != "" {
+		lower := strings.ToLower(u.RawPath)
+		if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%2e") {
+			return false
+		}
+	}
+	return true
+}
+
+// bufferPool lends ReverseProxy its copy buffers.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+
+func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+// Scopes returns the requirement a request would face, for tests and tools.
+func (p *Proxy) Scopes(r *http.Request) scopes.Requirement { return p.g.cfg.Rules.Match(r).Required }
