@@ -56,7 +56,23 @@ type ValidatorOptions struct {
 	MaxTokenBytes int
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+	// CacheSize is how many verified tokens are remembered, so that a token
+	// seen before skips parsing and the signature check. Zero means no cache.
+	// A hit still re-checks exp and nbf (with the leeway), that the issuer
+	// still publishes the key that verified it, and Revoked; entries die at
+	// the token's exp. Keyed by SHA-256 of the token; the token is not stored.
+	CacheSize int
+	// CacheMaxBytes bounds the cache's estimated memory. Zero means
+	// [DefaultCacheMaxBytes].
+	CacheMaxBytes int64
+	// Revoked, if set, is asked about every verified token, cached or not; a
+	// true answer refuses the token with reason revoked (a deny list).
+	Revoked func(*Claims) bool
 }
+
+// DefaultCacheMaxBytes bounds the verified-token cache when
+// [ValidatorOptions.CacheMaxBytes] is zero.
+const DefaultCacheMaxBytes = 64 << 20
 
 // Validator turns a token string into verified [Claims], or an [*Error]
 // saying why not. It is safe for concurrent use.
@@ -69,6 +85,8 @@ type Validator struct {
 	requireAT bool
 	maxBytes  int
 	now       func() time.Time
+	cache     *tokenCache // nil without a cache
+	revoked   func(*Claims) bool
 }
 
 // NewValidator returns a validator that accepts tokens of the given issuers
@@ -133,6 +151,17 @@ func NewValidator(issuers []Issuer, audiences []string, opts ValidatorOptions) (
 	if v.now == nil {
 		v.now = time.Now
 	}
+	v.revoked = opts.Revoked
+	switch {
+	case opts.CacheSize < 0 || opts.CacheMaxBytes < 0:
+		errs = append(errs, errors.New("tokenward: negative cache size"))
+	case opts.CacheSize > 0:
+		maxBytes := opts.CacheMaxBytes
+		if maxBytes == 0 {
+			maxBytes = DefaultCacheMaxBytes
+		}
+		v.cache = newTokenCache(opts.CacheSize, maxBytes)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -169,10 +198,91 @@ var headerNames = []string{"alg", "typ", "kid", "crit", "jku", "x5u", "jwk", "x5
 //  7. exp (required), nbf, iat, with the leeway; then aud.
 //
 // jku, x5u, jwk and x5c headers are never used. The error is an [*Error].
+//
+// With a cache ([ValidatorOptions.CacheSize]), a token verified before is
+// answered from the cache after the checks that can change with time: exp,
+// nbf, the key still published, Revoked. The claims returned are a copy;
+// their slices are shared and must not be modified.
 func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > v.maxBytes {
 		return nil, ErrTooLarge
 	}
+	if v.cache == nil {
+		c, err := v.verify(ctx, token, nil)
+		if err == nil && v.revoked != nil && v.revoked(c) {
+			return nil, ErrRevoked
+		}
+		return c, err
+	}
+	key := tokenKey(token)
+	if e := v.cache.get(&key); e != nil {
+		if c, err, ok := v.fromCache(ctx, &key, e); ok {
+			return c, err
+		}
+	}
+	v.cache.misses.Add(1)
+	var used usedKey
+	c, err := v.verify(ctx, token, &used)
+	if err != nil {
+		return nil, err
+	}
+	if v.revoked != nil && v.revoked(c) {
+		return nil, ErrRevoked
+	}
+	size := int64(len(c.raw)) + entryOverhead
+	if pub, ok := used.pub.(publicKey); ok && v.cache.fits(size) {
+		stored := *c
+		v.cache.put(&key, &cacheEntry{claims: &stored, kid: used.kid, keyPub: pub, size: size}, v.now())
+	}
+	return c, nil
+}
+
+// usedKey is the key that verified a token, remembered for cache hits.
+type usedKey struct {
+	kid string
+	pub any
+}
+
+// fromCache answers from a cache entry, or reports ok=false when the token
+// must be verified again (the key changed, or it is not yet valid).
+func (v *Validator) fromCache(ctx context.Context, key *[32]byte, e *cacheEntry) (c *Claims, err error, ok bool) {
+	now := v.now()
+	if now.After(e.claims.ExpiresAt.Add(v.leeway)) {
+		v.cache.remove(key)
+		return nil, &Error{Reason: ReasonExpired, Detail: "expired " + ago(now.Sub(e.claims.ExpiresAt)) + " ago"}, true
+	}
+	if e.claims.NotBefore.After(now.Add(v.leeway)) {
+		return nil, nil, false
+	}
+	keys, trusted := v.issuers[e.claims.Issuer]
+	if !trusted {
+		return nil, nil, false
+	}
+	k, kerr := keys.Key(ctx, e.kid)
+	if kerr != nil || !sameKey(e.keyPub, k.Public) {
+		// The issuer no longer publishes that key (or published another
+		// under its kid): the token stops being valid with it.
+		v.cache.remove(key)
+		return nil, nil, false
+	}
+	if v.revoked != nil && v.revoked(e.claims) {
+		return nil, ErrRevoked, true
+	}
+	v.cache.hits.Add(1)
+	cp := *e.claims
+	return &cp, nil, true
+}
+
+// CacheStats reports the verified-token cache; zero without a cache.
+func (v *Validator) CacheStats() CacheStats {
+	if v.cache == nil {
+		return CacheStats{}
+	}
+	return v.cache.stats()
+}
+
+// verify runs every check of Validate but the size limit and the cache.
+func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*Claims, error) {
 	dot1, dot2, ok := split(token)
 	if !ok {
 		return nil, v.structureError(token)
@@ -237,6 +347,9 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 	}
 	if !alg.fits(key.Public) {
 		return nil, &Error{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("key %q is not a %s key", key.ID, h.Alg)}
+	}
+	if used != nil {
+		used.kid, used.pub = h.Kid, key.Public
 	}
 
 	// Signature.

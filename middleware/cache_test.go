@@ -1,0 +1,257 @@
+package middleware_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokenward/tokenward/jwks"
+	"github.com/tokenward/tokenward/jwks/jwkstest"
+	"github.com/tokenward/tokenward/middleware"
+)
+
+const cacheAud = "https://api.example.com"
+
+// cachedValidator returns a validator with a cache over iss's remote key set.
+func cachedValidator(t testing.TB, iss *jwkstest.Issuer, opts middleware.ValidatorOptions) (*middleware.Validator, *jwks.Remote) {
+	t.Helper()
+	keys, err := jwks.NewRemote(iss.JWKSURL(), jwks.RemoteOptions{MinRefreshInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(keys.Close)
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 1000
+	}
+	v, err := middleware.NewValidator([]middleware.Issuer{{URL: iss.URL(), Keys: keys}}, []string{cacheAud}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, keys
+}
+
+func mint(t testing.TB, iss *jwkstest.Issuer, extra map[string]any) string {
+	t.Helper()
+	tok, err := iss.Mint(iss.Claims(cacheAud, extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestCacheHitsOnlyTheSameToken(t *testing.T) {
+	iss := jwkstest.NewIssuer()
+	defer iss.Close()
+	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{})
+	ctx := context.Background()
+	tok := mint(t, iss, nil)
+	for range 3 {
+		if _, err := v.Validate(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := v.CacheStats(); s.Hits != 2 || s.Misses != 1 || s.Entries != 1 {
+		t.Fatalf("stats after 3 validations of one token = %+v, want 2 hits, 1 miss, 1 entry", s)
+	}
+	// Every one-byte change of the token, in every segment, must miss and be
+	// verified again (and so fail), never answered from the cache.
+	for i := 0; i < len(tok); i++ {
+		if tok[i] == '.' {
+			continue
+		}
+		b := []byte(tok)
+		if b[i] == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+		before := v.CacheStats().Hits
+		if _, err := v.Validate(ctx, string(b)); err == nil {
+			// Changing the last char of a segment may leave the decoded bytes
+			// unchanged only if base64 were lax; it is strict, so any change fails.
+			t.Fatalf("token changed at byte %d was accepted", i)
+		}
+		if v.CacheStats().Hits != before {
+			t.Fatalf("token changed at byte %d was a cache hit", i)
+		}
+	}
+}
+
+func TestCacheRechecksExpiry(t *testing.T) {
+	iss := jwkstest.NewIssuer()
+	defer iss.Close()
+	now := time.Now()
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&now)
+	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{
+		Leeway: -1,
+		Now:    func() time.Time { return *clock.Load() },
+	})
+	tok := mint(t, iss, map[string]any{"exp": now.Add(time.Minute).Unix()})
+	if _, err := v.Validate(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	later := now.Add(2 * time.Minute)
+	clock.Store(&later)
+	_, err := v.Validate(context.Background(), tok)
+	if !errors.Is(err, middleware.ErrExpired) {
+		t.Fatalf("cached token after exp: err = %v, want expired", err)
+	}
+	if s := v.CacheStats(); s.Entries != 0 {
+		t.Fatalf("expired entry still cached: %+v", s)
+	}
+}
+
+func TestCacheDropsTokensOfRemovedKey(t *testing.T) {
+	iss := jwkstest.NewIssuer()
+	defer iss.Close()
+	v, keys := cachedValidator(t, iss, middleware.ValidatorOptions{})
+	ctx := context.Background()
+	old := mint(t, iss, nil)
+	if _, err := v.Validate(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	newKey, err := iss.Rotate("RS256") // publishes a new key, removes the old one
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A token signed with the new key makes the set refresh (unknown kid).
+	fresh := mint(t, iss, nil)
+	if _, err := v.Validate(ctx, fresh); err != nil {
+		t.Fatalf("token of the new key %s: %v", newKey.ID, err)
+	}
+	if s := keys.Status(); s.Keys != 1 {
+		t.Fatalf("key set after rotation has %d keys, want 1", s.Keys)
+	}
+	hits := v.CacheStats().Hits
+	if _, err := v.Validate(ctx, old); !errors.Is(err, middleware.ErrUnknownKey) {
+		t.Fatalf("cached token of a removed key: err = %v, want unknown_key", err)
+	}
+	if v.CacheStats().Hits != hits {
+		t.Fatal("cached token of a removed key was a hit")
+	}
+}
+
+func TestCacheConsultsRevocationOnHits(t *testing.T) {
+	iss := jwkstest.NewIssuer()
+	defer iss.Close()
+	var denied sync.Map
+	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{
+		Revoked: func(c *middleware.Claims) bool { _, ok := denied.Load(c.ID); return ok },
+	})
+	tok := mint(t, iss, map[string]any{"jti": "token-1"})
+	ctx := context.Background()
+	if _, err := v.Validate(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	denied.Store("token-1", true)
+	if _, err := v.Validate(ctx, tok); !errors.Is(err, middleware.ErrRevoked) {
+		t.Fatalf("revoked cached token: err = %v, want revoked", err)
+	}
+}
+
+func TestCacheBoundHoldsUnderFlood(t *testing.T) {
+	iss := jwkstest.NewIssuer()
+	defer iss.Close()
+	const size = 128
+	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{CacheSize: size})
+	ctx := context.Background()
+	tokens := make([]string, 10*size)
+	for i := range tokens {
+		tokens[i] = mint(t, iss, map[string]any{"jti": fmt.Sprint(i)})
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < len(tokens); i += 4 {
+				if _, err := v.Validate(ctx, tokens[i]); err != nil {
+					t.Error(err)
+					return
+				}
+				// Hits on a few hot tokens while others are evicted.
+				if _, err := v.Validate(ctx, tokens[w]); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	s := v.CacheStats()
+	if s.Entries > size {
+		t.Fatalf("cache holds %d entries, bound %d", s.Entries, size)
+	}
+	if s.Evictions == 0 || s.Hits == 0 {
+		t.Fatalf("stats %+v: want evictions and hits", s)
+	}
+}
+
+func TestCacheByteBound(t *testing.T) {
+	iss := jwkstest.NewIssuer()
+	defer iss.Close()
+	const maxBytes = 1 << 20 // 16 KiB a shard: two of these entries overflow one
+	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{CacheSize: 1 << 20, CacheMaxBytes: maxBytes})
+	big := make([]string, 40)
+	for i := range big {
+		big[i] = fmt.Sprintf("%0200d", i)
+	}
+	for i := range 500 {
+		tok := mint(t, iss, map[string]any{"jti": fmt.Sprint(i), "pad": big})
+		if _, err := v.Validate(context.Background(), tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := v.CacheStats()
+	if s.Bytes > maxBytes {
+		t.Fatalf("cache estimates %d bytes, bound %d", s.Bytes, maxBytes)
+	}
+	if s.Entries == 0 || s.Evictions == 0 {
+		t.Fatalf("stats %+v: want entries kept and evictions", s)
+	}
+}
+
+func TestCacheReturnsCopies(t *testing.T) {
+	iss := jwkstest.NewIssuer()
+	defer iss.Close()
+	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{})
+	tok := mint(t, iss, nil)
+	c1, err := v.Validate(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1.Subject = "mallory"
+	c2, err := v.Validate(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.Subject == "mallory" {
+		t.Fatal("a caller's change to its claims reached the cache")
+	}
+}
+
+func BenchmarkValidateCached(b *testing.B) {
+	iss := jwkstest.NewIssuer()
+	defer iss.Close()
+	v, _ := cachedValidator(b, iss, middleware.ValidatorOptions{CacheSize: 1000})
+	tok := mint(b, iss, map[string]any{
+		"sub":         "auth0|5f7c8ec7c33c6c004bbafe82",
+		"aud":         []string{cacheAud, iss.URL() + "userinfo"},
+		"azp":         "pYwZ3hQe7rFqkXnC2LmV9sTd",
+		"scope":       "openid profile read:contacts",
+		"permissions": []string{"read:contacts", "write:contacts"},
+	})
+	ctx := context.Background()
+	if _, err := v.Validate(ctx, tok); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Validate(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
