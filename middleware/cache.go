@@ -60,7 +60,6 @@ func sameKey(a publicKey, b crypto.PublicKey) bool {
 	return a.Equal(b)
 }
 
-
 func newTokenCache(maxEntries int, maxBytes int64) *tokenCache {
 	c := &tokenCache{
 		maxEntries: max(1, maxEntries/cacheShards),
