@@ -23,8 +23,56 @@ type Claims struct {
 	// Scopes are the granted scopes: the union of "scope" (space-delimited),
 	// "scp" (string or array) and "permissions" (Auth0 RBAC).
 	Scopes scopes.Set
+	// Kind says where the claims come from: a verified JWT, an RFC 7662
+	// introspection answer, or a /userinfo profile.
+	Kind Kind
 
 	raw []byte // the claims JSON, for Decode
+}
+
+// Kind is the source of [Claims].
+type Kind uint8
+
+const (
+	KindJWT           Kind = iota // a JWT verified locally
+	KindIntrospection             // an RFC 7662 introspection answer
+	KindUserInfo                  // a /userinfo profile: no audience, no scopes
+)
+
+// ParseClaims reads claims from JSON with the same rules as a token's: the
+// same limits, registered claims of the right types, no duplicates among
+// them. It is for [OpaqueChecker] implementations turning an issuer's answer
+// into claims; it verifies nothing.
+func ParseClaims(data []byte, kind Kind) (*Claims, error) {
+	if err := scanObject(data, registered); err != nil {
+		return nil, &Error{Reason: ReasonMalformed, Description: "claims are not a valid JSON object", Err: err}
+	}
+	var wc wireClaims
+	if err := json.Unmarshal(data, &wc); err != nil {
+		return nil, &Error{Reason: ReasonMalformed, Description: "claims are not valid", Err: err}
+	}
+	c := wc.claims(data)
+	c.Kind = kind
+	return c, nil
+}
+
+func (wc *wireClaims) claims(raw []byte) *Claims {
+	c := &Claims{
+		Issuer:    wc.Iss,
+		Subject:   wc.Sub,
+		Audience:  wc.Aud,
+		ExpiresAt: wc.Exp.t,
+		NotBefore: wc.Nbf.t,
+		IssuedAt:  wc.Iat.t,
+		ID:        wc.Jti,
+		ClientID:  wc.ClientID,
+		Scopes:    scopes.Union(wc.Scope, wc.Scp, wc.Permissions),
+		raw:       raw,
+	}
+	if c.ClientID == "" {
+		c.ClientID = wc.Azp
+	}
+	return c
 }
 
 // Decode unmarshals the claims JSON into v, for custom claims:

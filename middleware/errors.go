@@ -27,6 +27,8 @@ const (
 	ReasonIssuedInFuture    Reason = "issued_in_future"   // iat in the future
 	ReasonAudience          Reason = "audience"           // no accepted audience
 	ReasonRevoked           Reason = "revoked"            // on the deny list
+	ReasonInactive          Reason = "inactive"           // the issuer says the opaque token is not active
+	ReasonIssuerUnavailable Reason = "issuer_unavailable" // the issuer could not be asked about an opaque token
 	ReasonInsufficientScope Reason = "insufficient_scope" // valid token, missing scopes
 )
 
@@ -56,6 +58,8 @@ var answers = map[Reason]answer{
 	ReasonIssuedInFuture:    {http.StatusUnauthorized, "invalid_token", "token issued in the future"},
 	ReasonAudience:          {http.StatusUnauthorized, "invalid_token", "audience not accepted"},
 	ReasonRevoked:           {http.StatusUnauthorized, "invalid_token", "token revoked"},
+	ReasonInactive:          {http.StatusUnauthorized, "invalid_token", "token not active"},
+	ReasonIssuerUnavailable: {http.StatusServiceUnavailable, "", "issuer unavailable"},
 	ReasonInsufficientScope: {http.StatusForbidden, "insufficient_scope", "insufficient scope"},
 }
 
@@ -80,6 +84,8 @@ var (
 	ErrIssuedInFuture    = &Error{Reason: ReasonIssuedInFuture}
 	ErrAudience          = &Error{Reason: ReasonAudience}
 	ErrRevoked           = &Error{Reason: ReasonRevoked}
+	ErrInactive          = &Error{Reason: ReasonInactive}
+	ErrIssuerUnavailable = &Error{Reason: ReasonIssuerUnavailable}
 	ErrInsufficientScope = &Error{Reason: ReasonInsufficientScope}
 )
 

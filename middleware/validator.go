@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tokenward/tokenward/jwks"
-	"github.com/tokenward/tokenward/scopes"
 )
 
 // Defaults for the zero values of [ValidatorOptions].
@@ -68,6 +67,18 @@ type ValidatorOptions struct {
 	// Revoked, if set, is asked about every verified token, cached or not; a
 	// true answer refuses the token with reason revoked (a deny list).
 	Revoked func(*Claims) bool
+	// Opaque checks tokens that are not compact JWS (opaque tokens, and JWE,
+	// which tokenward cannot decrypt) with the issuer: RFC 7662
+	// introspection or /userinfo. Nil refuses them with reason opaque.
+	Opaque OpaqueChecker
+}
+
+// OpaqueChecker asks an issuer about a token that is not a JWT.
+type OpaqueChecker interface {
+	// CheckOpaque returns the claims the issuer vouches for, with Kind set,
+	// or an [*Error] (reason inactive for a token the issuer does not
+	// know, issuer_unavailable when it cannot be asked).
+	CheckOpaque(ctx context.Context, token string) (*Claims, error)
 }
 
 // DefaultCacheMaxBytes bounds the verified-token cache when
@@ -87,6 +98,7 @@ type Validator struct {
 	now       func() time.Time
 	cache     *tokenCache // nil without a cache
 	revoked   func(*Claims) bool
+	opaque    OpaqueChecker
 }
 
 // NewValidator returns a validator that accepts tokens of the given issuers
@@ -152,6 +164,7 @@ func NewValidator(issuers []Issuer, audiences []string, opts ValidatorOptions) (
 		v.now = time.Now
 	}
 	v.revoked = opts.Revoked
+	v.opaque = opts.Opaque
 	switch {
 	case opts.CacheSize < 0 || opts.CacheMaxBytes < 0:
 		errs = append(errs, errors.New("tokenward: negative cache size"))
@@ -206,6 +219,11 @@ var headerNames = []string{"alg", "typ", "kid", "crit", "jku", "x5u", "jwk", "x5
 func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > v.maxBytes {
 		return nil, ErrTooLarge
+	}
+	if v.opaque != nil && token != "" {
+		if _, _, jws := split(token); !jws {
+			return v.checkOpaque(ctx, token)
+		}
 	}
 	if v.cache == nil {
 		c, err := v.verify(ctx, token, nil)
@@ -271,6 +289,37 @@ func (v *Validator) fromCache(ctx context.Context, key *[32]byte, e *cacheEntry)
 	v.cache.hits.Add(1)
 	cp := *e.claims
 	return &cp, nil, true
+}
+
+// checkOpaque asks the opaque-token checker, then holds its answer to the
+// same rules as a JWT's claims: a trusted issuer, an accepted audience
+// (except for /userinfo answers, which carry none), the time claims, the deny
+// list.
+func (v *Validator) checkOpaque(ctx context.Context, token string) (*Claims, error) {
+	c, err := v.opaque.CheckOpaque(ctx, token)
+	if err != nil {
+		return nil, asError(err)
+	}
+	if c == nil {
+		return nil, ErrInactive
+	}
+	if _, ok := v.issuers[c.Issuer]; !ok {
+		return nil, &Error{Reason: ReasonIssuer, Detail: issuerHint(c.Issuer, v.trusted)}
+	}
+	now := v.now()
+	switch {
+	case !c.ExpiresAt.IsZero() && now.After(c.ExpiresAt.Add(v.leeway)):
+		return nil, &Error{Reason: ReasonExpired, Detail: "expired " + ago(now.Sub(c.ExpiresAt)) + " ago"}
+	case c.NotBefore.After(now.Add(v.leeway)):
+		return nil, ErrNotYetValid
+	case c.IssuedAt.After(now.Add(v.leeway)):
+		return nil, ErrIssuedInFuture
+	case c.Kind != KindUserInfo && !v.audienceAccepted(c.Audience):
+		return nil, &Error{Reason: ReasonAudience, Detail: audienceHint(c.Audience, v.audiences)}
+	case v.revoked != nil && v.revoked(c):
+		return nil, ErrRevoked
+	}
+	return c, nil
 }
 
 // CacheStats reports the verified-token cache; zero without a cache.
@@ -380,22 +429,7 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 		return nil, &Error{Reason: ReasonAudience, Detail: audienceHint(wc.Aud, v.audiences)}
 	}
 
-	c := &Claims{
-		Issuer:    wc.Iss,
-		Subject:   wc.Sub,
-		Audience:  wc.Aud,
-		ExpiresAt: wc.Exp.t,
-		NotBefore: wc.Nbf.t,
-		IssuedAt:  wc.Iat.t,
-		ID:        wc.Jti,
-		ClientID:  wc.ClientID,
-		Scopes:    scopes.Union(wc.Scope, wc.Scp, wc.Permissions),
-		raw:       payload,
-	}
-	if c.ClientID == "" {
-		c.ClientID = wc.Azp
-	}
-	return c, nil
+	return wc.claims(payload), nil
 }
 
 // split finds the two dots of a compact JWS and checks that every byte is of
@@ -433,7 +467,7 @@ func (v *Validator) structureError(token string) *Error {
 		}
 		return ErrOpaque
 	case 4:
-		return fail(ReasonMalformed, "encrypted tokens (JWE) are not accepted")
+		return fail(ReasonMalformed, "encrypted tokens (JWE) are not accepted: no decryption key is configured")
 	case 2:
 		return fail(ReasonMalformed, "token is not base64url")
 	}

@@ -31,6 +31,7 @@ var reasons = []middleware.Reason{
 	middleware.ReasonUnknownKey, middleware.ReasonKeysUnavailable, middleware.ReasonSignature,
 	middleware.ReasonExpired, middleware.ReasonNotYetValid, middleware.ReasonIssuedInFuture,
 	middleware.ReasonAudience, middleware.ReasonRevoked, middleware.ReasonInsufficientScope,
+	middleware.ReasonInactive, middleware.ReasonIssuerUnavailable,
 }
 
 // NewMetrics registers the metrics with reg. keys, if not nil, is read at
