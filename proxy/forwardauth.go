@@ -9,9 +9,11 @@ import (
 // ForwardAuth answers "may this request pass?" for NGINX auth_request,
 // Traefik ForwardAuth and Envoy ext_authz (HTTP service), on any path. The
 // original method and URI come from X-Forwarded-Method and X-Forwarded-Uri
-// (Traefik, Envoy) or X-Original-Method and X-Original-URI (NGINX); without
-// them the request's own method and URI are judged. The answer is 200 with
-// the identity headers, or the same 400/401/403/503 as the proxy.
+// (Traefik, Envoy), X-Original-Method and X-Original-URI (NGINX) or
+// X-Original-URL (ingress-nginx). All that are present must agree, and a
+// question without them is refused with 400: a client can add headers the
+// gateway does not overwrite. The answer is 200 with the identity headers,
+// or the same 400/401/403/503 as the proxy.
 type ForwardAuth struct {
 	g *guard
 }
@@ -47,33 +49,70 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // originalRequest rebuilds the request being asked about, for route matching.
+// The gateway sets one family of headers (X-Original-* for NGINX and
+// ingress-nginx, X-Forwarded-* for Traefik and Envoy) but passes on whatever
+// else the client sent, so a client can add the other family: every source
+// present must agree, or the question is refused. Without an original method
+// and URI the question is refused too, since judging the auth request's own
+// path would skip the route rules.
 func originalRequest(r *http.Request) (*http.Request, bool) {
-	method := first(r.Header, "X-Forwarded-Method", "X-Original-Method")
-	uri := first(r.Header, "X-Forwarded-Uri", "X-Original-Uri")
-	host := first(r.Header, "X-Forwarded-Host")
-	if method == "" {
-		method = r.Method
+	var methods, uris, hosts []string
+	methods = append(methods, r.Header.Values("X-Forwarded-Method")...)
+	methods = append(methods, r.Header.Values("X-Original-Method")...)
+	uris = append(uris, r.Header.Values("X-Forwarded-Uri")...)
+	uris = append(uris, r.Header.Values("X-Original-Uri")...)
+	hosts = append(hosts, r.Header.Values("X-Forwarded-Host")...)
+	// ingress-nginx sends the whole URL, and X-Original-URI only with the
+	// auth-method annotation.
+	for _, raw := range r.Header.Values("X-Original-Url") {
+		u, err := url.Parse(raw)
+		if err != nil || !u.IsAbs() {
+			return nil, false
+		}
+		uris = append(uris, u.RequestURI())
+		hosts = append(hosts, u.Host)
 	}
-	if uri == "" {
-		uri = r.URL.RequestURI()
+	method, ok := agreed(methods)
+	if !ok || !validMethod(method) {
+		return nil, false
 	}
-	if host == "" {
-		host = r.Host
+	uri, ok := agreed(uris)
+	if !ok {
+		return nil, false
+	}
+	host := r.Host
+	if len(hosts) > 0 {
+		if host, ok = agreed(hosts); !ok {
+			return nil, false
+		}
 	}
 	u, err := url.ParseRequestURI(uri)
-	if err != nil || !validMethod(method) || !canonicalPath(u) {
+	if err != nil || !canonicalPath(u) {
 		return nil, false
+	}
+	for _, other := range uris {
+		// Equal after parsing, so that a gateway's escaping does not matter
+		// but a different path or query does.
+		o, err := url.ParseRequestURI(other)
+		if err != nil || o.Path != u.Path || o.RawQuery != u.RawQuery {
+			return nil, false
+		}
 	}
 	return &http.Request{Method: method, URL: u, Host: host, Header: http.Header{}}, true
 }
 
-func first(h http.Header, names ...string) string {
-	for _, n := range names {
-		if v := h.Get(n); v != "" {
-			return v
+// agreed returns the one value all of vs share; false when vs is empty or
+// they differ.
+func agreed(vs []string) (string, bool) {
+	if len(vs) == 0 {
+		return "", false
+	}
+	for _, v := range vs[1:] {
+		if v != vs[0] && !strings.EqualFold(v, vs[0]) {
+			return "", false
 		}
 	}
-	return ""
+	return vs[0], true
 }
 
 func validMethod(m string) bool {
