@@ -8,7 +8,9 @@ import (
 	"crypto/rsa"
 	_ "crypto/sha256" // registers SHA-256 for crypto.Hash
 	_ "crypto/sha512" // registers SHA-384 and SHA-512
+	"maps"
 	"math/big"
+	"slices"
 )
 
 // algorithm describes one JWS signature algorithm we implement (RFC 7518 §3,
@@ -41,6 +43,13 @@ var algorithms = map[string]algorithm{
 	"ES384": {crypto.SHA384, kindECDSA, elliptic.P384()},
 	"ES512": {crypto.SHA512, kindECDSA, elliptic.P521()},
 	"EdDSA": {0, kindEdDSA, nil},
+}
+
+// Algorithms returns the "alg" values a [Validator] can be configured with,
+// sorted, for configuration checks and help texts. "none" and the HMAC
+// algorithms are never among them.
+func Algorithms() []string {
+	return slices.Sorted(maps.Keys(algorithms))
 }
 
 // fits reports whether pub is a key of the kind alg needs.

@@ -31,7 +31,7 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target, ok := originalRequest(r)
 	if !ok {
 		f.g.log.Info("request refused", "reason", "bad_original_uri", "status", http.StatusBadRequest, "client", r.RemoteAddr)
-		badRequest(w, "original request URI is missing, malformed or not canonical")
+		badRequest(w, f.g.realm, "original request URI is missing, malformed or not canonical")
 		return
 	}
 	d := f.g.decide(r.Context(), target, r.Header)

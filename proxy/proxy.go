@@ -75,6 +75,9 @@ func newGuard(cfg Config) (*guard, error) {
 	if realm == "" {
 		realm = middleware.DefaultRealm
 	}
+	if strings.ContainsFunc(realm, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '"' || r == '\\' }) {
+		errs = append(errs, fmt.Errorf("proxy: realm %q has characters a quoted header value cannot carry", realm))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -177,8 +180,8 @@ func argsToAttrs(args []any) []slog.Attr {
 }
 
 // badRequest answers a request whose target cannot be judged safely.
-func badRequest(w http.ResponseWriter, description string) {
-	middleware.WriteError(w, middleware.DefaultRealm, &middleware.Error{
+func badRequest(w http.ResponseWriter, realm, description string) {
+	middleware.WriteError(w, realm, &middleware.Error{
 		Reason: middleware.ReasonInvalidRequest, Description: description})
 }
 
@@ -220,6 +223,7 @@ func New(upstream string, cfg Config, opts UpstreamOptions) (*Proxy, error) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host // the upstream sees the Host the client asked for
 			pr.SetXForwarded()       // X-Forwarded-* from us only; client-sent values are dropped
+			g.identity.restore(pr.Out.Header, pr.In.Header)
 		},
 		Transport:    transport,
 		BufferPool:   bufferPool{},
@@ -232,7 +236,7 @@ func New(upstream string, cfg Config, opts UpstreamOptions) (*Proxy, error) {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !canonicalPath(r.URL) {
 		p.g.log.Info("request refused", "reason", "path_not_canonical", "status", http.StatusBadRequest, "client", r.RemoteAddr)
-		badRequest(w, "request path is not canonical")
+		badRequest(w, p.g.realm, "request path is not canonical")
 		return
 	}
 	d := p.g.decide(r.Context(), r, r.Header)

@@ -1,0 +1,535 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/tokenward/tokenward/jwks"
+	"github.com/tokenward/tokenward/middleware"
+	"github.com/tokenward/tokenward/proxy"
+	"github.com/tokenward/tokenward/scopes"
+)
+
+// Modes of the serving binary (TOKENWARD_MODE).
+const (
+	modeProxy       = "proxy"
+	modeForwardAuth = "forward-auth"
+)
+
+// Config is the binary's configuration, read from TOKENWARD_* environment
+// variables by [loadConfig]. The env tags are the contract documented in the
+// README; envDefault is each variable's default. Lists are comma-separated and
+// trimmed; empty elements are ignored.
+type Config struct {
+	Issuers                []string      `env:"TOKENWARD_ISSUERS"`
+	Audiences              []string      `env:"TOKENWARD_AUDIENCES"`
+	JWKSURIs               []string      `env:"TOKENWARD_JWKS_URIS"`
+	Algorithms             []string      `env:"TOKENWARD_ALGORITHMS" envDefault:"RS256"`
+	Leeway                 time.Duration `env:"TOKENWARD_LEEWAY" envDefault:"30s"`
+	RequiredScopes         []string      `env:"TOKENWARD_REQUIRED_SCOPES"`
+	RulesFile              string        `env:"TOKENWARD_RULES_FILE"`
+	Mode                   string        `env:"TOKENWARD_MODE" envDefault:"proxy"`
+	Upstream               string        `env:"TOKENWARD_UPSTREAM"`
+	ListenAddr             string        `env:"TOKENWARD_LISTEN_ADDR" envDefault:":8080"`
+	AdminAddr              string        `env:"TOKENWARD_ADMIN_ADDR" envDefault:":9090"`
+	ClaimHeaders           string        `env:"TOKENWARD_CLAIM_HEADERS" envDefault:"sub=X-Auth-Subject"`
+	StripAuthorization     bool          `env:"TOKENWARD_STRIP_AUTHORIZATION" envDefault:"false"`
+	JWKSRefreshInterval    time.Duration `env:"TOKENWARD_JWKS_REFRESH_INTERVAL" envDefault:"5m"`
+	JWKSMinRefreshInterval time.Duration `env:"TOKENWARD_JWKS_MIN_REFRESH_INTERVAL" envDefault:"10s"`
+	MaxTokenBytes          int           `env:"TOKENWARD_MAX_TOKEN_BYTES" envDefault:"16384"`
+	CacheSize              int           `env:"TOKENWARD_CACHE_SIZE" envDefault:"100000"`
+	CacheMaxBytes          int64         `env:"TOKENWARD_CACHE_MAX_BYTES" envDefault:"67108864"`
+	ShutdownGrace          time.Duration `env:"TOKENWARD_SHUTDOWN_GRACE" envDefault:"25s"`
+	LogFormat              string        `env:"TOKENWARD_LOG_FORMAT" envDefault:"json"`
+	LogLevel               string        `env:"TOKENWARD_LOG_LEVEL" envDefault:"info"`
+	AccessLog              bool          `env:"TOKENWARD_ACCESS_LOG" envDefault:"false"`
+	ScopesHeader           string        `env:"TOKENWARD_SCOPES_HEADER"`
+	RequireATJWT           bool          `env:"TOKENWARD_REQUIRE_AT_JWT" envDefault:"false"`
+	Realm                  string        `env:"TOKENWARD_REALM" envDefault:"api"`
+	UpstreamTimeout        time.Duration `env:"TOKENWARD_UPSTREAM_TIMEOUT" envDefault:"0s"`
+
+	// Derived by check from the fields above.
+	jwksURLs     map[string]string // issuer → key set URL
+	required     scopes.Requirement
+	rules        *proxy.Rules
+	claimHeaders []proxy.ClaimHeader
+	logLevel     slog.Level
+	unreadable   map[string]bool // variables env could not parse, already reported
+}
+
+// purpose says which variables a command needs: serving needs them all,
+// inspect only those that decide whether a token is valid.
+type purpose int
+
+const (
+	forServing purpose = iota
+	forInspect
+)
+
+// configError lists every configuration problem, each naming its variable.
+// It makes the binary exit with status 2.
+type configError struct {
+	problems []string
+}
+
+func (e *configError) Error() string {
+	var b strings.Builder
+	if len(e.problems) == 1 {
+		b.WriteString("configuration error:\n")
+	} else {
+		fmt.Fprintf(&b, "configuration error (%d problems):\n", len(e.problems))
+	}
+	for _, p := range e.problems {
+		// One line each: some errors (YAML's) come on several lines.
+		var parts []string
+		for line := range strings.SplitSeq(p, "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				parts = append(parts, line)
+			}
+		}
+		b.WriteString("  - " + strings.Join(parts, " ") + "\n")
+	}
+	b.WriteString("Every variable is described in the README (https://github.com/tokenward/tokenward#configuration).")
+	return b.String()
+}
+
+// envKeys returns the variables Config reads, from its env tags.
+func envKeys() []string {
+	params, err := env.GetFieldParams(&Config{})
+	if err != nil {
+		panic(err) // the tags above are constant: a test catches this
+	}
+	keys := make([]string, 0, len(params))
+	for _, p := range params {
+		keys = append(keys, p.Key)
+	}
+	return keys
+}
+
+// loadConfig reads and checks the configuration. getenv is consulted only for
+// the variables Config declares. Every problem is reported at once in a
+// *configError.
+func loadConfig(getenv func(string) string, p purpose) (*Config, error) {
+	environ := make(map[string]string)
+	for _, k := range envKeys() {
+		if v := getenv(k); v != "" {
+			environ[k] = v
+		}
+	}
+	c := &Config{}
+	var problems []string
+	c.unreadable = map[string]bool{}
+	if err := env.ParseWithOptions(c, env.Options{Environment: environ}); err != nil {
+		problems = append(problems, envProblems(err, environ, c.unreadable)...)
+	}
+	problems = append(problems, c.check(p)...)
+	if len(problems) > 0 {
+		return nil, &configError{problems: problems}
+	}
+	return c, nil
+}
+
+// envProblems turns the errors of env.Parse into sentences naming the
+// variable and the value (no value here is a secret: a URL's user info is
+// never echoed, see check).
+func envProblems(err error, environ map[string]string, unreadable map[string]bool) []string {
+	var errs []error
+	var agg env.AggregateError
+	if errors.As(err, &agg) {
+		errs = agg.Errors
+	} else {
+		errs = []error{err}
+	}
+	t := reflect.TypeFor[Config]()
+	var out []string
+	for _, e := range errs {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			out = append(out, e.Error())
+			continue
+		}
+		key := pe.Name
+		if f, ok := t.FieldByName(pe.Name); ok {
+			key, _, _ = strings.Cut(f.Tag.Get("env"), ",")
+		}
+		value := environ[key]
+		unreadable[key] = true
+		switch pe.Type {
+		case reflect.TypeFor[time.Duration]():
+			out = append(out, fmt.Sprintf("%s: %q is not a duration; write a number with a unit, like 30s, 5m or 1h30m", key, value))
+		case reflect.TypeFor[bool]():
+			out = append(out, fmt.Sprintf("%s: %q is not true or false", key, value))
+		case reflect.TypeFor[int](), reflect.TypeFor[int64]():
+			out = append(out, fmt.Sprintf("%s: %q is not a whole number", key, value))
+		default:
+			out = append(out, fmt.Sprintf("%s: %q cannot be read: %v", key, value, pe.Err))
+		}
+	}
+	return out
+}
+
+// check validates the parsed values and derives the rest, returning every
+// problem found.
+func (c *Config) check(p purpose) []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	c.Issuers = list(c.Issuers)
+	c.Audiences = list(c.Audiences)
+	c.Algorithms = list(c.Algorithms)
+	c.JWKSURIs = list(c.JWKSURIs)
+	c.RequiredScopes = scopeList(c.RequiredScopes)
+
+	// Issuers and audiences.
+	if len(c.Issuers) == 0 {
+		add("TOKENWARD_ISSUERS is not set: name the trusted issuers, like https://TENANT.auth0.com/ (with the trailing slash Auth0 puts in iss)")
+	}
+	seen := map[string]bool{}
+	for _, iss := range c.Issuers {
+		if seen[iss] {
+			add("TOKENWARD_ISSUERS: %s is given twice", redact(iss))
+			continue
+		}
+		seen[iss] = true
+		if err := checkURL(iss); err != nil {
+			add("TOKENWARD_ISSUERS: %v", err)
+		}
+	}
+	if len(c.Audiences) == 0 {
+		add("TOKENWARD_AUDIENCES is not set: name the audiences a token may carry, like https://api.example.com (the API identifier in Auth0)")
+	}
+
+	// Key set URLs.
+	c.jwksURLs = map[string]string{}
+	for _, pair := range c.JWKSURIs {
+		iss, u, ok := splitJWKSPair(pair)
+		switch {
+		case !ok:
+			add("TOKENWARD_JWKS_URIS: %q is not issuer=url (the url must start with https://, http:// or file://)", redactPair(pair))
+			continue
+		case !slices.Contains(c.Issuers, iss):
+			add("TOKENWARD_JWKS_URIS: %s is not one of TOKENWARD_ISSUERS", redact(iss))
+			continue
+		case c.jwksURLs[iss] != "":
+			add("TOKENWARD_JWKS_URIS: %s is given twice", redact(iss))
+			continue
+		}
+		if err := checkKeySetURL(u); err != nil {
+			add("TOKENWARD_JWKS_URIS: key set of %s: %v", iss, err)
+			continue
+		}
+		c.jwksURLs[iss] = u
+	}
+
+	// Validation options.
+	supported := middleware.Algorithms()
+	if len(c.Algorithms) == 0 {
+		add("TOKENWARD_ALGORITHMS is empty: name at least one of %s", strings.Join(supported, ", "))
+	}
+	for _, a := range c.Algorithms {
+		switch {
+		case slices.Contains(supported, a):
+		case strings.EqualFold(a, "none"):
+			add("TOKENWARD_ALGORITHMS: %q is never accepted: an unsigned token proves nothing", a)
+		case strings.HasPrefix(strings.ToUpper(a), "HS"):
+			add("TOKENWARD_ALGORITHMS: %q is never accepted: HMAC needs a shared secret, and a resource server verifies with the issuer's public keys (supported: %s)", a, strings.Join(supported, ", "))
+		default:
+			add("TOKENWARD_ALGORITHMS: %q is not supported (supported: %s; names are case-sensitive)", a, strings.Join(supported, ", "))
+		}
+	}
+	ok := func(key string) bool { return !c.unreadable[key] }
+	if c.Leeway < 0 && ok("TOKENWARD_LEEWAY") {
+		add("TOKENWARD_LEEWAY: %s is negative; use 0 for no leeway", c.Leeway)
+	}
+	if c.MaxTokenBytes <= 0 && ok("TOKENWARD_MAX_TOKEN_BYTES") {
+		add("TOKENWARD_MAX_TOKEN_BYTES: %d must be a positive number of bytes", c.MaxTokenBytes)
+	}
+	if c.CacheSize < 0 && ok("TOKENWARD_CACHE_SIZE") {
+		add("TOKENWARD_CACHE_SIZE: %d is negative; use 0 to disable the cache", c.CacheSize)
+	}
+	if c.CacheMaxBytes <= 0 && ok("TOKENWARD_CACHE_MAX_BYTES") {
+		add("TOKENWARD_CACHE_MAX_BYTES: %d must be a positive number of bytes", c.CacheMaxBytes)
+	}
+	if c.JWKSRefreshInterval <= 0 && ok("TOKENWARD_JWKS_REFRESH_INTERVAL") {
+		add("TOKENWARD_JWKS_REFRESH_INTERVAL: %s must be positive", c.JWKSRefreshInterval)
+	}
+	if c.JWKSMinRefreshInterval <= 0 && ok("TOKENWARD_JWKS_MIN_REFRESH_INTERVAL") {
+		add("TOKENWARD_JWKS_MIN_REFRESH_INTERVAL: %s must be positive", c.JWKSMinRefreshInterval)
+	}
+	c.required = scopes.All(c.RequiredScopes...)
+	if err := c.required.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			add("TOKENWARD_REQUIRED_SCOPES: %s", strings.TrimPrefix(e.Error(), "scopes: "))
+		}
+	}
+
+	global := c.required
+	if global.Validate() != nil {
+		global = scopes.Requirement{} // reported above, as TOKENWARD_REQUIRED_SCOPES
+	}
+	if c.RulesFile != "" {
+		rules, err := proxy.LoadRules(c.RulesFile, global)
+		for _, e := range unjoin(err) {
+			add("TOKENWARD_RULES_FILE: %s", strings.TrimPrefix(e.Error(), "proxy: "))
+		}
+		c.rules = rules
+	} else {
+		c.rules, _ = proxy.NewRules(nil, global) // no rules: cannot fail
+	}
+
+	// Logging: checked for every command, used by serve.
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		add("TOKENWARD_LOG_FORMAT: %q is neither json nor text", c.LogFormat)
+	}
+	if err := c.logLevel.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		add("TOKENWARD_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+
+	if p == forServing {
+		problems = append(problems, c.checkServing()...)
+	}
+	return problems
+}
+
+// checkServing checks what only the serving binary uses.
+func (c *Config) checkServing() []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	switch c.Mode {
+	case modeProxy:
+		if c.Upstream == "" {
+			add("TOKENWARD_UPSTREAM is not set: proxy mode needs the URL of the protected API, like http://127.0.0.1:3000")
+		} else if err := checkUpstream(c.Upstream); err != nil {
+			add("TOKENWARD_UPSTREAM: %v", err)
+		}
+	case modeForwardAuth:
+	default:
+		add("TOKENWARD_MODE: %q is neither %s nor %s", c.Mode, modeProxy, modeForwardAuth)
+	}
+
+	for _, v := range []struct{ name, addr string }{
+		{"TOKENWARD_LISTEN_ADDR", c.ListenAddr},
+		{"TOKENWARD_ADMIN_ADDR", c.AdminAddr},
+	} {
+		_, port, err := net.SplitHostPort(v.addr)
+		if err != nil {
+			add("%s: %q is not host:port (like :8080 or 127.0.0.1:8080)", v.name, v.addr)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			add("%s: %q has no valid port number", v.name, v.addr)
+		}
+	}
+	if c.ListenAddr == c.AdminAddr && !strings.HasSuffix(c.ListenAddr, ":0") {
+		add("TOKENWARD_ADMIN_ADDR: %q is also TOKENWARD_LISTEN_ADDR; the admin endpoints need their own address", c.AdminAddr)
+	}
+
+	headers, err := proxy.ParseClaimHeaders(c.ClaimHeaders)
+	for _, e := range unjoin(err) {
+		add("TOKENWARD_CLAIM_HEADERS: %v", e)
+	}
+	c.claimHeaders = headers
+	if c.ScopesHeader != "" {
+		// The same rules as claim headers: an HTTP token, and not a header
+		// the proxy itself depends on.
+		if _, err := proxy.ParseClaimHeaders("scope=" + c.ScopesHeader); err != nil {
+			add("TOKENWARD_SCOPES_HEADER: %v", err)
+		}
+		for _, h := range headers {
+			if strings.EqualFold(h.Header, c.ScopesHeader) {
+				add("TOKENWARD_SCOPES_HEADER: %q is also in TOKENWARD_CLAIM_HEADERS", c.ScopesHeader)
+			}
+		}
+	}
+
+	if !validRealm(c.Realm) {
+		add("TOKENWARD_REALM: %q must be printable ASCII without \" or \\", c.Realm)
+	}
+	if c.ShutdownGrace < 0 {
+		add("TOKENWARD_SHUTDOWN_GRACE: %s is negative", c.ShutdownGrace)
+	}
+	if c.UpstreamTimeout < 0 {
+		add("TOKENWARD_UPSTREAM_TIMEOUT: %s is negative; use 0 for none", c.UpstreamTimeout)
+	}
+	return problems
+}
+
+// validatorOptions maps the configuration to the validator's options.
+func (c *Config) validatorOptions() middleware.ValidatorOptions {
+	leeway := c.Leeway
+	if leeway == 0 {
+		leeway = -1 // the validator reads zero as its default; 0 here means none
+	}
+	return middleware.ValidatorOptions{
+		Algorithms:    c.Algorithms,
+		Leeway:        leeway,
+		RequireATJWT:  c.RequireATJWT,
+		MaxTokenBytes: c.MaxTokenBytes,
+		CacheSize:     c.CacheSize,
+		CacheMaxBytes: c.CacheMaxBytes,
+	}
+}
+
+// remoteOptions maps the configuration to the key sets' options.
+func (c *Config) remoteOptions(log *slog.Logger) jwks.RemoteOptions {
+	return jwks.RemoteOptions{
+		RefreshInterval:    c.JWKSRefreshInterval,
+		MinRefreshInterval: c.JWKSMinRefreshInterval,
+		Logger:             log,
+	}
+}
+
+// list trims every element and drops the empty ones.
+func list(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// scopeList is list, also splitting on spaces: scopes are written
+// space-delimited in OAuth, and a scope can never contain one.
+func scopeList(in []string) []string {
+	var out []string
+	for _, s := range in {
+		out = append(out, strings.Fields(s)...)
+	}
+	return out
+}
+
+// splitJWKSPair splits one TOKENWARD_JWKS_URIS element, issuer=url. Issuer
+// URLs and key set URLs may both contain "=", so the pair is split at the
+// first "=" that is followed (after optional spaces) by "https://", "http://"
+// or "file://": the start of the key set URL.
+func splitJWKSPair(pair string) (issuer, keySetURL string, ok bool) {
+	for i := 0; i < len(pair); i++ {
+		if pair[i] != '=' {
+			continue
+		}
+		rest := strings.TrimSpace(pair[i+1:])
+		for _, scheme := range []string{"https://", "http://", "file://"} {
+			if len(rest) >= len(scheme) && strings.EqualFold(rest[:len(scheme)], scheme) {
+				issuer = strings.TrimSpace(pair[:i])
+				if issuer == "" {
+					return "", "", false
+				}
+				return issuer, rest, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// checkURL is jwks.CheckURL without echoing user info, which could be a
+// password.
+func checkURL(raw string) error {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		return fmt.Errorf("%s must not have user info", redact(raw))
+	}
+	if err := jwks.CheckURL(raw); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "jwks: "))
+	}
+	return nil
+}
+
+// checkKeySetURL accepts an https key set URL (http on loopback), or a
+// readable file:///path holding a usable key set.
+func checkKeySetURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "file" {
+		return checkURL(raw)
+	}
+	if (u.Host != "" && u.Host != "localhost") || u.Path == "" {
+		return fmt.Errorf("%q must be file:///absolute/path", raw)
+	}
+	if _, err := jwks.LoadFile(u.Path); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "jwks: "))
+	}
+	return nil
+}
+
+// checkUpstream accepts what proxy.New accepts: http, https, h2c (HTTP/2
+// without TLS) and unix:///path/to.sock URLs, without user info, query or
+// fragment.
+func checkUpstream(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", redact(raw))
+	}
+	switch {
+	case u.User != nil:
+		return fmt.Errorf("%s must not have user info", redact(raw))
+	case u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%q must not have a query or a fragment", raw)
+	}
+	switch u.Scheme {
+	case "http", "https", "h2c":
+		if u.Host == "" {
+			return fmt.Errorf("%q has no host", raw)
+		}
+	case "unix":
+		if u.Path == "" {
+			return fmt.Errorf("%q names no socket (write unix:///path/to.sock)", raw)
+		}
+	default:
+		return fmt.Errorf("%q must be an http://, https://, h2c:// or unix:// URL", raw)
+	}
+	return nil
+}
+
+// redact hides a URL's user info (a password, or a token as user name);
+// other text is unchanged.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = url.User("REDACTED")
+	return u.String()
+}
+
+func redactPair(pair string) string {
+	if strings.Contains(pair, "@") {
+		return "(a value with user info, not shown)"
+	}
+	return pair
+}
+
+// validRealm reports whether a realm fits in a quoted-string unescaped.
+func validRealm(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// unjoin flattens errors.Join trees into their leaves.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}

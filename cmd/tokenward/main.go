@@ -1,0 +1,37 @@
+// Command tokenward validates OAuth 2.0 bearer access tokens in front of an
+// API: as a sidecar reverse proxy, or as a forward-auth service for NGINX
+// auth_request, Traefik ForwardAuth and Envoy ext_authz. It is configured by
+// TOKENWARD_* environment variables, listed in the README.
+//
+// Usage:
+//
+//	tokenward                  serve, as configured by the environment
+//	tokenward demo             a self-contained demo with curl commands to try
+//	tokenward inspect [token]  decode a token and say whether it would be accepted
+//	tokenward version          print the version
+//	tokenward help             print the usage
+//
+// Exit status: 0 on success (and after a graceful shutdown on SIGTERM or
+// SIGINT), 2 for a configuration error (nothing was started), 1 otherwise
+// (inspect: the token would be refused).
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal, restore the default handling, so that a
+		// second one ends the process at once, mid-shutdown.
+		<-ctx.Done()
+		stop()
+	}()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err))
+}

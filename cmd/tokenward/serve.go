@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tokenward/tokenward/jwks"
+	"github.com/tokenward/tokenward/middleware"
+	"github.com/tokenward/tokenward/proxy"
+)
+
+// serve runs the proxy (or forward-auth service) and the admin server until
+// ctx ends, then shuts down gracefully.
+func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv, forServing)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogFormat, cfg.logLevel)
+
+	g, err := newGateway(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer g.keys.Close()
+
+	log.Info("tokenward starting",
+		"version", versionString(),
+		"mode", cfg.Mode,
+		"issuers", cfg.Issuers,
+		"audiences", cfg.Audiences,
+		"algorithms", cfg.Algorithms,
+		"jwks_uris", cfg.jwksURLs,
+		"upstream", redact(cfg.Upstream),
+		"rules", cfg.rules.Len(),
+		"required_scopes", cfg.required.String(),
+		"claim_headers", cfg.ClaimHeaders,
+		"strip_authorization", cfg.StripAuthorization,
+	)
+	if cfg.Mode == modeForwardAuth && cfg.Upstream != "" {
+		log.Warn("TOKENWARD_UPSTREAM is ignored in forward-auth mode")
+	}
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("TOKENWARD_LISTEN_ADDR: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("TOKENWARD_ADMIN_ADDR: %w", err)
+	}
+	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	srv := proxy.NewServer(cfg.ListenAddr, g.handler)
+	srv.ErrorLog = errorLog
+	admin := &http.Server{
+		Handler:           proxy.NewAdmin(g.gatherer, g.keys),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          errorLog,
+	}
+
+	// Each Serve returns http.ErrServerClosed once shut down; the buffer
+	// lets both goroutines end whatever happens here.
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- admin.Serve(adminLn) }()
+	log.Info("listening", "server", cfg.Mode, "addr", ln.Addr().String())
+	log.Info("listening", "server", "admin", "addr", adminLn.Addr().String())
+
+	var failed error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: no new connections; in-flight requests may finish", "grace", cfg.ShutdownGrace.String())
+	case err := <-errc:
+		failed = fmt.Errorf("server stopped: %w", err)
+		log.Error("server stopped; shutting down", "error", err.Error())
+	}
+
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range []*http.Server{srv, admin} {
+		wg.Go(func() {
+			if err := s.Shutdown(sctx); err != nil {
+				// Grace is over: cut what is still open (long streams).
+				s.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if sctx.Err() != nil {
+		log.Warn("shutdown grace period over; closed the connections still open", "grace", cfg.ShutdownGrace.String())
+	}
+	log.Info("stopped")
+	return failed
+}
+
+// gateway is what serve and demo run: the key sets of the trusted issuers,
+// the handler that guards the upstream, and the metrics.
+type gateway struct {
+	keys     *jwks.Registry
+	handler  http.Handler
+	gatherer prometheus.Gatherer
+}
+
+// newGateway wires a checked configuration together. Its errors are
+// configuration errors.
+func newGateway(cfg *Config, log *slog.Logger) (*gateway, error) {
+	obs := &refreshObserver{}
+	keys, err := jwks.NewRegistry(cfg.Issuers, jwks.RegistryOptions{
+		JWKSURLs:  cfg.jwksURLs,
+		Remote:    cfg.remoteOptions(log),
+		OnRefresh: obs.observe,
+	})
+	if err != nil {
+		return nil, asConfigError(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	metrics := proxy.NewMetrics(reg, keys)
+	obs.bind(metrics)
+
+	issuers := make([]middleware.Issuer, 0, len(cfg.Issuers))
+	for _, iss := range cfg.Issuers {
+		set, _ := keys.Set(iss)
+		issuers = append(issuers, middleware.Issuer{URL: iss, Keys: set})
+	}
+	v, err := middleware.NewValidator(issuers, cfg.Audiences, cfg.validatorOptions())
+	if err != nil {
+		keys.Close()
+		return nil, asConfigError(err)
+	}
+	pc := proxy.Config{
+		Validator:          v,
+		Rules:              cfg.rules,
+		ClaimHeaders:       cfg.claimHeaders,
+		ScopesHeader:       cfg.ScopesHeader,
+		StripAuthorization: cfg.StripAuthorization,
+		Realm:              cfg.Realm,
+		Logger:             log,
+		AccessLog:          cfg.AccessLog,
+		Metrics:            metrics,
+	}
+	var h http.Handler
+	switch cfg.Mode {
+	case modeForwardAuth:
+		h, err = proxy.NewForwardAuth(pc)
+	default:
+		h, err = proxy.New(cfg.Upstream, pc, proxy.UpstreamOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout})
+	}
+	if err != nil {
+		keys.Close()
+		return nil, asConfigError(err)
+	}
+	return &gateway{keys: keys, handler: h, gatherer: reg}, nil
+}
+
+// asConfigError reports a constructor's errors as configuration problems.
+// loadConfig checks everything the constructors check, so this is a net.
+func asConfigError(err error) error {
+	ce := &configError{}
+	for _, e := range unjoin(err) {
+		ce.problems = append(ce.problems, e.Error())
+	}
+	return ce
+}
+
+// refreshObserver passes key set refreshes to the metrics. The registry must
+// exist before the metrics (which read its state) and starts fetching at
+// once, so the first events may come before the metrics do: they are kept and
+// replayed.
+type refreshObserver struct {
+	mu      sync.Mutex // guards m and pending
+	m       *proxy.Metrics
+	pending []refresh
+}
+
+type refresh struct {
+	issuers []string
+	event   jwks.RefreshEvent
+}
+
+// observe is jwks.RegistryOptions.OnRefresh. It does not block.
+func (o *refreshObserver) observe(issuers []string, e jwks.RefreshEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m != nil {
+		o.m.ObserveRefresh(issuers, e)
+		return
+	}
+	if len(o.pending) < 64 {
+		o.pending = append(o.pending, refresh{issuers, e})
+	}
+}
+
+func (o *refreshObserver) bind(m *proxy.Metrics) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.m = m
+	for _, r := range o.pending {
+		m.ObserveRefresh(r.issuers, r.event)
+	}
+	o.pending = nil
+}
