@@ -24,6 +24,17 @@
 // requests ([Issuer.JWKSRequests]), and tests wait on the count
 // ([Issuer.WaitJWKSRequests]) rather than sleep.
 //
+// For opaque access tokens the issuer also serves /userinfo
+// ([Issuer.UserInfoURL]) and an RFC 7662 introspection endpoint
+// ([Issuer.IntrospectionURL]), both listed in its discovery document.
+// [Issuer.MintOpaque] makes a random token that the issuer remembers with its
+// claims, [Issuer.RevokeOpaque] makes it inactive, and
+// [Issuer.SetIntrospectionClient] sets the client_secret_basic credentials
+// the introspection endpoint requires. /userinfo also answers for the JWTs
+// the issuer signs. Both endpoints are counted ([Issuer.IntrospectionRequests],
+// [Issuer.WaitIntrospectionRequests], ...) and obey SetDown, SetDelay and
+// SetGarbage.
+//
 // Signatures follow RFC 7518: RS256/384/512 are RSASSA-PKCS1-v1_5, PS256/384/512
 // are RSASSA-PSS with a salt as long as the hash, ES256/384/512 are raw
 // R||S of fixed size (not ASN.1), and EdDSA is Ed25519 (RFC 8037).

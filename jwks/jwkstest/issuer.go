@@ -76,6 +76,8 @@ type Issuer struct {
 	countCond  sync.Cond
 	counts     [numEndpoints]int64
 	countsDone bool // the issuer is closed: counts will not change again
+
+	opaque opaqueState // opaque tokens and the introspection client (opaque.go)
 }
 
 // published is a key with its public JWK, encoded once.
@@ -353,8 +355,9 @@ func (i *Issuer) rebuildLocked() {
 	i.jwks = b
 }
 
-// SetDown makes discovery and the JWKS answer 503 Service Unavailable while
-// down is true, as during an outage of the issuer.
+// SetDown makes every endpoint (discovery, the JWKS, /userinfo,
+// introspection) answer 503 Service Unavailable while down is true, as during
+// an outage of the issuer.
 func (i *Issuer) SetDown(down bool) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -374,8 +377,9 @@ func (i *Issuer) SetDelay(d time.Duration) {
 	i.delayChanged = make(chan struct{})
 }
 
-// SetGarbage makes the JWKS answer 200 OK with an HTML error page while
-// garbage is true, as a misconfigured proxy in front of an issuer does. It
+// SetGarbage makes the JWKS, /userinfo and introspection answer 200 OK with
+// an HTML error page while garbage is true, as a misconfigured proxy in front
+// of an issuer does. It
 // takes precedence over [Issuer.SetJWKSBody]; [Issuer.SetDown] takes
 // precedence over it.
 func (i *Issuer) SetGarbage(garbage bool) {

@@ -21,11 +21,14 @@ type endpoint int
 const (
 	endpointDiscovery endpoint = iota
 	endpointJWKS
+	endpointUserInfo
+	endpointIntrospection
 	numEndpoints
 )
 
-// garbageBody is what the JWKS answers under SetGarbage: what a proxy or
-// captive portal in front of an issuer sends with a 200.
+// garbageBody is what the JWKS, /userinfo and introspection answer under
+// SetGarbage: what a proxy or captive portal in front of an issuer sends with
+// a 200.
 const garbageBody = `<!DOCTYPE html>
 <html><head><title>Welcome</title></head>
 <body><h1>Please sign in to continue</h1></body></html>
@@ -35,6 +38,9 @@ func (i *Issuer) routes() http.Handler {
 	mux := http.NewServeMux()
 	i.handle(mux, "GET /"+discoveryPath, endpointDiscovery, i.serveDiscovery)
 	i.handle(mux, "GET /"+jwksPath, endpointJWKS, i.serveJWKS)
+	i.handle(mux, "GET /"+userInfoPath, endpointUserInfo, i.serveUserInfo)
+	i.handle(mux, "POST /"+userInfoPath, endpointUserInfo, i.serveUserInfo)
+	i.handle(mux, "POST /"+introspectionPath, endpointIntrospection, i.serveIntrospection)
 	return mux
 }
 
@@ -105,8 +111,9 @@ func (i *Issuer) hold(ctx context.Context, arrived time.Time) bool {
 }
 
 // discovery is the OpenID Provider Metadata (OpenID Connect Discovery 1.0
-// §3), with the endpoints an Auth0 tenant lists. Only the discovery document
-// and the JWKS are served.
+// §3), with the endpoints an Auth0 tenant lists, and an RFC 7662
+// introspection endpoint (RFC 8414 §2). Discovery, the JWKS, /userinfo and
+// introspection are served; the other endpoints are only listed.
 type discovery struct {
 	Issuer                            string   `json:"issuer"`
 	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
@@ -114,6 +121,7 @@ type discovery struct {
 	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint"`
 	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	JWKSURI                           string   `json:"jwks_uri"`
 	ScopesSupported                   []string `json:"scopes_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
@@ -140,8 +148,9 @@ func (i *Issuer) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		AuthorizationEndpoint:             i.url + "authorize",
 		TokenEndpoint:                     i.url + "oauth/token",
 		DeviceAuthorizationEndpoint:       i.url + "oauth/device/code",
-		UserinfoEndpoint:                  i.url + "userinfo",
+		UserinfoEndpoint:                  i.url + userInfoPath,
 		RevocationEndpoint:                i.url + "oauth/revoke",
+		IntrospectionEndpoint:             i.url + introspectionPath,
 		JWKSURI:                           i.url + jwksPath,
 		ScopesSupported:                   []string{"openid", "profile", "email", "offline_access"},
 		ResponseTypesSupported:            []string{"code", "token", "id_token", "code id_token", "code token", "id_token token", "code id_token token"},

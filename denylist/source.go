@@ -1,0 +1,162 @@
+package denylist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/tokenward/tokenward/jwks"
+)
+
+// source is where a list comes from.
+type source interface {
+	// read returns the list's bytes, or nil when the source is known not
+	// to have changed since the last read.
+	read(ctx context.Context) ([]byte, error)
+	// String names the source for logs.
+	String() string
+}
+
+// settle is how long after a file's modification time a read is taken to
+// have seen every write of that time: file systems keep modification times
+// to a second or two on some platforms, so a file rewritten within the same
+// tick, with the same size, would otherwise look unchanged.
+const settle = 2 * time.Second
+
+// fileSource reads a file when its stat says it may have changed. The
+// content hash, compared by the List, decides whether it did.
+type fileSource struct {
+	path string
+	max  int64
+
+	// Only touched by read, which the List serialises.
+	mod    time.Time
+	size   int64
+	readAt time.Time // when the file was last read
+}
+
+func (f *fileSource) String() string { return f.path }
+
+func (f *fileSource) read(context.Context) ([]byte, error) {
+	fi, err := os.Stat(f.path) // follows links: a ConfigMap swap is seen
+	if err != nil {
+		return nil, fmt.Errorf("denylist: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("denylist: %s is not a regular file", f.path)
+	}
+	if fi.ModTime().Equal(f.mod) && fi.Size() == f.size && f.readAt.Sub(f.mod) > settle {
+		return nil, nil
+	}
+	if fi.Size() > f.max {
+		return nil, fmt.Errorf("denylist: %s is %d bytes, more than the limit of %d", f.path, fi.Size(), f.max)
+	}
+	now := time.Now()
+	file, err := os.Open(f.path)
+	if err != nil {
+		return nil, fmt.Errorf("denylist: %w", err)
+	}
+	defer file.Close()
+	data, err := io.ReadAll(io.LimitReader(file, f.max+1))
+	if err != nil {
+		return nil, fmt.Errorf("denylist: reading %s: %w", f.path, err)
+	}
+	if int64(len(data)) > f.max {
+		return nil, fmt.Errorf("denylist: %s is more than the limit of %d bytes", f.path, f.max)
+	}
+	f.mod, f.size, f.readAt = fi.ModTime(), fi.Size(), now
+	return data, nil
+}
+
+// urlSource fetches the list over HTTP, conditionally on its ETag.
+type urlSource struct {
+	url     string
+	display string // url without its query, which may hold a credential
+	client  *http.Client
+	timeout time.Duration
+	max     int64
+
+	etag string // of the last 200 answer; only touched by read
+}
+
+func newURLSource(raw string, base *http.Client, timeout time.Duration, max int64) (*urlSource, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "":
+		return nil, errors.New("denylist: URL is not an absolute URL")
+	case u.User != nil:
+		return nil, errors.New("denylist: URL must not carry credentials (user info)")
+	case u.Scheme == "https", u.Scheme == "http" && jwks.IsLoopback(u.Hostname()):
+	default:
+		return nil, fmt.Errorf("denylist: URL %s must be https (http only on a loopback host)", u.Redacted())
+	}
+	display := *u
+	display.RawQuery, display.Fragment = "", ""
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	c := &http.Client{}
+	if base != nil {
+		*c = *base
+	}
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 5 {
+			return errors.New("too many redirects")
+		}
+		if r := req.URL; r.Scheme != "https" && !(r.Scheme == "http" && jwks.IsLoopback(r.Hostname())) {
+			return errors.New("redirect to a URL that is not https")
+		}
+		return nil
+	}
+	return &urlSource{url: raw, display: display.String(), client: c, timeout: timeout, max: max}, nil
+}
+
+func (u *urlSource) String() string { return u.display }
+
+func (u *urlSource) read(ctx context.Context) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("denylist: fetching %s: %w", u.display, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if u.etag != "" {
+		req.Header.Set("If-None-Match", u.etag)
+	}
+	resp, err := u.client.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("denylist: fetching %s: timed out after %v", u.display, u.timeout)
+		}
+		// Not the *url.Error itself: it quotes the whole URL, query included.
+		inner := errors.Unwrap(err)
+		if inner == nil {
+			inner = err
+		}
+		return nil, fmt.Errorf("denylist: fetching %s: %w", u.display, inner)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotModified && u.etag != "":
+		return nil, nil
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("denylist: fetching %s: status %d", u.display, resp.StatusCode)
+	case resp.ContentLength > u.max:
+		return nil, fmt.Errorf("denylist: %s is %d bytes, more than the limit of %d", u.display, resp.ContentLength, u.max)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, u.max+1))
+	if err != nil {
+		return nil, fmt.Errorf("denylist: fetching %s: %w", u.display, err)
+	}
+	if int64(len(data)) > u.max {
+		return nil, fmt.Errorf("denylist: %s is more than the limit of %d bytes", u.display, u.max)
+	}
+	u.etag = resp.Header.Get("ETag")
+	return data, nil
+}

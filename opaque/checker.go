@@ -1,0 +1,322 @@
+package opaque
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenward/tokenward/jwks"
+	"github.com/tokenward/tokenward/middleware"
+)
+
+// Defaults for the zero values of [IntrospectorOptions] and
+// [UserInfoOptions].
+const (
+	DefaultTimeout       = 5 * time.Second
+	DefaultCacheTTL      = 5 * time.Minute
+	DefaultNegativeTTL   = 10 * time.Second
+	DefaultMaxEntries    = 100000
+	DefaultCacheMaxBytes = 64 << 20
+)
+
+// The results an [IntrospectorOptions.OnCheck] hook is called with: a small
+// fixed set, safe as a metric label.
+const (
+	ResultActive   = "active"   // the issuer vouches for the token
+	ResultInactive = "inactive" // the issuer does not, or its answer is refused
+	ResultError    = "error"    // the issuer could not be asked
+)
+
+// maxBody bounds an answer of the issuer: introspection answers and
+// profiles are a few hundred bytes.
+const maxBody = 1 << 20
+
+// maxToken bounds the token sent to the issuer. The validator's own limit
+// ([middleware.ValidatorOptions.MaxTokenBytes]) is usually far lower.
+const maxToken = 64 << 10
+
+// Stats counts what a checker did, for metrics.
+type Stats struct {
+	Calls   uint64 // requests made to the issuer
+	Hits    uint64 // checks answered from the cache
+	Misses  uint64 // checks that needed the issuer (shared calls included)
+	Errors  uint64 // calls that failed: the issuer could not be asked, or its answer was unusable
+	Entries int    // answers cached now, expired ones not yet evicted included
+}
+
+// settings are the options the two checkers share, defaults applied.
+type settings struct {
+	issuer      string
+	timeout     time.Duration
+	ttl, negTTL time.Duration // <= 0: that kind of answer is not cached
+	maxEntries  int
+	maxBytes    int64
+	client      *http.Client
+	log         *slog.Logger
+	onCheck     func(result string, cached bool)
+	now         func() time.Time
+}
+
+// common are the options of [IntrospectorOptions] and [UserInfoOptions]
+// that mean the same in both.
+type common struct {
+	issuer        string
+	timeout       time.Duration
+	cacheTTL      time.Duration
+	negativeTTL   time.Duration
+	maxEntries    int
+	cacheMaxBytes int64
+	httpClient    *http.Client
+	logger        *slog.Logger
+	onCheck       func(result string, cached bool)
+	now           func() time.Time
+}
+
+// newSettings checks and completes the shared options, adding every problem
+// to errs.
+func newSettings(what, endpoint string, o common, errs *[]error) settings {
+	if err := jwks.CheckURL(endpoint); err != nil {
+		*errs = append(*errs, fmt.Errorf("opaque: %s endpoint: %w", what, err))
+	}
+	if o.issuer == "" {
+		*errs = append(*errs, fmt.Errorf("opaque: %s: no issuer", what))
+	} else if err := jwks.CheckURL(o.issuer); err != nil {
+		*errs = append(*errs, fmt.Errorf("opaque: %s issuer: %w", what, err))
+	}
+	if o.timeout < 0 {
+		*errs = append(*errs, fmt.Errorf("opaque: %s: negative timeout", what))
+	}
+	if o.maxEntries < 0 || o.cacheMaxBytes < 0 {
+		*errs = append(*errs, fmt.Errorf("opaque: %s: negative cache bound", what))
+	}
+	s := settings{
+		issuer:     o.issuer,
+		timeout:    o.timeout,
+		ttl:        o.cacheTTL,
+		negTTL:     o.negativeTTL,
+		maxEntries: o.maxEntries,
+		maxBytes:   o.cacheMaxBytes,
+		log:        o.logger,
+		onCheck:    o.onCheck,
+		now:        o.now,
+	}
+	if s.timeout == 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.ttl == 0 {
+		s.ttl = DefaultCacheTTL
+	}
+	if s.negTTL == 0 {
+		s.negTTL = DefaultNegativeTTL
+	}
+	if s.maxEntries == 0 {
+		s.maxEntries = DefaultMaxEntries
+	}
+	if s.maxBytes == 0 {
+		s.maxBytes = DefaultCacheMaxBytes
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.client = &http.Client{}
+	if o.httpClient != nil {
+		*s.client = *o.httpClient
+	}
+	// A redirect is not followed: the request carries a token or the
+	// client's credentials, and an issuer's endpoints do not move.
+	s.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return s
+}
+
+// fetchFunc asks the issuer about a token. It returns the claims it vouches
+// for and the size of its answer, or an error: reason issuer_unavailable when
+// the issuer could not be asked or its answer is unusable (not cached), any
+// other reason for a refusal (cached as a negative answer).
+type fetchFunc func(ctx context.Context, token string) (*middleware.Claims, int64, *middleware.Error)
+
+// core is what both checkers are made of: the cache, the single-flight, the
+// counters, and the call to the issuer.
+type core struct {
+	settings
+	what     string // "introspection" or "userinfo", for logs
+	endpoint string
+	fetch    fetchFunc
+	cache    *cache
+	flight   flight
+
+	calls, hits, misses, errors atomic.Uint64
+}
+
+func newCore(what, endpoint string, s settings, fetch fetchFunc) *core {
+	return &core{
+		settings: s,
+		what:     what,
+		endpoint: endpoint,
+		fetch:    fetch,
+		cache:    newCache(s.maxEntries, s.maxBytes),
+	}
+}
+
+// check answers from the cache, or asks the issuer once for all the
+// concurrent checks of the same token. The claims returned are a copy; their
+// slices are shared and must not be modified.
+func (c *core) check(ctx context.Context, token string) (*middleware.Claims, error) {
+	if !plausible(token) {
+		c.report(ResultInactive, false)
+		return nil, &middleware.Error{Reason: middleware.ReasonInactive, Detail: "token has characters or a size no access token has; the issuer was not asked"}
+	}
+	k := tokenKey(token)
+	if e := c.cache.get(&k, c.now()); e != nil {
+		c.hits.Add(1)
+		if e.claims == nil {
+			c.report(ResultInactive, true)
+			return nil, e.err
+		}
+		c.report(ResultActive, true)
+		cp := *e.claims
+		return &cp, nil
+	}
+	return c.miss(ctx, token, k)
+}
+
+// miss asks the issuer, through the single-flight. It is apart from check so
+// that only a miss moves the key to the heap (the closure captures it).
+func (c *core) miss(ctx context.Context, token string, k key) (*middleware.Claims, error) {
+	c.misses.Add(1)
+	claims, err := c.flight.do(ctx, &k, c.timeout, func(ctx context.Context) (*middleware.Claims, error) {
+		return c.call(ctx, token, &k)
+	})
+	if err != nil {
+		if errors.Is(err, middleware.ErrIssuerUnavailable) {
+			c.report(ResultError, false)
+		} else {
+			c.report(ResultInactive, false)
+		}
+		return nil, err
+	}
+	c.report(ResultActive, false)
+	cp := *claims
+	return &cp, nil
+}
+
+// call asks the issuer and caches its answer. It runs once per flight.
+func (c *core) call(ctx context.Context, token string, k *key) (*middleware.Claims, error) {
+	c.calls.Add(1)
+	claims, size, err := c.fetch(ctx, token)
+	now := c.now()
+	switch {
+	case err == nil:
+		until := now.Add(c.ttl)
+		if exp := claims.ExpiresAt; !exp.IsZero() && exp.Before(until) {
+			until = exp
+		}
+		if !until.After(now) {
+			// Already expired: the validator refuses it. Remember that
+			// as briefly as a negative answer.
+			until = now.Add(c.negTTL)
+		}
+		if c.ttl > 0 && until.After(now) {
+			c.cache.put(k, &entry{claims: claims, expires: until, size: size + entryOverhead}, now)
+		}
+		return claims, nil
+	case err.Reason == middleware.ReasonIssuerUnavailable:
+		c.errors.Add(1)
+		c.log.LogAttrs(ctx, slog.LevelWarn, "opaque: issuer check failed",
+			slog.String("check", c.what), slog.String("endpoint", c.endpoint), slog.String("error", err.Error()))
+		return nil, err
+	default:
+		if c.negTTL > 0 {
+			c.cache.put(k, &entry{err: err, expires: now.Add(c.negTTL)}, now)
+		}
+		return nil, err
+	}
+}
+
+func (c *core) report(result string, cached bool) {
+	if c.onCheck != nil {
+		c.onCheck(result, cached)
+	}
+}
+
+func (c *core) stats() Stats {
+	return Stats{
+		Calls:   c.calls.Load(),
+		Hits:    c.hits.Load(),
+		Misses:  c.misses.Load(),
+		Errors:  c.errors.Load(),
+		Entries: c.cache.len(),
+	}
+}
+
+// plausible reports whether token could be an access token at all: not too
+// large, and an RFC 6750 b64token (so it cannot break the header or the form
+// it is sent in). Others are refused without asking the issuer.
+func plausible(token string) bool {
+	if token == "" || len(token) > maxToken {
+		return false
+	}
+	i := 0
+	for ; i < len(token); i++ {
+		ch := token[i]
+		if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' ||
+			ch == '-' || ch == '.' || ch == '_' || ch == '~' || ch == '+' || ch == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(token); i++ {
+		if token[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// do sends req and reads the answer through the size limit.
+func (c *core) do(req *http.Request) (*http.Response, []byte, error) {
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	if resp.ContentLength > maxBody {
+		return nil, nil, errTooLarge
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(body) > maxBody {
+		return nil, nil, errTooLarge
+	}
+	return resp, body, nil
+}
+
+var errTooLarge = fmt.Errorf("answer larger than %d bytes", maxBody)
+
+// unavailable is the error for an issuer that could not be asked, or whose
+// answer cannot be used.
+func unavailable(detail string, err error) *middleware.Error {
+	return &middleware.Error{Reason: middleware.ReasonIssuerUnavailable, Detail: detail, Err: err}
+}
+
+// safeError shortens a transport error for the log.
+func safeError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errors.New("timed out")
+	}
+	if errors.Is(err, context.Canceled) {
+		return errors.New("cancelled")
+	}
+	return err
+}

@@ -1,0 +1,62 @@
+// Package opaque checks opaque access tokens — tokens that are not JWTs and
+// so cannot be verified locally — by asking their issuer, and caches the
+// answers.
+//
+// Two checkers implement [middleware.OpaqueChecker], for
+// [middleware.ValidatorOptions.Opaque]:
+//
+//   - an [Introspector] POSTs the token to an RFC 7662 introspection
+//     endpoint, authenticating with client_secret_basic; the answer's
+//     active, scope, aud, iss, exp, sub and client_id become the claims, and
+//     the validator enforces them as it does a JWT's (issuer, audience,
+//     expiry, deny list), and the middleware the scopes;
+//   - a [UserInfo] checker calls the OpenID Connect /userinfo endpoint with
+//     the token, as Auth0 requires for the opaque tokens it issues when no
+//     API audience is requested: 200 means valid and the profile (sub,
+//     email, ...) becomes the claims, 401 means invalid. Such a token has no
+//     scopes, so a route that requires scopes refuses it (403
+//     insufficient_scope).
+//
+// [Discover] finds both endpoints in the issuer's discovery document.
+//
+// # Caching
+//
+// Answers are cached by the SHA-256 of the token: an active answer until the
+// earlier of the token's exp and CacheTTL (default 5 minutes), an inactive
+// one for NegativeTTL (default 10 seconds). Failures to ask the issuer are not
+// cached. The cache is bounded by entry count and estimated bytes, active and
+// inactive answers apart; when full it evicts expired entries, else those that
+// expire first, among a random sample. Concurrent checks of a token that is
+// not cached share one call to the issuer; a check whose request is cancelled
+// stops waiting, and the call goes on for the others.
+//
+// # Security
+//
+//   - The token is never a map key, a log field or a metric label: the
+//     cache and the single-flight are keyed by its SHA-256, logs name the
+//     endpoint and the failure, and [IntrospectorOptions.OnCheck] reports
+//     one of three fixed results.
+//   - The client secret is a [Secret], which prints, logs and marshals as
+//     "[REDACTED]"; it only ever goes into the Authorization header of a
+//     request to the introspection endpoint.
+//   - Endpoints must be https (http only on a loopback host), and redirects
+//     are not followed, so neither a token nor the secret is sent elsewhere.
+//     Answers are read through a 1 MiB limit.
+//   - Fail closed: a slow issuer is abandoned after the timeout (default
+//     5 seconds) with reason issuer_unavailable (503 with Retry-After); an
+//     error status, a body that is not a JSON object ("garbage" from a proxy
+//     in front of the issuer) or malformed claims is issuer_unavailable too,
+//     never an accepted token.
+//   - "active" must be the JSON boolean true. An answer for a refresh token
+//     ("token_type"/"token_use") or a sender-constrained token ("cnf", whose
+//     proof of possession is not checked) is refused. An answer's "iss" must
+//     be the configured issuer; a profile's "iss", "aud", scopes and time
+//     claims are dropped, as a profile vouches for none of them.
+//   - Tokens with characters or a size no access token has are refused
+//     without asking the issuer, so they cannot break the request they
+//     would be sent in.
+//   - Revocation at the issuer takes effect when the cached answer expires:
+//     CacheTTL is the longest a revoked token stays accepted. A flood of
+//     made-up tokens costs one issuer call each (then a cached negative
+//     answer) and cannot evict cached active answers.
+package opaque

@@ -1,0 +1,304 @@
+package opaque
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenward/tokenward/middleware"
+)
+
+// guard bounds how long a test waits for what should happen at once. It
+// never paces a test.
+const guard = 10 * time.Second
+
+func recv[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(guard):
+		t.Fatalf("%s: still waiting after %v", what, guard)
+		panic("unreachable")
+	}
+}
+
+type outcome struct {
+	claims *middleware.Claims
+	err    error
+}
+
+func TestFlightSurvivesOneWaitersCancellation(t *testing.T) {
+	var f flight
+	k := tokenKey("token")
+	started := make(chan context.Context, 1)
+	release := make(chan struct{})
+	want := &middleware.Claims{Subject: "sub"}
+	fn := func(ctx context.Context) (*middleware.Claims, error) {
+		started <- ctx
+		select {
+		case <-release:
+			return want, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+
+	ctxA, cancelA := context.WithCancel(context.Background())
+	a := make(chan outcome, 1)
+	go func() { c, err := f.do(ctxA, &k, time.Hour, fn); a <- outcome{c, err} }()
+	callCtx := recv(t, "call start", started)
+
+	// B joins the call A started: it must not start another.
+	b := make(chan outcome, 1)
+	go func() {
+		c, err := f.do(context.Background(), &k, time.Hour, func(context.Context) (*middleware.Claims, error) {
+			t.Error("second call started")
+			return nil, nil
+		})
+		b <- outcome{c, err}
+	}()
+	waitWaiters(t, &f, &k, 2)
+
+	cancelA()
+	if o := recv(t, "A", a); !errors.Is(o.err, middleware.ErrIssuerUnavailable) || !errors.Is(o.err, context.Canceled) {
+		t.Errorf("A after its cancellation: %v, want issuer_unavailable wrapping context.Canceled", o.err)
+	}
+	if callCtx.Err() != nil {
+		t.Fatal("the call was cancelled with a waiter left")
+	}
+	close(release)
+	if o := recv(t, "B", b); o.err != nil || o.claims != want {
+		t.Errorf("B: %v %v, want the call's claims", o.claims, o.err)
+	}
+}
+
+func TestFlightCancelledWhenAllWaitersLeave(t *testing.T) {
+	var f flight
+	k := tokenKey("token")
+	started := make(chan context.Context, 2)
+	fn := func(ctx context.Context) (*middleware.Claims, error) {
+		started <- ctx
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan outcome, 1)
+	go func() { c, err := f.do(ctx, &k, time.Hour, fn); done <- outcome{c, err} }()
+	callCtx := recv(t, "call start", started)
+	cancel()
+	recv(t, "waiter", done)
+	recv(t, "call cancelled", callCtx.Done())
+
+	// The cancelled call is forgotten: a new check starts a new call.
+	go func() { c, err := f.do(context.Background(), &k, time.Millisecond, fn); done <- outcome{c, err} }()
+	recv(t, "second call start", started)
+	if o := recv(t, "second waiter", done); !errors.Is(o.err, context.DeadlineExceeded) {
+		t.Errorf("second call: %v, want its timeout", o.err)
+	}
+}
+
+func TestFlightDoneContext(t *testing.T) {
+	var f flight
+	k := tokenKey("token")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := f.do(ctx, &k, time.Hour, func(context.Context) (*middleware.Claims, error) {
+		t.Error("call started for a done context")
+		return nil, nil
+	})
+	if !errors.Is(err, middleware.ErrIssuerUnavailable) {
+		t.Errorf("got %v, want issuer_unavailable", err)
+	}
+}
+
+// waitWaiters blocks until the call for k has n waiters. The flight has no
+// hook for it, so it polls the count under the lock, yielding in between;
+// the wait is bounded by guard.
+func waitWaiters(t *testing.T, f *flight, k *key, n int) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for time.Now().Before(deadline) {
+		f.mu.Lock()
+		c := f.calls[*k]
+		got := 0
+		if c != nil {
+			got = c.waiters
+		}
+		f.mu.Unlock()
+		if got >= n {
+			return
+		}
+		runtime.Gosched()
+	}
+	t.Fatalf("call never had %d waiters", n)
+}
+
+func TestCacheBounds(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	k := func(i int) key { return tokenKey(fmt.Sprint("token-", i)) }
+	pos := func(ttl time.Duration, size int64) *entry {
+		return &entry{claims: &middleware.Claims{}, expires: now.Add(ttl), size: size}
+	}
+	neg := func() *entry { return &entry{err: middleware.ErrInactive, expires: now.Add(time.Minute)} }
+
+	t.Run("entries", func(t *testing.T) {
+		c := newCache(3, 1<<20)
+		for i := range 10 {
+			kk := k(i)
+			c.put(&kk, pos(time.Duration(i+1)*time.Minute, 1), now)
+		}
+		if n := c.len(); n != 3 {
+			t.Errorf("%d entries, want 3", n)
+		}
+		last := k(9)
+		if c.get(&last, now) == nil {
+			t.Error("the entry just stored was evicted")
+		}
+	})
+	t.Run("expired first", func(t *testing.T) {
+		c := newCache(2, 1<<20)
+		k0, k1, k2 := k(0), k(1), k(2)
+		c.put(&k0, pos(time.Hour, 1), now)
+		c.put(&k1, pos(time.Second, 1), now)
+		later := now.Add(time.Minute) // k1 has expired
+		c.put(&k2, pos(time.Hour, 1), later)
+		if c.get(&k0, later) == nil || c.get(&k2, later) == nil {
+			t.Error("a live entry was evicted while an expired one was there")
+		}
+	})
+	t.Run("bytes", func(t *testing.T) {
+		c := newCache(100, 1000)
+		for i := range 10 {
+			kk := k(i)
+			c.put(&kk, pos(time.Hour, 300), now)
+		}
+		if n := c.len(); n != 3 {
+			t.Errorf("%d entries of 300 bytes in 1000, want 3", n)
+		}
+		huge := k(99)
+		c.put(&huge, pos(time.Hour, 1001), now)
+		if c.get(&huge, now) != nil {
+			t.Error("an entry over the whole byte bound was stored")
+		}
+	})
+	t.Run("negative answers do not evict positive ones", func(t *testing.T) {
+		c := newCache(2, 1<<20)
+		k0, k1 := k(0), k(1)
+		c.put(&k0, pos(time.Hour, 1), now)
+		c.put(&k1, pos(time.Hour, 1), now)
+		for i := 100; i < 200; i++ {
+			kk := k(i)
+			c.put(&kk, neg(), now)
+		}
+		if c.get(&k0, now) == nil || c.get(&k1, now) == nil {
+			t.Error("a flood of negative answers evicted positive ones")
+		}
+		if n := c.len(); n != 4 {
+			t.Errorf("%d entries, want 2 positive + 2 negative", n)
+		}
+	})
+	t.Run("a new answer replaces the other kind", func(t *testing.T) {
+		c := newCache(2, 1<<20)
+		k0 := k(0)
+		c.put(&k0, neg(), now)
+		c.put(&k0, pos(time.Hour, 1), now)
+		if e := c.get(&k0, now); e == nil || e.claims == nil {
+			t.Errorf("got %+v, want the positive answer", e)
+		}
+		if n := c.len(); n != 1 {
+			t.Errorf("%d entries, want 1", n)
+		}
+	})
+	t.Run("expiry", func(t *testing.T) {
+		c := newCache(2, 1<<20)
+		k0 := k(0)
+		c.put(&k0, pos(time.Minute, 1), now)
+		if c.get(&k0, now.Add(time.Minute)) != nil {
+			t.Error("entry answered at its expiry")
+		}
+	})
+	t.Run("sharded", func(t *testing.T) {
+		c := newCache(DefaultMaxEntries, DefaultCacheMaxBytes)
+		if len(c.shards) < 2 {
+			t.Errorf("%d shards for the default size", len(c.shards))
+		}
+	})
+}
+
+func TestPlausible(t *testing.T) {
+	for token, want := range map[string]bool{
+		"abc-_~+/.":                     true,
+		"abc==":                         true,
+		"":                              false,
+		"=abc":                          false,
+		"ab=c":                          false,
+		"abc\r\nX-Injected: 1":          false,
+		"abc def":                       false,
+		"ab%0d":                         false,
+		strings.Repeat("a", maxToken):   true,
+		strings.Repeat("a", maxToken+1): false,
+	} {
+		if got := plausible(token); got != want {
+			t.Errorf("plausible(%.20q) = %v, want %v", token, got, want)
+		}
+	}
+}
+
+// FuzzParseIntrospection: whatever the issuer answers, parsing never panics,
+// and claims come only from an answer whose "active" is the boolean true.
+func FuzzParseIntrospection(f *testing.F) {
+	for _, s := range []string{
+		`{"active":true,"iss":"https://issuer.example.com/","aud":"api","exp":1900000000,"scope":"a b"}`,
+		`{"active":false}`,
+		`{"active":"true"}`,
+		`{"active":true,"exp":"soon"}`,
+		`{"active":true,"active":false}`,
+		`{"active":true,"token_type":"refresh_token"}`,
+		`{"active":true,"cnf":{"jkt":"x"}}`,
+		`<html>`,
+		`[]`,
+		`null`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c, err := parseIntrospection(body, "https://issuer.example.com/")
+		if (c == nil) == (err == nil) {
+			t.Fatalf("claims %v and error %v", c, err)
+		}
+		if c != nil && !strings.Contains(string(body), "true") {
+			t.Fatalf("claims from an answer without true: %q", body)
+		}
+		if c != nil && c.Issuer != "https://issuer.example.com/" {
+			t.Fatalf("claims of issuer %q", c.Issuer)
+		}
+	})
+}
+
+// FuzzParseProfile: parsing a profile never panics, and the claims have the
+// configured issuer and no audience or scopes.
+func FuzzParseProfile(f *testing.F) {
+	for _, s := range []string{
+		`{"sub":"auth0|1","email":"a@example.com"}`,
+		`{"sub":"auth0|1","aud":"api","scope":"admin","iss":"https://evil.example.com/"}`,
+		`{"sub":1}`,
+		`{}`,
+		`eyJhbGciOi`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c, _, err := parseProfile(body, "https://issuer.example.com/")
+		if (c == nil) == (err == nil) {
+			t.Fatalf("claims %v and error %v", c, err)
+		}
+		if c != nil && (c.Issuer != "https://issuer.example.com/" || len(c.Audience) != 0 || c.Scopes.Len() != 0 || c.Subject == "") {
+			t.Fatalf("profile claims %+v", c)
+		}
+	})
+}
