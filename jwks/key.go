@@ -79,6 +79,7 @@ func parse(data []byte) (*keys, []string, error) {
 	k := &keys{byID: make(map[string]Key, len(set.Keys))}
 	var dropped []string
 	var noKID []Key
+	ambiguous := make(map[string]bool) // kids seen more than once
 	for i, raw := range set.Keys {
 		key, why := parseKey(raw)
 		if why != "" {
@@ -89,9 +90,11 @@ func parse(data []byte) (*keys, []string, error) {
 			noKID = append(noKID, key)
 			continue
 		}
-		if _, dup := k.byID[key.ID]; dup {
-			// Two keys under one kid make the lookup ambiguous; keep neither.
+		if _, dup := k.byID[key.ID]; dup || ambiguous[key.ID] {
+			// Two keys under one kid make the lookup ambiguous; keep none,
+			// however many times the kid occurs.
 			delete(k.byID, key.ID)
+			ambiguous[key.ID] = true
 			dropped = append(dropped, fmt.Sprintf("key %d: duplicate kid %q", i, key.ID))
 			continue
 		}

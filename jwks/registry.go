@@ -59,9 +59,12 @@ func NewRegistry(issuers []string, opts RegistryOptions) (*Registry, error) {
 	if len(issuers) == 0 {
 		errs = append(errs, errors.New("jwks: no issuers"))
 	}
-	for _, iss := range issuers {
+	for i, iss := range issuers {
 		if err := CheckURL(iss); err != nil {
 			errs = append(errs, fmt.Errorf("issuer: %w", err))
+		}
+		if slices.Contains(issuers[:i], iss) {
+			errs = append(errs, fmt.Errorf("jwks: issuer %q given twice", iss))
 		}
 	}
 	for iss, u := range opts.JWKSURLs {

@@ -145,7 +145,10 @@ func (r *Remote) start() {
 	go func() {
 		defer r.wg.Done()
 		for {
-			f, _ := r.join(true)
+			f, ok := r.join(true)
+			if !ok {
+				return // closed between the timer firing and join
+			}
 			select {
 			case <-f.done:
 			case <-r.baseCtx.Done():

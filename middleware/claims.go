@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -115,6 +116,135 @@ type wireClaims struct {
 	Permissions scopes.Set  `json:"permissions"`
 	ClientID    string      `json:"client_id"`
 	Azp         string      `json:"azp"`
+}
+
+// decodeClaims decodes the registered claims exactly as json.Unmarshal into
+// wireClaims does; the usual shapes take a fast path without reflection.
+func decodeClaims(payload []byte) (wireClaims, error) {
+	var wc wireClaims
+	if wc.decodeFast(payload) {
+		return wc, nil
+	}
+	return decodeClaimsJSON(payload)
+}
+
+func decodeClaimsJSON(payload []byte) (wireClaims, error) {
+	var wc wireClaims
+	err := json.Unmarshal(payload, &wc)
+	return wc, err
+}
+
+// decodeFast decodes b as json.Unmarshal would, when every string-typed
+// registered claim (iss, sub, jti, client_id, azp) is a string of printable
+// ASCII without escapes and no registered name is spelled otherwise: those
+// strings, and the usual string and array shapes of aud and scope, share
+// one copy of b; the other claims go through their own UnmarshalJSON, as
+// with encoding/json. For anything else it reports false, and b is left to
+// encoding/json: it need only be right about what it accepts.
+func (wc *wireClaims) decodeFast(b []byte) bool {
+	if !validObject(b) {
+		return false
+	}
+	var text string // string(b), made on first use
+	str := func(vs, ve int) (string, bool) {
+		if !simpleString(b[vs:ve]) {
+			return "", false
+		}
+		if text == "" {
+			text = string(b)
+		}
+		return text[vs+1 : ve-1], true
+	}
+	m := newMembers(b)
+	for {
+		ns, ne, vs, ve, more := m.next()
+		if !more {
+			return true
+		}
+		name, value := b[ns:ne], b[vs:ve]
+		ok := true
+		var err error
+		switch string(name) {
+		case "iss":
+			wc.Iss, ok = str(vs, ve)
+		case "sub":
+			wc.Sub, ok = str(vs, ve)
+		case "jti":
+			wc.Jti, ok = str(vs, ve)
+		case "client_id":
+			wc.ClientID, ok = str(vs, ve)
+		case "azp":
+			wc.Azp, ok = str(vs, ve)
+		case "aud":
+			if s, isString := str(vs, ve); isString {
+				wc.Aud = audience{s}
+			} else if list, isList := simpleArray(b, vs, str); isList {
+				wc.Aud = list
+			} else {
+				err = wc.Aud.UnmarshalJSON(value)
+			}
+		case "exp":
+			err = wc.Exp.UnmarshalJSON(value)
+		case "nbf":
+			err = wc.Nbf.UnmarshalJSON(value)
+		case "iat":
+			err = wc.Iat.UnmarshalJSON(value)
+		case "scope", "scp":
+			set := &wc.Scope
+			if string(name) == "scp" {
+				set = &wc.Scp
+			}
+			if s, isString := str(vs, ve); isString {
+				*set = scopes.Parse(s)
+			} else {
+				err = set.UnmarshalJSON(value)
+			}
+		case "permissions":
+			err = wc.Permissions.UnmarshalJSON(value)
+		default:
+			if bytes.IndexByte(name, '\\') >= 0 || foldsToAny(name, registered) {
+				return false
+			}
+		}
+		if !ok || err != nil {
+			return false
+		}
+	}
+}
+
+// simpleArray returns the strings of the JSON array at b[vs] if every
+// element is a string str accepts. b must be valid JSON.
+func simpleArray(b []byte, vs int, str func(vs, ve int) (string, bool)) ([]string, bool) {
+	if b[vs] != '[' {
+		return nil, false
+	}
+	// next returns the offset of the element after the string ending at end.
+	next := func(end int) int {
+		i := skipSpace(b, end)
+		if b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+		return i
+	}
+	n, i := 0, skipSpace(b, vs+1)
+	for ; b[i] == '"'; n++ {
+		end := stringEnd(b, i)
+		if !simpleString(b[i:end]) {
+			return nil, false
+		}
+		i = next(end)
+	}
+	if b[i] != ']' {
+		return nil, false
+	}
+	list := make([]string, 0, n)
+	for i = skipSpace(b, vs+1); b[i] == '"'; {
+		end := stringEnd(b, i)
+		s, _ := str(i, end)
+		list = append(list, s)
+		i = next(end)
+	}
+	return list, true
 }
 
 // audience is "aud": a string or an array of strings (RFC 7519 §4.1.3).

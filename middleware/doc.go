@@ -14,7 +14,9 @@
 //   - a size limit before any parsing; compact serialization only, strict
 //     base64url (no padding, no standard alphabet, no whitespace);
 //   - header and claims JSON bounded: at most 1,000 members, nesting at most
-//     32, no duplicate registered names (parsers disagree on duplicates);
+//     32, no duplicate registered names, counting the other spellings
+//     encoding/json reads as the same name ("ISS", "\u0069ss") — parsers
+//     disagree on duplicates;
 //   - an algorithm allow-list (RS256 by default). "none" and the HMAC
 //     algorithms cannot be configured, so a token "signed" with a public key
 //     as an HMAC secret has nothing to verify with;

@@ -15,7 +15,7 @@ func ExtractBearer(h http.Header) (string, error) {
 	values := h["Authorization"]
 	switch len(values) {
 	case 0:
-		return "", ErrNoToken
+		return "", &Error{Reason: ReasonNoToken}
 	case 1:
 	default:
 		return "", fail(ReasonInvalidRequest, "more than one Authorization header")
@@ -25,7 +25,7 @@ func ExtractBearer(h http.Header) (string, error) {
 		if scheme == "" {
 			return "", fail(ReasonInvalidRequest, "empty Authorization header")
 		}
-		return "", ErrNoToken
+		return "", &Error{Reason: ReasonNoToken}
 	}
 	token := strings.Trim(rest, " ")
 	switch {

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 )
@@ -82,18 +83,26 @@ func scanObject(b []byte, watched []string) error {
 }
 
 // watchedIndex returns the position of a quoted name in watched, or -1.
+// Names are compared as encoding/json matches them to struct fields: after
+// unescaping and ignoring case (Unicode simple folding, so "ISS" and "ſub" are
+// "iss" and "sub" to it), so that every name the decoder would read as a
+// watched claim counts towards the duplicate check.
 func watchedIndex(quoted []byte, escaped bool, watched []string) int {
 	name := quoted[1 : len(quoted)-1]
 	if escaped {
 		// Rare: "\u0061ud" is "aud" to a decoder, so compare decoded.
 		var s string
-		if json.Unmarshal(quoted, &s) != nil {
+		// A copy, so that the caller's buffer (a stack buffer for the
+		// header) does not escape to the heap through encoding/json.
+		if json.Unmarshal(bytes.Clone(quoted), &s) != nil {
 			return -1
 		}
 		name = []byte(s)
 	}
 	for i, w := range watched {
-		if string(name) == w {
+		// A rune that folds to an ASCII letter takes at most 3 bytes in
+		// UTF-8 (K, U+212A KELVIN SIGN, folds to k).
+		if len(name) >= len(w) && len(name) <= 3*len(w) && bytes.EqualFold(name, []byte(w)) {
 			return i
 		}
 	}
@@ -105,4 +114,114 @@ func skipSpace(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// validObject reports whether b is valid JSON holding an object, which the
+// fast paths need.
+func validObject(b []byte) bool {
+	return json.Valid(b) && b[skipSpace(b, 0)] == '{'
+}
+
+// members iterates over the top-level members of a JSON object, for the fast
+// paths that read a token's header and claims without reflection. The input
+// must be valid JSON holding an object (validObject), so the scan only finds
+// boundaries and checks nothing. Spans are byte offsets into the input; a
+// name span excludes its quotes, a value span is the raw value.
+type members struct {
+	b []byte
+	i int
+}
+
+func newMembers(b []byte) members {
+	return members{b: b, i: skipSpace(b, 0) + 1} // past '{'
+}
+
+// next returns the spans of the next member, or ok false after the last.
+func (m *members) next() (nameStart, nameEnd, valStart, valEnd int, ok bool) {
+	b := m.b
+	i := skipSpace(b, m.i)
+	if i < len(b) && b[i] == ',' {
+		i = skipSpace(b, i+1)
+	}
+	if i >= len(b) || b[i] != '"' {
+		return 0, 0, 0, 0, false // '}'
+	}
+	end := stringEnd(b, i)
+	nameStart, nameEnd = i+1, end-1
+	i = skipSpace(b, skipSpace(b, end)+1) // past ':'
+	valStart, valEnd = i, valueEnd(b, i)
+	m.i = valEnd
+	return nameStart, nameEnd, valStart, valEnd, true
+}
+
+// stringEnd returns the offset just past the JSON string that starts at b[i].
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the offset just past the JSON value that starts at b[i].
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return len(b)
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = stringEnd(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	j := i // number, true, false, null
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\t' && b[j] != '\n' && b[j] != '\r' {
+		j++
+	}
+	return j
+}
+
+// simpleString reports whether value is a JSON string of printable ASCII
+// without escapes, which decodes to exactly the bytes between its quotes.
+func simpleString(value []byte) bool {
+	if len(value) < 2 || value[0] != '"' || value[len(value)-1] != '"' {
+		return false
+	}
+	for _, c := range value[1 : len(value)-1] {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// foldsToAny reports whether encoding/json, which matches names to fields
+// ignoring case, would read name as one of names. The fast paths call it for
+// names that are not exactly one of theirs, and leave such a token to
+// encoding/json.
+func foldsToAny(name []byte, names []string) bool {
+	for _, n := range names {
+		if bytes.EqualFold(name, []byte(n)) {
+			return true
+		}
+	}
+	return false
 }

@@ -37,7 +37,9 @@ type Options struct {
 	// [WriteError] with the realm.
 	OnError func(w http.ResponseWriter, r *http.Request, err *Error)
 	// Observe, if set, is called once per request with the outcome, for
-	// metrics and logs. It must not block or retain the request.
+	// metrics and logs — and once more when a [Require] behind the
+	// middleware refuses the request for its scopes. It must not block or
+	// retain the request.
 	Observe func(r *http.Request, o Outcome)
 }
 

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -197,6 +198,94 @@ type header struct {
 
 var headerNames = []string{"alg", "typ", "kid", "crit", "jku", "x5u", "jwk", "x5c", "b64"}
 
+// headerFields are the JSON names of header's fields.
+var headerFields = []string{"alg", "typ", "kid", "crit"}
+
+// The typ values a header read on the fast path points to.
+var (
+	typJWT      = "JWT"
+	typATJWT    = "at+jwt"
+	typAppATJWT = "application/at+jwt"
+)
+
+// decodeHeader reads a token's header: the usual shape on a fast path, the
+// rest with encoding/json.
+func (v *Validator) decodeHeader(b []byte) (header, error) {
+	var h header
+	if v.headerFast(b, &h) {
+		return h, nil
+	}
+	return decodeHeaderJSON(b)
+}
+
+// decodeHeaderJSON decodes with encoding/json, from a copy so that the
+// caller's stack buffer does not escape to the heap.
+func decodeHeaderJSON(b []byte) (header, error) {
+	var h header
+	err := json.Unmarshal(bytes.Clone(b), &h)
+	return h, err
+}
+
+// headerFast reads a header as encoding/json would, without its reflection
+// and allocations, when the header has the usual shape: alg one of the
+// allowed algorithms, typ absent or JWT, at+jwt or application/at+jwt, kid;
+// each a string of printable ASCII without escapes; no crit; no other
+// spelling of these names. For anything else it reports false, and the
+// header is left to encoding/json: it need only be right about what it
+// accepts.
+func (v *Validator) headerFast(b []byte, h *header) bool {
+	if !validObject(b) {
+		return false
+	}
+	m := newMembers(b)
+	for {
+		ns, ne, vs, ve, more := m.next()
+		if !more {
+			return true
+		}
+		name, value := b[ns:ne], b[vs:ve]
+		switch string(name) {
+		case "alg":
+			if !simpleString(value) {
+				return false
+			}
+			h.Alg = ""
+			for _, a := range v.algs {
+				if a == string(value[1:len(value)-1]) {
+					h.Alg = a
+				}
+			}
+			if h.Alg == "" {
+				return false
+			}
+		case "typ":
+			if !simpleString(value) {
+				return false
+			}
+			switch string(value[1 : len(value)-1]) {
+			case typJWT:
+				h.Typ = &typJWT
+			case typATJWT:
+				h.Typ = &typATJWT
+			case typAppATJWT:
+				h.Typ = &typAppATJWT
+			default:
+				return false
+			}
+		case "kid":
+			if !simpleString(value) {
+				return false
+			}
+			h.Kid = string(value[1 : len(value)-1])
+		default:
+			// crit, and any name encoding/json would read as a field.
+			if bytes.IndexByte(name, '\\') >= 0 || foldsToAny(name, headerFields) {
+				return false
+			}
+		}
+	}
+}
+
 // Validate verifies a token and returns its claims. The checks run in a fixed
 // order, cheapest and key-independent first, and the first failure is
 // returned:
@@ -218,7 +307,7 @@ var headerNames = []string{"alg", "typ", "kid", "crit", "jku", "x5u", "jwk", "x5
 // their slices are shared and must not be modified.
 func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > v.maxBytes {
-		return nil, ErrTooLarge
+		return nil, ErrTooLarge // shared: refusing a flood of huge tokens allocates nothing
 	}
 	if v.opaque != nil && token != "" {
 		if _, _, jws := split(token); !jws {
@@ -228,7 +317,7 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 	if v.cache == nil {
 		c, err := v.verify(ctx, token, nil)
 		if err == nil && v.revoked != nil && v.revoked(c) {
-			return nil, ErrRevoked
+			return nil, &Error{Reason: ReasonRevoked}
 		}
 		return c, err
 	}
@@ -245,7 +334,7 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 		return nil, err
 	}
 	if v.revoked != nil && v.revoked(c) {
-		return nil, ErrRevoked
+		return nil, &Error{Reason: ReasonRevoked}
 	}
 	size := int64(len(c.raw)) + entryOverhead
 	if pub, ok := used.pub.(publicKey); ok && v.cache.fits(size) {
@@ -265,7 +354,7 @@ type usedKey struct {
 // must be verified again (the key changed, or it is not yet valid).
 func (v *Validator) fromCache(ctx context.Context, key *[32]byte, e *cacheEntry) (c *Claims, err error, ok bool) {
 	now := v.now()
-	if now.After(e.claims.ExpiresAt.Add(v.leeway)) {
+	if !now.Before(e.claims.ExpiresAt.Add(v.leeway)) { // as in verify
 		v.cache.remove(key)
 		return nil, &Error{Reason: ReasonExpired, Detail: "expired " + ago(now.Sub(e.claims.ExpiresAt)) + " ago"}, true
 	}
@@ -284,7 +373,7 @@ func (v *Validator) fromCache(ctx context.Context, key *[32]byte, e *cacheEntry)
 		return nil, nil, false
 	}
 	if v.revoked != nil && v.revoked(e.claims) {
-		return nil, ErrRevoked, true
+		return nil, &Error{Reason: ReasonRevoked}, true
 	}
 	v.cache.hits.Add(1)
 	cp := *e.claims
@@ -301,23 +390,23 @@ func (v *Validator) checkOpaque(ctx context.Context, token string) (*Claims, err
 		return nil, asError(err)
 	}
 	if c == nil {
-		return nil, ErrInactive
+		return nil, &Error{Reason: ReasonInactive}
 	}
 	if _, ok := v.issuers[c.Issuer]; !ok {
 		return nil, &Error{Reason: ReasonIssuer, Detail: issuerHint(c.Issuer, v.trusted)}
 	}
 	now := v.now()
 	switch {
-	case !c.ExpiresAt.IsZero() && now.After(c.ExpiresAt.Add(v.leeway)):
+	case !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt.Add(v.leeway)): // as in verify
 		return nil, &Error{Reason: ReasonExpired, Detail: "expired " + ago(now.Sub(c.ExpiresAt)) + " ago"}
 	case c.NotBefore.After(now.Add(v.leeway)):
-		return nil, ErrNotYetValid
+		return nil, &Error{Reason: ReasonNotYetValid}
 	case c.IssuedAt.After(now.Add(v.leeway)):
-		return nil, ErrIssuedInFuture
+		return nil, &Error{Reason: ReasonIssuedInFuture}
 	case c.Kind != KindUserInfo && !v.audienceAccepted(c.Audience):
 		return nil, &Error{Reason: ReasonAudience, Detail: audienceHint(c.Audience, v.audiences)}
 	case v.revoked != nil && v.revoked(c):
-		return nil, ErrRevoked
+		return nil, &Error{Reason: ReasonRevoked}
 	}
 	return c, nil
 }
@@ -348,8 +437,8 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	if err := scanObject(hdrBytes, headerNames); err != nil {
 		return nil, &Error{Reason: ReasonMalformed, Description: "token header is not a valid JSON object", Err: err}
 	}
-	var h header
-	if err := json.Unmarshal(hdrBytes, &h); err != nil {
+	h, err := v.decodeHeader(hdrBytes)
+	if err != nil {
 		return nil, &Error{Reason: ReasonMalformed, Description: "token header is not a valid JSON object", Err: err}
 	}
 	alg, ok := v.algorithm(h.Alg)
@@ -362,7 +451,7 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	if h.Crit != nil {
 		// RFC 7515 §4.1.11: we implement no extension, so any crit — even an
 		// empty list, which the RFC forbids — means we must refuse.
-		return nil, ErrUnsupported
+		return nil, &Error{Reason: ReasonUnsupported}
 	}
 
 	// Claims.
@@ -373,8 +462,8 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	if err := scanObject(payload, registered); err != nil {
 		return nil, &Error{Reason: ReasonMalformed, Description: "token claims are not a valid JSON object", Err: err}
 	}
-	var wc wireClaims
-	if err := json.Unmarshal(payload, &wc); err != nil {
+	wc, err := decodeClaims(payload)
+	if err != nil {
 		return nil, &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: err}
 	}
 
@@ -408,7 +497,7 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 		return nil, fail(ReasonSignature, "")
 	}
 	if !alg.verify(key.Public, raw[:dot2], sig) {
-		return nil, ErrSignature
+		return nil, &Error{Reason: ReasonSignature}
 	}
 
 	// Time and audience.
@@ -416,7 +505,8 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	if !wc.Exp.set {
 		return nil, fail(ReasonExpired, "token has no expiry")
 	}
-	if now.After(wc.Exp.t.Add(v.leeway)) {
+	// RFC 7519 §4.1.4: the current time must be before exp (plus leeway).
+	if !now.Before(wc.Exp.t.Add(v.leeway)) {
 		return nil, &Error{Reason: ReasonExpired, Detail: "expired " + ago(now.Sub(wc.Exp.t)) + " ago"}
 	}
 	if wc.Nbf.set && wc.Nbf.t.After(now.Add(v.leeway)) {
@@ -465,7 +555,7 @@ func (v *Validator) structureError(token string) *Error {
 		if token == "" {
 			return fail(ReasonMalformed, "empty token")
 		}
-		return ErrOpaque
+		return &Error{Reason: ReasonOpaque}
 	case 4:
 		return fail(ReasonMalformed, "encrypted tokens (JWE) are not accepted: no decryption key is configured")
 	case 2:
@@ -505,7 +595,7 @@ func (v *Validator) checkType(typ *string) *Error {
 	case v.requireAT:
 		return fail(ReasonType, "token type must be at+jwt")
 	}
-	return ErrType
+	return &Error{Reason: ReasonType}
 }
 
 func (v *Validator) audienceAccepted(aud []string) bool {

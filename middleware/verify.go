@@ -6,8 +6,8 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	_ "crypto/sha256" // registers SHA-256 for crypto.Hash
-	_ "crypto/sha512" // registers SHA-384 and SHA-512
+	"crypto/sha256"
+	"crypto/sha512"
 	"maps"
 	"math/big"
 	"slices"
@@ -71,10 +71,21 @@ func (a algorithm) verify(pub crypto.PublicKey, signingInput, sig []byte) bool {
 		k := pub.(ed25519.PublicKey)
 		return len(sig) == ed25519.SignatureSize && ed25519.Verify(k, signingInput, sig)
 	}
-	h := a.hash.New()
-	h.Write(signingInput)
-	var buf [64]byte
-	digest := h.Sum(buf[:0])
+	// The Sum functions, not hash.New: no allocation for the hash state.
+	var digest []byte
+	switch a.hash {
+	case crypto.SHA256:
+		d := sha256.Sum256(signingInput)
+		digest = d[:]
+	case crypto.SHA384:
+		d := sha512.Sum384(signingInput)
+		digest = d[:]
+	case crypto.SHA512:
+		d := sha512.Sum512(signingInput)
+		digest = d[:]
+	default:
+		return false
+	}
 	switch a.kind {
 	case kindRSA:
 		return rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), a.hash, digest, sig) == nil

@@ -89,27 +89,61 @@ type identity struct {
 	claims       []ClaimHeader
 	scopesHeader string // "" for none
 	needsMap     bool   // some claim is not served from the typed fields
+	// names holds every identity header in the form headerAlias gives.
+	names map[string]bool
 }
 
 func newIdentity(claims []ClaimHeader, scopesHeader string) *identity {
-	id := &identity{claims: claims, scopesHeader: scopesHeader}
+	id := &identity{claims: claims, scopesHeader: scopesHeader, names: map[string]bool{}}
 	for _, c := range claims {
 		if _, ok := typedClaim(nil, c.Claim); !ok {
 			id.needsMap = true
 		}
+		id.names[headerAlias(c.Header)] = true
+	}
+	if scopesHeader != "" {
+		id.names[headerAlias(scopesHeader)] = true
 	}
 	return id
 }
 
-// strip removes every configured identity header from a client's request.
-// Done on every route, public ones included, so a client can never send its
-// own identity to the upstream.
+// headerAlias is the name a CGI-style gateway (WSGI, Rack, PHP, many
+// frameworks) reads a header by: "_" and "-" are the same to them, so a
+// client-sent X_Auth_Subject arrives as X-Auth-Subject.
+func headerAlias(name string) string {
+	if strings.IndexByte(name, '_') < 0 {
+		return http.CanonicalHeaderKey(name)
+	}
+	return http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+}
+
+// strip removes every configured identity header from a client's request,
+// also when spelt with "_" for "-". Done on every route, public ones
+// included, so a client can never send its own identity to the upstream.
 func (id *identity) strip(h http.Header) {
 	for _, c := range id.claims {
 		delete(h, c.Header)
 	}
 	if id.scopesHeader != "" {
 		delete(h, id.scopesHeader)
+	}
+	for k := range h {
+		if id.names[headerAlias(k)] {
+			delete(h, k)
+		}
+	}
+}
+
+// restore copies the identity headers of src into dst: httputil drops the
+// headers a client names in Connection after we have set them.
+func (id *identity) restore(dst, src http.Header) {
+	for _, c := range id.claims {
+		if v, ok := src[c.Header]; ok {
+			dst[c.Header] = v
+		}
+	}
+	if v, ok := src[id.scopesHeader]; ok && id.scopesHeader != "" {
+		dst[id.scopesHeader] = v
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tokenward/tokenward/denylist"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 )
@@ -21,7 +22,14 @@ type Metrics struct {
 	upstream       prometheus.Histogram
 	upstreamErrors *prometheus.CounterVec
 	refreshes      *prometheus.CounterVec
+	opaqueChecks   *prometheus.CounterVec
+	opaqueBy       [len(opaqueResults)][2]prometheus.Counter // [result][cached]: pre-resolved
 }
+
+// opaqueResults are the results an opaque-token check reports: the values of
+// opaque.ResultActive, ResultInactive and ResultError (not imported, so
+// that proxy does not depend on the opaque package). "error" is last.
+var opaqueResults = [...]string{"active", "inactive", "error"}
 
 // reasons lists every reason so that each counter exists from the start.
 var reasons = []middleware.Reason{
@@ -60,6 +68,10 @@ func NewMetrics(reg prometheus.Registerer, keys *jwks.Registry) *Metrics {
 			Name: "tokenward_jwks_refreshes_total",
 			Help: "Key set fetches by issuer and result (success, failure).",
 		}, []string{"issuer", "result"}),
+		opaqueChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenward_opaque_checks_total",
+			Help: "Opaque-token checks by result (active, inactive, error) and whether the cache answered (hit, miss).",
+		}, []string{"result", "cache"}),
 		deniedBy: make(map[middleware.Reason]prometheus.Counter, len(reasons)),
 	}
 	m.allowed = m.requests.WithLabelValues("allowed", "")
@@ -70,7 +82,11 @@ func NewMetrics(reg prometheus.Registerer, keys *jwks.Registry) *Metrics {
 	for _, k := range []string{"unreachable", "timeout", "client_gone"} {
 		m.upstreamErrors.WithLabelValues(k)
 	}
-	reg.MustRegister(m.requests, m.validation, m.upstream, m.upstreamErrors, m.refreshes)
+	for i, r := range opaqueResults {
+		m.opaqueBy[i][0] = m.opaqueChecks.WithLabelValues(r, "miss")
+		m.opaqueBy[i][1] = m.opaqueChecks.WithLabelValues(r, "hit")
+	}
+	reg.MustRegister(m.requests, m.validation, m.upstream, m.upstreamErrors, m.refreshes, m.opaqueChecks)
 	if keys != nil {
 		for _, iss := range keys.Issuers() {
 			m.refreshes.WithLabelValues(iss, "success")
@@ -99,6 +115,26 @@ func (m *Metrics) ObserveRefresh(issuers []string, e jwks.RefreshEvent) {
 	for _, iss := range issuers {
 		m.refreshes.WithLabelValues(iss, result).Inc()
 	}
+}
+
+// ObserveOpaque records an opaque-token check: its result ("active",
+// "inactive" or "error") and whether the cache answered. Pass it as
+// opaque.IntrospectorOptions.OnCheck (or UserInfoOptions.OnCheck). It does
+// not allocate for the three known results.
+func (m *Metrics) ObserveOpaque(result string, cached bool) {
+	c := 0
+	if cached {
+		c = 1
+	}
+	for i, r := range opaqueResults {
+		if r == result {
+			m.opaqueBy[i][c].Inc()
+			return
+		}
+	}
+	// Not a result the opaque package reports: count it as an error rather
+	// than create a label value from an unknown string.
+	m.opaqueBy[len(opaqueResults)-1][c].Inc()
 }
 
 var (
@@ -146,4 +182,83 @@ func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		t.m.upstream.Observe(time.Since(start).Seconds())
 	}
 	return resp, err
+}
+
+var (
+	denyEntriesDesc = prometheus.NewDesc("tokenward_denylist_entries",
+		"Entries of the deny list in force (revoked jti values plus revoked subjects).", nil, nil)
+	denyReloadDesc = prometheus.NewDesc("tokenward_denylist_last_reload_timestamp_seconds",
+		"Unix time when the deny list in force was loaded (absent until the first load).", nil, nil)
+	denyCheckDesc = prometheus.NewDesc("tokenward_denylist_last_check_timestamp_seconds",
+		"Unix time when the deny list's source was last read successfully, changed or not (absent until then).", nil, nil)
+	denyErrorsDesc = prometheus.NewDesc("tokenward_denylist_reload_errors_total",
+		"Failed reloads of the deny list (the list in force stays).", nil, nil)
+)
+
+// RegisterDenyList registers the deny list's metrics with reg; they are read
+// from list.Status at each scrape.
+func RegisterDenyList(reg prometheus.Registerer, list *denylist.List) {
+	reg.MustRegister(denyListCollector{list})
+}
+
+type denyListCollector struct{ list *denylist.List }
+
+func (denyListCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- denyEntriesDesc
+	ch <- denyReloadDesc
+	ch <- denyCheckDesc
+	ch <- denyErrorsDesc
+}
+
+func (c denyListCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.list.Status()
+	ch <- prometheus.MustNewConstMetric(denyEntriesDesc, prometheus.GaugeValue, float64(s.Entries()))
+	ch <- prometheus.MustNewConstMetric(denyErrorsDesc, prometheus.CounterValue, float64(s.ReloadErrors))
+	if !s.LastReload.IsZero() {
+		ch <- prometheus.MustNewConstMetric(denyReloadDesc, prometheus.GaugeValue, unixSeconds(s.LastReload))
+	}
+	if !s.LastCheck.IsZero() {
+		ch <- prometheus.MustNewConstMetric(denyCheckDesc, prometheus.GaugeValue, unixSeconds(s.LastCheck))
+	}
+}
+
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+var (
+	cacheHitsDesc = prometheus.NewDesc("tokenward_token_cache_hits_total",
+		"Validations answered from the verified-token cache.", nil, nil)
+	cacheMissesDesc = prometheus.NewDesc("tokenward_token_cache_misses_total",
+		"Validations that verified the token (not in the verified-token cache).", nil, nil)
+	cacheEvictionsDesc = prometheus.NewDesc("tokenward_token_cache_evictions_total",
+		"Entries dropped to keep the verified-token cache within its bounds.", nil, nil)
+	cacheEntriesDesc = prometheus.NewDesc("tokenward_token_cache_entries",
+		"Tokens in the verified-token cache.", nil, nil)
+	cacheBytesDesc = prometheus.NewDesc("tokenward_token_cache_bytes",
+		"Estimated memory of the verified-token cache.", nil, nil)
+)
+
+// RegisterTokenCache registers the metrics of v's verified-token cache with
+// reg; they are read from v.CacheStats at each scrape (all zero without a
+// cache).
+func RegisterTokenCache(reg prometheus.Registerer, v *middleware.Validator) {
+	reg.MustRegister(tokenCacheCollector{v})
+}
+
+type tokenCacheCollector struct{ v *middleware.Validator }
+
+func (tokenCacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- cacheHitsDesc
+	ch <- cacheMissesDesc
+	ch <- cacheEvictionsDesc
+	ch <- cacheEntriesDesc
+	ch <- cacheBytesDesc
+}
+
+func (c tokenCacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.v.CacheStats() // one pass over the shards for all five
+	ch <- prometheus.MustNewConstMetric(cacheHitsDesc, prometheus.CounterValue, float64(s.Hits))
+	ch <- prometheus.MustNewConstMetric(cacheMissesDesc, prometheus.CounterValue, float64(s.Misses))
+	ch <- prometheus.MustNewConstMetric(cacheEvictionsDesc, prometheus.CounterValue, float64(s.Evictions))
+	ch <- prometheus.MustNewConstMetric(cacheEntriesDesc, prometheus.GaugeValue, float64(s.Entries))
+	ch <- prometheus.MustNewConstMetric(cacheBytesDesc, prometheus.GaugeValue, float64(s.Bytes))
 }

@@ -223,6 +223,10 @@ func New(upstream string, cfg Config, opts UpstreamOptions) (*Proxy, error) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host // the upstream sees the Host the client asked for
 			pr.SetXForwarded()       // X-Forwarded-* from us only; client-sent values are dropped
+			// Client-sent client-address headers that frameworks read as the
+			// client's address (chi's RealIP, many others): never the client's to set.
+			pr.Out.Header.Del("X-Real-Ip")
+			pr.Out.Header.Del("True-Client-Ip")
 			g.identity.restore(pr.Out.Header, pr.In.Header)
 		},
 		Transport:    transport,

@@ -162,5 +162,13 @@ func (r *Rules) Match(req *http.Request) *Route {
 	if rh, ok := h.(routeHandler); ok && pattern != "" {
 		return rh.route
 	}
+	// For a canonical path, ServeMux answers with a redirect only from /tree
+	// to /tree/ (a subtree or {rest...} pattern), and names that pattern. The
+	// upstream serves /tree itself, often as /tree/: give it the subtree's
+	// requirement rather than the fallback, which may be weaker. A public
+	// subtree does not make /tree public.
+	if route, ok := r.routes[pattern]; ok && !route.Public {
+		return route
+	}
 	return r.fallback
 }

@@ -1,0 +1,128 @@
+package middleware
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// The fast paths must agree with encoding/json on everything they accept.
+
+var fastClaimsSeeds = []string{
+	`{"iss":"https://tenant.example.com/","sub":"auth0|5f7c8ec7c33c6c004bbafe82","aud":["https://api.example.com","https://tenant.example.com/userinfo"],"iat":1767225600,"exp":1767312000,"azp":"k3Jc1Xq9","scope":"openid read:contacts","permissions":["read:contacts","write:contacts"]}`,
+	`{"iss":"a","aud":"b","exp":1.5,"scp":["x","y"],"client_id":"c","jti":"j","nbf":null}`,
+	` { "aud" : [ "a" , "b" ] , "scope" : " a  b " , "exp" : 1e3 } `,
+	`{"aud":[],"scp":"a","permissions":[]}`,
+	`{"aud":null,"iss":null}`,
+	`{"aud":["a",1]}`,
+	`{"aud":"\u0061"}`,
+	`{"iss":"é"}`,
+	`{"iss":1}`,
+	`{"ISS":"x"}`,
+	`{"\u0069ss":"x"}`,
+	`{"ſub":"x"}`,
+	`{"exp":"1"}`,
+	`{"scope":["a"],"scp":"b c","x":{"iss":"y"},"y":[{"aud":1}]}`,
+	`{"https://example.com/roles":["admin"],"sub":"a\"b"}`,
+	`{"aud":"a","aud":"b"}`,
+	`{}`,
+}
+
+func FuzzDecodeClaimsFast(f *testing.F) {
+	for _, s := range fastClaimsSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if scanObject(b, registered) != nil {
+			return // refused before decoding
+		}
+		var fast wireClaims
+		if !fast.decodeFast(b) {
+			return
+		}
+		var slow wireClaims
+		if err := json.Unmarshal(b, &slow); err != nil {
+			t.Fatalf("fast path accepted %q, encoding/json refused it: %v", b, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q:\nfast %+v\nslow %+v", b, fast, slow)
+		}
+	})
+}
+
+var fastHeaderSeeds = []string{
+	`{"alg":"RS256","typ":"JWT","kid":"abc"}`,
+	`{"alg":"RS256","typ":"at+jwt"}`,
+	`{ "kid" : "k" , "alg" : "ES256" , "typ" : "application/at+jwt" }`,
+	`{"alg":"RS256","typ":"jwt"}`,
+	`{"alg":"HS256"}`,
+	`{"alg":"RS256","crit":["exp"]}`,
+	`{"alg":"RS256","crit":null}`,
+	`{"ALG":"RS256"}`,
+	`{"\u0061lg":"RS256"}`,
+	`{"alg":"RS256","typ":null}`,
+	`{"alg":"RS256","kid":7}`,
+	`{"alg":"RS256","jwk":{"kty":"RSA","alg":"none"},"x5c":["a"],"jku":"https://x/"}`,
+	`{"alg":"RS256","kid":"a\u0062"}`,
+}
+
+func FuzzDecodeHeaderFast(f *testing.F) {
+	for _, s := range fastHeaderSeeds {
+		f.Add([]byte(s))
+	}
+	v := &Validator{algs: []string{"RS256", "ES256", "PS256"}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if scanObject(b, headerNames) != nil {
+			return
+		}
+		var fast header
+		if !v.headerFast(b, &fast) {
+			return
+		}
+		slow, err := decodeHeaderJSON(b)
+		if err != nil {
+			t.Fatalf("fast path accepted %q, encoding/json refused it: %v", b, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q:\nfast %+v typ %v\nslow %+v typ %v", b, fast, deref(fast.Typ), slow, deref(slow.Typ))
+		}
+	})
+}
+
+func deref(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return *s
+}
+
+// The fast paths take the usual tokens: an Auth0 access token's header and
+// claims decode without falling back.
+func TestFastPathsTaken(t *testing.T) {
+	v := &Validator{algs: []string{"RS256"}}
+	var h header
+	if !v.headerFast([]byte(fastHeaderSeeds[0]), &h) || h.Alg != "RS256" || h.Kid != "abc" || h.Typ == nil || *h.Typ != "JWT" {
+		t.Errorf("header: %+v", h)
+	}
+	var wc wireClaims
+	if !wc.decodeFast([]byte(fastClaimsSeeds[0])) || wc.Iss != "https://tenant.example.com/" || len(wc.Aud) != 2 ||
+		!wc.Exp.set || wc.Scope.Len() != 2 || wc.Permissions.Len() != 2 {
+		t.Errorf("claims: %+v", wc)
+	}
+	for _, s := range []string{`{"ISS":"x"}`, `{"\u0069ss":"x"}`, `{"ſub":"x"}`, `{"iss":"é"}`, `{"sub":"a\"b"}`} {
+		if wc := (wireClaims{}); wc.decodeFast([]byte(s)) {
+			t.Errorf("fast path took %s", s)
+		}
+	}
+}
+
+func TestFastPathsNeedAnObject(t *testing.T) {
+	v := &Validator{algs: []string{"RS256"}}
+	for _, s := range []string{`[1]`, `"iss"`, `null`, `1`, ``, `{`, `{"iss":"a"`, `{"iss":"a"}}`} {
+		var wc wireClaims
+		var h header
+		if wc.decodeFast([]byte(s)) || v.headerFast([]byte(s), &h) {
+			t.Errorf("fast path took %q", s)
+		}
+	}
+}

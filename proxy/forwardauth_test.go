@@ -1,0 +1,216 @@
+package proxy_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/tokenward/tokenward/jwks"
+	"github.com/tokenward/tokenward/middleware"
+	"github.com/tokenward/tokenward/proxy"
+)
+
+func startForwardAuth(tb testing.TB, cfg proxy.Config) *httptest.Server {
+	tb.Helper()
+	fa, err := proxy.NewForwardAuth(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := httptest.NewServer(fa)
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+func TestForwardAuth(t *testing.T) {
+	iss := newIssuer(t)
+	cfg := defaultConfig(t, iss)
+	cfg.ScopesHeader = "X-Auth-Scopes"
+	srv := startForwardAuth(t, cfg)
+	tok := func(scope string) string { return withScope(t, iss, scope) }
+	orig := func(kind, method, uri string) http.Header {
+		h := http.Header{}
+		if method != "" {
+			h.Set("X-"+kind+"-Method", method)
+		}
+		if uri != "" {
+			h.Set(map[string]string{"Forwarded": "X-Forwarded-Uri", "Original": "X-Original-URI"}[kind], uri)
+		}
+		return h
+	}
+
+	tests := []struct {
+		name        string
+		req         request
+		want        int
+		wantSubject string // on 200: X-Auth-Subject in the response, "" for none
+		wantChall   []string
+	}{
+		{"X-Forwarded-*: allowed", request{path: "/auth", token: tok("api read:contacts"),
+			header: orig("Forwarded", "GET", "/api/contacts/1")}, 200, "auth0|test-user", nil},
+		{"X-Original-*: allowed", request{path: "/auth", token: tok("api read:contacts"),
+			header: orig("Original", "GET", "/api/contacts/1?x=1")}, 200, "auth0|test-user", nil},
+		{"rules apply to the original method", request{method: "GET", path: "/auth", token: tok("api read:contacts"),
+			header: orig("Forwarded", "POST", "/api/contacts/")}, 403, "",
+			[]string{`error="insufficient_scope"`, `scope="api admin write:contacts"`}},
+		{"rules apply to the original URI", request{path: "/api/contacts/", token: tok("api read:contacts"),
+			header: orig("Original", "GET", "/files/x")}, 403, "", []string{`scope="api read:files"`}},
+		{"both families, agreeing", request{path: "/auth", token: tok("api read:contacts"),
+			header: http.Header{"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/api/contacts/?a=1"},
+				"X-Original-Method": {"GET"}, "X-Original-Uri": {"/api/contacts/?a=1"}}}, 200, "auth0|test-user", nil},
+		{"ingress-nginx X-Original-URL", request{path: "/auth", token: tok("api read:contacts"),
+			header: http.Header{"X-Original-Method": {"GET"}, "X-Original-Url": {"https://api.example.com/api/contacts/1"}}},
+			200, "auth0|test-user", nil},
+		{"ingress-nginx X-Original-URL host pattern", request{path: "/auth", token: tok("api"),
+			header: http.Header{"X-Original-Method": {"GET"}, "X-Original-Url": {"https://admin.example.com/public/x"}}},
+			403, "", []string{`scope="admin api"`}},
+		{"no token", request{path: "/auth", header: orig("Forwarded", "GET", "/api/contacts/")}, 401, "",
+			[]string{`realm="api"`}},
+		{"bad token", request{path: "/auth", token: "a.b.c", header: orig("Forwarded", "GET", "/api/contacts/")}, 401, "",
+			[]string{`error="invalid_token"`}},
+		{"malformed Authorization", request{path: "/auth", header: http.Header{"Authorization": {"Bearer a b"},
+			"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/x"}}}, 400, "", []string{`error="invalid_request"`}},
+		{"original host pattern", request{path: "/auth", token: tok("api"), header: http.Header{
+			"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/public/x"}, "X-Forwarded-Host": {"admin.example.com"}}},
+			403, "", []string{`scope="admin api"`}},
+		{"public route: no token", request{path: "/auth", header: orig("Forwarded", "GET", "/public/x")}, 200, "", nil},
+		{"public route: valid token and spoofed identity: no identity", request{path: "/auth", token: tok("api"),
+			header: http.Header{"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/public/x"},
+				"X-Auth-Subject": {"auth0|admin"}, "X-Auth-Scopes": {"admin"}}}, 200, "", nil},
+		{"public route: bad token ignored", request{path: "/auth", token: "a.b.c",
+			header: orig("Original", "GET", "/status")}, 200, "", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := do(t, srv, tc.req)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d (body %s)", resp.StatusCode, tc.want, body)
+			}
+			if len(tc.wantChall) > 0 {
+				wantChallenge(t, resp, tc.wantChall...)
+			}
+			if got := resp.Header.Get("X-Auth-Subject"); got != tc.wantSubject {
+				t.Errorf("response X-Auth-Subject = %q, want %q", got, tc.wantSubject)
+			}
+			if tc.want == 200 {
+				if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+					t.Errorf("Cache-Control = %q, want no-store", cc)
+				}
+				scopes := resp.Header.Get("X-Auth-Scopes")
+				if (tc.wantSubject == "") != (scopes == "") {
+					t.Errorf("response X-Auth-Scopes = %q with subject %q", scopes, tc.wantSubject)
+				}
+			} else if resp.Header.Get("X-Auth-Subject") != "" || resp.Header.Get("X-Auth-Scopes") != "" {
+				t.Errorf("a refusal carries identity headers")
+			}
+		})
+	}
+}
+
+// TestForwardAuthAmbiguousOriginal: a gateway sets one family of headers
+// and passes on whatever else the client sent, so the original request is
+// judged only when every source present agrees, and never from the auth
+// request's own path.
+func TestForwardAuthAmbiguousOriginal(t *testing.T) {
+	iss := newIssuer(t)
+	srv := startForwardAuth(t, defaultConfig(t, iss))
+	token := withScope(t, iss, "api")
+	for _, tc := range []struct {
+		name   string
+		path   string
+		header http.Header
+	}{
+		{"no original headers, public path", "/public/x", nil},
+		{"no original headers, protected path", "/api/contacts/", nil},
+		{"method only", "/public/x", http.Header{"X-Forwarded-Method": {"GET"}}},
+		{"URI only", "/public/x", http.Header{"X-Forwarded-Uri": {"/public/x"}}},
+		{"families disagree on the URI", "/auth", http.Header{
+			"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/public/x"},
+			"X-Original-Method": {"GET"}, "X-Original-Uri": {"/api/contacts/"}}},
+		{"families disagree on the method", "/auth", http.Header{
+			"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/public/x"},
+			"X-Original-Method": {"POST"}, "X-Original-Uri": {"/public/x"}}},
+		{"families disagree on the query", "/auth", http.Header{
+			"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/public/x?a=1"},
+			"X-Original-Method": {"GET"}, "X-Original-Uri": {"/public/x?a=2"}}},
+		{"X-Original-URL disagrees", "/auth", http.Header{
+			"X-Original-Method": {"GET"}, "X-Original-Uri": {"/public/x"},
+			"X-Original-Url": {"https://api.example.com/api/contacts/"}}},
+		{"X-Original-URL host disagrees", "/auth", http.Header{
+			"X-Original-Method": {"GET"}, "X-Forwarded-Host": {"api.example.com"},
+			"X-Original-Url": {"https://admin.example.com/public/x"}}},
+		{"X-Original-URL not absolute", "/auth", http.Header{
+			"X-Original-Method": {"GET"}, "X-Original-Url": {"/public/x"}}},
+		{"two URIs in one family", "/auth", http.Header{
+			"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/public/x", "/api/contacts/"}}},
+		{"two hosts", "/auth", http.Header{
+			"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/public/x"},
+			"X-Forwarded-Host": {"www.example.com", "admin.example.com"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := do(t, srv, request{path: tc.path, token: token, header: tc.header})
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("status %d, want 400 (body %s)", resp.StatusCode, body)
+			}
+			if resp.Header.Get("X-Auth-Subject") != "" {
+				t.Error("identity in a refusal")
+			}
+		})
+	}
+}
+
+func TestForwardAuthMalformedOriginal(t *testing.T) {
+	iss := newIssuer(t)
+	srv := startForwardAuth(t, defaultConfig(t, iss))
+	token := withScope(t, iss, "api")
+	for _, tc := range []struct{ name, method, uri string }{
+		{"dot segments", "GET", "/public/../admin"},
+		{"encoded dot segments", "GET", "/public/%2e%2e/admin"},
+		{"empty segment", "GET", "//admin"},
+		{"encoded slash", "GET", "/public%2F..%2Fadmin"},
+		{"backslash", "GET", `/public\..\admin`},
+		{"not a request URI", "GET", "public/x"},
+		{"absolute URL with a bad host", "GET", "http://[::1/x"},
+		{"bad escape", "GET", "/a%zz"},
+		{"lower-case method", "get", "/public/x"},
+		{"method with a space", "GET X", "/public/x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, kind := range []string{"Forwarded", "Original"} {
+				h := http.Header{"X-" + kind + "-Method": {tc.method}}
+				if kind == "Forwarded" {
+					h.Set("X-Forwarded-Uri", tc.uri)
+				} else {
+					h.Set("X-Original-URI", tc.uri)
+				}
+				resp, body := do(t, srv, request{path: "/auth", token: token, header: h})
+				if resp.StatusCode != http.StatusBadRequest {
+					t.Errorf("%s: status %d, want 400 (body %s)", kind, resp.StatusCode, body)
+				}
+				if resp.Header.Get("X-Auth-Subject") != "" {
+					t.Errorf("%s: identity in a refusal", kind)
+				}
+			}
+		})
+	}
+}
+
+// TestForwardAuthKeysUnavailable: 503, as in proxy mode.
+func TestForwardAuthKeysUnavailable(t *testing.T) {
+	iss := newIssuer(t)
+	iss.SetDown(true)
+	keys, err := jwks.NewRemote(iss.JWKSURL(), jwks.RemoteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(keys.Close)
+	v, err := middleware.NewValidator([]middleware.Issuer{{URL: iss.URL(), Keys: keys}}, []string{audience}, middleware.ValidatorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startForwardAuth(t, proxy.Config{Validator: v, Rules: mustRules(t, testRules)})
+	resp, _ := do(t, srv, request{path: "/auth", token: withScope(t, iss, "api"),
+		header: http.Header{"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/x"}}})
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("status %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
