@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -14,8 +15,10 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/tokenward/tokenward/denylist"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
+	"github.com/tokenward/tokenward/opaque"
 	"github.com/tokenward/tokenward/proxy"
 	"github.com/tokenward/tokenward/scopes"
 )
@@ -24,6 +27,13 @@ import (
 const (
 	modeProxy       = "proxy"
 	modeForwardAuth = "forward-auth"
+)
+
+// What is done with opaque tokens (TOKENWARD_OPAQUE_TOKENS).
+const (
+	opaqueReject        = "reject"
+	opaqueIntrospection = "introspection"
+	opaqueUserInfo      = "userinfo"
 )
 
 // Config is the binary's configuration, read from TOKENWARD_* environment
@@ -58,6 +68,22 @@ type Config struct {
 	Realm                  string        `env:"TOKENWARD_REALM" envDefault:"api"`
 	UpstreamTimeout        time.Duration `env:"TOKENWARD_UPSTREAM_TIMEOUT" envDefault:"0s"`
 
+	// Opaque tokens and revocation.
+	OpaqueTokens                  string        `env:"TOKENWARD_OPAQUE_TOKENS" envDefault:"reject"`
+	OpaqueIssuer                  string        `env:"TOKENWARD_OPAQUE_ISSUER"`
+	IntrospectionURL              string        `env:"TOKENWARD_INTROSPECTION_URL"`
+	UserInfoURL                   string        `env:"TOKENWARD_USERINFO_URL"`
+	IntrospectionClientID         string        `env:"TOKENWARD_INTROSPECTION_CLIENT_ID"`
+	IntrospectionClientSecret     opaque.Secret `env:"TOKENWARD_INTROSPECTION_CLIENT_SECRET"` // prints as [REDACTED]
+	IntrospectionClientSecretFile string        `env:"TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE"`
+	OpaqueTimeout                 time.Duration `env:"TOKENWARD_OPAQUE_TIMEOUT" envDefault:"5s"`
+	OpaqueCacheTTL                time.Duration `env:"TOKENWARD_OPAQUE_CACHE_TTL" envDefault:"5m"`
+	OpaqueNegativeTTL             time.Duration `env:"TOKENWARD_OPAQUE_NEGATIVE_TTL" envDefault:"10s"`
+	OpaqueCacheSize               int           `env:"TOKENWARD_OPAQUE_CACHE_SIZE" envDefault:"100000"`
+	DenyListFile                  string        `env:"TOKENWARD_DENYLIST_FILE"`
+	DenyListURL                   string        `env:"TOKENWARD_DENYLIST_URL"`
+	DenyListInterval              time.Duration `env:"TOKENWARD_DENYLIST_INTERVAL"`
+
 	// Derived by check from the fields above.
 	jwksURLs     map[string]string // issuer → key set URL
 	required     scopes.Requirement
@@ -65,6 +91,9 @@ type Config struct {
 	claimHeaders []proxy.ClaimHeader
 	logLevel     slog.Level
 	unreadable   map[string]bool // variables env could not parse, already reported
+	opaqueIssuer string          // whose endpoint opaque tokens are checked with
+	clientSecret opaque.Secret   // from the variable or the file
+	ignored      []string        // variables set but unused, logged as warnings by serve
 }
 
 // purpose says which variables a command needs: serving needs them all,
@@ -362,7 +391,150 @@ func (c *Config) checkServing() []string {
 	if c.UpstreamTimeout < 0 {
 		add("TOKENWARD_UPSTREAM_TIMEOUT: %s is negative; use 0 for none", c.UpstreamTimeout)
 	}
+	problems = append(problems, c.checkOpaque()...)
+	problems = append(problems, c.checkDenyList()...)
 	return problems
+}
+
+// checkOpaque checks the opaque-token variables, and reads the client
+// secret file. No message quotes the secret.
+func (c *Config) checkOpaque() []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	ok := func(key string) bool { return !c.unreadable[key] }
+
+	if c.OpaqueTimeout <= 0 && ok("TOKENWARD_OPAQUE_TIMEOUT") {
+		add("TOKENWARD_OPAQUE_TIMEOUT: %s must be positive: a call to the issuer always has a deadline", c.OpaqueTimeout)
+	}
+	if c.OpaqueCacheTTL < 0 && ok("TOKENWARD_OPAQUE_CACHE_TTL") {
+		add("TOKENWARD_OPAQUE_CACHE_TTL: %s is negative; use 0 not to cache active answers", c.OpaqueCacheTTL)
+	}
+	if c.OpaqueNegativeTTL < 0 && ok("TOKENWARD_OPAQUE_NEGATIVE_TTL") {
+		add("TOKENWARD_OPAQUE_NEGATIVE_TTL: %s is negative; use 0 not to cache refusals", c.OpaqueNegativeTTL)
+	}
+	if c.OpaqueCacheSize < 0 && ok("TOKENWARD_OPAQUE_CACHE_SIZE") {
+		add("TOKENWARD_OPAQUE_CACHE_SIZE: %d is negative; use 0 to disable the cache", c.OpaqueCacheSize)
+	}
+
+	// Variables that only one mode reads.
+	modeOf := []struct {
+		name, mode string
+		set        bool
+	}{
+		{"TOKENWARD_OPAQUE_ISSUER", "", c.OpaqueIssuer != ""}, // both modes
+		{"TOKENWARD_INTROSPECTION_URL", opaqueIntrospection, c.IntrospectionURL != ""},
+		{"TOKENWARD_INTROSPECTION_CLIENT_ID", opaqueIntrospection, c.IntrospectionClientID != ""},
+		{"TOKENWARD_INTROSPECTION_CLIENT_SECRET", opaqueIntrospection, c.IntrospectionClientSecret != ""},
+		{"TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE", opaqueIntrospection, c.IntrospectionClientSecretFile != ""},
+		{"TOKENWARD_USERINFO_URL", opaqueUserInfo, c.UserInfoURL != ""},
+	}
+	ignore := func() {
+		for _, v := range modeOf {
+			if v.set && (c.OpaqueTokens == opaqueReject || v.mode != "" && v.mode != c.OpaqueTokens) {
+				c.ignored = append(c.ignored, fmt.Sprintf("%s is ignored with TOKENWARD_OPAQUE_TOKENS=%s", v.name, c.OpaqueTokens))
+			}
+		}
+	}
+
+	switch c.OpaqueTokens {
+	case opaqueReject:
+		ignore()
+		return problems
+	case opaqueIntrospection, opaqueUserInfo:
+		ignore()
+	default:
+		add("TOKENWARD_OPAQUE_TOKENS: %q is not one of %s (the default), %s, %s", c.OpaqueTokens, opaqueReject, opaqueIntrospection, opaqueUserInfo)
+		return problems
+	}
+
+	switch {
+	case c.OpaqueIssuer != "" && !slices.Contains(c.Issuers, c.OpaqueIssuer):
+		add("TOKENWARD_OPAQUE_ISSUER: %s is not one of TOKENWARD_ISSUERS", redact(c.OpaqueIssuer))
+	case c.OpaqueIssuer != "":
+		c.opaqueIssuer = c.OpaqueIssuer
+	case len(c.Issuers) > 0:
+		c.opaqueIssuer = c.Issuers[0]
+	}
+
+	if c.OpaqueTokens == opaqueUserInfo {
+		if c.UserInfoURL != "" {
+			if err := checkURL(c.UserInfoURL); err != nil {
+				add("TOKENWARD_USERINFO_URL: %v", err)
+			}
+		}
+		return problems
+	}
+
+	if c.IntrospectionURL != "" {
+		if err := checkURL(c.IntrospectionURL); err != nil {
+			add("TOKENWARD_INTROSPECTION_URL: %v", err)
+		}
+	}
+	if c.IntrospectionClientID == "" {
+		add("TOKENWARD_INTROSPECTION_CLIENT_ID is not set: introspection needs the client ID tokenward authenticates with (client_secret_basic)")
+	}
+	switch {
+	case c.IntrospectionClientSecret != "" && c.IntrospectionClientSecretFile != "":
+		add("TOKENWARD_INTROSPECTION_CLIENT_SECRET and TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE are both set: choose one")
+	case c.IntrospectionClientSecret != "":
+		c.clientSecret = c.IntrospectionClientSecret
+	case c.IntrospectionClientSecretFile != "":
+		secret, err := opaque.ReadSecretFile(c.IntrospectionClientSecretFile)
+		if err != nil {
+			add("TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE: %s", strings.TrimPrefix(err.Error(), "opaque: "))
+		}
+		c.clientSecret = secret
+	default:
+		add("TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE (or TOKENWARD_INTROSPECTION_CLIENT_SECRET) is not set: introspection needs the client secret; a file (a mounted Kubernetes Secret) keeps it out of the environment")
+	}
+	return problems
+}
+
+// checkDenyList checks the deny list's variables. The list itself is loaded
+// by newGateway.
+func (c *Config) checkDenyList() []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	if c.DenyListInterval < 0 && !c.unreadable["TOKENWARD_DENYLIST_INTERVAL"] {
+		add("TOKENWARD_DENYLIST_INTERVAL: %s is negative", c.DenyListInterval)
+	}
+	switch {
+	case c.DenyListFile != "" && c.DenyListURL != "":
+		add("TOKENWARD_DENYLIST_FILE and TOKENWARD_DENYLIST_URL are both set: choose one")
+	case c.DenyListFile != "":
+		fi, err := os.Stat(c.DenyListFile)
+		switch {
+		case err != nil:
+			add("TOKENWARD_DENYLIST_FILE: %v", err)
+		case !fi.Mode().IsRegular():
+			add("TOKENWARD_DENYLIST_FILE: %s is not a regular file", c.DenyListFile)
+		}
+	case c.DenyListURL != "":
+		// New reads nothing: it checks the URL (https, or http on
+		// loopback; no user info), without echoing credentials.
+		if _, err := denylist.New(denylist.Options{URL: c.DenyListURL}); err != nil {
+			for _, e := range unjoin(err) {
+				add("TOKENWARD_DENYLIST_URL: %s", hideQuery(strings.TrimPrefix(e.Error(), "denylist: "), c.DenyListURL))
+			}
+		}
+	case c.DenyListInterval != 0:
+		c.ignored = append(c.ignored, "TOKENWARD_DENYLIST_INTERVAL is ignored without TOKENWARD_DENYLIST_FILE or TOKENWARD_DENYLIST_URL")
+	}
+	return problems
+}
+
+// opaqueCache maps the cache variables to the checkers' options, in which
+// zero means the default and a negative TTL no caching.
+func (c *Config) opaqueCache() (ttl, negativeTTL time.Duration, entries int) {
+	ttl, negativeTTL, entries = c.OpaqueCacheTTL, c.OpaqueNegativeTTL, c.OpaqueCacheSize
+	if ttl == 0 || entries == 0 {
+		ttl = -1
+	}
+	if negativeTTL == 0 || entries == 0 {
+		negativeTTL = -1
+	}
+	return ttl, negativeTTL, entries
 }
 
 // validatorOptions maps the configuration to the validator's options.
@@ -500,6 +672,16 @@ func redact(raw string) string {
 	}
 	u.User = url.User("REDACTED")
 	return u.String()
+}
+
+// hideQuery removes raw's query, which may carry a credential (a signed
+// URL, an API key), from msg.
+func hideQuery(msg, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.RawQuery == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, "?"+u.RawQuery, "?(query not shown)")
 }
 
 func redactPair(pair string) string {

@@ -2,6 +2,9 @@ package main
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +25,13 @@ func TestEnvKeys(t *testing.T) {
 		"TOKENWARD_CACHE_MAX_BYTES",
 		"TOKENWARD_CACHE_SIZE",
 		"TOKENWARD_CLAIM_HEADERS",
+		"TOKENWARD_DENYLIST_FILE",
+		"TOKENWARD_DENYLIST_INTERVAL",
+		"TOKENWARD_DENYLIST_URL",
+		"TOKENWARD_INTROSPECTION_CLIENT_ID",
+		"TOKENWARD_INTROSPECTION_CLIENT_SECRET",
+		"TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE",
+		"TOKENWARD_INTROSPECTION_URL",
 		"TOKENWARD_ISSUERS",
 		"TOKENWARD_JWKS_MIN_REFRESH_INTERVAL",
 		"TOKENWARD_JWKS_REFRESH_INTERVAL",
@@ -32,6 +42,12 @@ func TestEnvKeys(t *testing.T) {
 		"TOKENWARD_LOG_LEVEL",
 		"TOKENWARD_MAX_TOKEN_BYTES",
 		"TOKENWARD_MODE",
+		"TOKENWARD_OPAQUE_CACHE_SIZE",
+		"TOKENWARD_OPAQUE_CACHE_TTL",
+		"TOKENWARD_OPAQUE_ISSUER",
+		"TOKENWARD_OPAQUE_NEGATIVE_TTL",
+		"TOKENWARD_OPAQUE_TIMEOUT",
+		"TOKENWARD_OPAQUE_TOKENS",
 		"TOKENWARD_REALM",
 		"TOKENWARD_REQUIRED_SCOPES",
 		"TOKENWARD_REQUIRE_AT_JWT",
@@ -41,6 +57,7 @@ func TestEnvKeys(t *testing.T) {
 		"TOKENWARD_STRIP_AUTHORIZATION",
 		"TOKENWARD_UPSTREAM",
 		"TOKENWARD_UPSTREAM_TIMEOUT",
+		"TOKENWARD_USERINFO_URL",
 	}
 	got := envKeys()
 	slices.Sort(got)
@@ -89,6 +106,13 @@ func TestDefaults(t *testing.T) {
 	check("required", c.required.IsZero(), true)
 	check("rules", c.rules.Len(), 0)
 	check("jwks", len(c.jwksURLs), 0)
+	check("opaque tokens", c.OpaqueTokens, "reject")
+	check("opaque timeout", c.OpaqueTimeout, 5*time.Second)
+	check("opaque cache ttl", c.OpaqueCacheTTL, 5*time.Minute)
+	check("opaque negative ttl", c.OpaqueNegativeTTL, 10*time.Second)
+	check("opaque cache size", c.OpaqueCacheSize, 100000)
+	check("denylist interval", c.DenyListInterval, time.Duration(0))
+	check("ignored", len(c.ignored), 0)
 	if o := c.validatorOptions(); o.Leeway != 30*time.Second || o.MaxTokenBytes != 16384 || o.CacheSize != 100000 || o.CacheMaxBytes != 64<<20 {
 		t.Errorf("validator options %+v", o)
 	}
@@ -205,5 +229,235 @@ func TestAlgorithmsAreTheValidators(t *testing.T) {
 		if strings.HasPrefix(a, "HS") || a == "none" {
 			t.Errorf("middleware.Algorithms lists %q", a)
 		}
+	}
+}
+
+// TestREADMEDocumentsEveryVariable: the README's variable table lists
+// exactly the variables the binary reads.
+func TestREADMEDocumentsEveryVariable(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Skipf("no README: %v", err)
+	}
+	_, table, ok := strings.Cut(string(data), "<!-- env-table -->")
+	table, _, ok2 := strings.Cut(table, "<!-- /env-table -->")
+	if !ok || !ok2 {
+		t.Fatal("README has no <!-- env-table --> ... <!-- /env-table --> section")
+	}
+	var documented []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `(TOKENWARD_[A-Z0-9_]+)` \\|").FindAllStringSubmatch(table, -1) {
+		documented = append(documented, m[1])
+	}
+	slices.Sort(documented)
+	keys := envKeys()
+	slices.Sort(keys)
+	if !slices.Equal(documented, keys) {
+		t.Errorf("README table:\n %q\nthe binary reads:\n %q", documented, keys)
+	}
+}
+
+// TestOpaqueAndDenyListConfig covers the opaque-token and deny list
+// variables in process; TestConfigErrors runs the failures through the
+// binary.
+func TestOpaqueAndDenyListConfig(t *testing.T) {
+	const (
+		first  = "https://tenant.auth0.com/"
+		second = "https://login.example.com/"
+	)
+	secretFile := writeFile(t, "secret", "file-s3cret\n")
+	emptyFile := writeFile(t, "empty", "")
+	listFile := writeFile(t, "denylist.json", `{"jti": ["a"]}`)
+	base := func(kv ...string) map[string]string {
+		m := map[string]string{
+			"TOKENWARD_ISSUERS":   first + "," + second,
+			"TOKENWARD_AUDIENCES": "https://api.example.com",
+			"TOKENWARD_UPSTREAM":  "http://127.0.0.1:3000",
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name     string
+		env      map[string]string
+		problems []string // substrings, one per problem; none: valid
+		check    func(t *testing.T, c *Config)
+	}{
+		{
+			name: "introspection, secret from a file, trailing newline dropped",
+			env: base("TOKENWARD_OPAQUE_TOKENS", "introspection", "TOKENWARD_INTROSPECTION_CLIENT_ID", "tokenward",
+				"TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE", secretFile),
+			check: func(t *testing.T, c *Config) {
+				if c.clientSecret != "file-s3cret" {
+					t.Errorf("secret not read from the file")
+				}
+				if c.opaqueIssuer != first {
+					t.Errorf("opaque issuer %q, want the first", c.opaqueIssuer)
+				}
+			},
+		},
+		{
+			name: "introspection, secret from the environment, second issuer",
+			env: base("TOKENWARD_OPAQUE_TOKENS", "introspection", "TOKENWARD_INTROSPECTION_CLIENT_ID", "tokenward",
+				"TOKENWARD_INTROSPECTION_CLIENT_SECRET", "env-s3cret", "TOKENWARD_OPAQUE_ISSUER", second,
+				"TOKENWARD_INTROSPECTION_URL", "https://login.example.com/oauth/introspect",
+				"TOKENWARD_USERINFO_URL", "https://login.example.com/userinfo"),
+			check: func(t *testing.T, c *Config) {
+				if c.clientSecret != "env-s3cret" || c.opaqueIssuer != second {
+					t.Errorf("issuer %q", c.opaqueIssuer)
+				}
+				if len(c.ignored) != 1 || !strings.Contains(c.ignored[0], "TOKENWARD_USERINFO_URL is ignored") {
+					t.Errorf("ignored %q", c.ignored)
+				}
+			},
+		},
+		{
+			name: "userinfo, cache disabled",
+			env:  base("TOKENWARD_OPAQUE_TOKENS", "userinfo", "TOKENWARD_OPAQUE_CACHE_SIZE", "0"),
+			check: func(t *testing.T, c *Config) {
+				if ttl, neg, _ := c.opaqueCache(); ttl >= 0 || neg >= 0 {
+					t.Errorf("cache size 0: ttl %v, negative ttl %v; want both off (negative)", ttl, neg)
+				}
+			},
+		},
+		{
+			name: "TTL 0 turns off that kind of answer only",
+			env:  base("TOKENWARD_OPAQUE_TOKENS", "userinfo", "TOKENWARD_OPAQUE_NEGATIVE_TTL", "0"),
+			check: func(t *testing.T, c *Config) {
+				if ttl, neg, n := c.opaqueCache(); ttl != 5*time.Minute || neg >= 0 || n != 100000 {
+					t.Errorf("ttl %v, negative ttl %v, entries %d", ttl, neg, n)
+				}
+			},
+		},
+		{
+			name: "reject: the endpoints and credentials are ignored, with a warning",
+			env: base("TOKENWARD_INTROSPECTION_CLIENT_SECRET", "env-s3cret", "TOKENWARD_USERINFO_URL", "http://not-checked.example.com/",
+				"TOKENWARD_OPAQUE_ISSUER", "https://not-checked.example.com/"),
+			check: func(t *testing.T, c *Config) {
+				if len(c.ignored) != 3 {
+					t.Errorf("ignored %q", c.ignored)
+				}
+				for _, msg := range c.ignored {
+					if strings.Contains(msg, "s3cret") {
+						t.Errorf("a warning shows the secret")
+					}
+				}
+			},
+		},
+		{
+			name: "deny list file",
+			env:  base("TOKENWARD_DENYLIST_FILE", listFile, "TOKENWARD_DENYLIST_INTERVAL", "100ms"),
+			check: func(t *testing.T, c *Config) {
+				if c.DenyListInterval != 100*time.Millisecond {
+					t.Errorf("interval %v", c.DenyListInterval)
+				}
+			},
+		},
+		{
+			name: "interval without a deny list",
+			env:  base("TOKENWARD_DENYLIST_INTERVAL", "1m"),
+			check: func(t *testing.T, c *Config) {
+				if len(c.ignored) != 1 {
+					t.Errorf("ignored %q", c.ignored)
+				}
+			},
+		},
+		{
+			name:     "unknown mode",
+			env:      base("TOKENWARD_OPAQUE_TOKENS", "introspect"),
+			problems: []string{`TOKENWARD_OPAQUE_TOKENS: "introspect" is not one of reject (the default), introspection, userinfo`},
+		},
+		{
+			name: "introspection without credentials, untrusted issuer, http endpoint",
+			env: base("TOKENWARD_OPAQUE_TOKENS", "introspection", "TOKENWARD_OPAQUE_ISSUER", "https://other.example.com/",
+				"TOKENWARD_INTROSPECTION_URL", "http://idp.example.com/introspect"),
+			problems: []string{
+				"TOKENWARD_OPAQUE_ISSUER: https://other.example.com/ is not one of TOKENWARD_ISSUERS",
+				"TOKENWARD_INTROSPECTION_URL: \"http://idp.example.com/introspect\" must use https",
+				"TOKENWARD_INTROSPECTION_CLIENT_ID is not set",
+				"TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE (or TOKENWARD_INTROSPECTION_CLIENT_SECRET) is not set",
+			},
+		},
+		{
+			name: "two secrets",
+			env: base("TOKENWARD_OPAQUE_TOKENS", "introspection", "TOKENWARD_INTROSPECTION_CLIENT_ID", "tokenward",
+				"TOKENWARD_INTROSPECTION_CLIENT_SECRET", "env-s3cret", "TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE", secretFile),
+			problems: []string{"TOKENWARD_INTROSPECTION_CLIENT_SECRET and TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE are both set"},
+		},
+		{
+			name: "empty secret file",
+			env: base("TOKENWARD_OPAQUE_TOKENS", "introspection", "TOKENWARD_INTROSPECTION_CLIENT_ID", "tokenward",
+				"TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE", emptyFile),
+			problems: []string{"TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE: secret file " + emptyFile + " is empty"},
+		},
+		{
+			name:     "userinfo URL with user info",
+			env:      base("TOKENWARD_OPAQUE_TOKENS", "userinfo", "TOKENWARD_USERINFO_URL", "https://u:env-s3cret@idp.example.com/userinfo"),
+			problems: []string{"TOKENWARD_USERINFO_URL: https://REDACTED@idp.example.com/userinfo must not have user info"},
+		},
+		{
+			name: "bad numbers",
+			env: base("TOKENWARD_OPAQUE_TIMEOUT", "0s", "TOKENWARD_OPAQUE_CACHE_TTL", "-1s", "TOKENWARD_OPAQUE_NEGATIVE_TTL", "-1s",
+				"TOKENWARD_OPAQUE_CACHE_SIZE", "many", "TOKENWARD_DENYLIST_INTERVAL", "-1s"),
+			problems: []string{
+				"TOKENWARD_OPAQUE_TIMEOUT: 0s must be positive",
+				"TOKENWARD_OPAQUE_CACHE_TTL: -1s is negative",
+				"TOKENWARD_OPAQUE_NEGATIVE_TTL: -1s is negative",
+				`TOKENWARD_OPAQUE_CACHE_SIZE: "many" is not a whole number`,
+				"TOKENWARD_DENYLIST_INTERVAL: -1s is negative",
+			},
+		},
+		{
+			name:     "deny list file and URL",
+			env:      base("TOKENWARD_DENYLIST_FILE", listFile, "TOKENWARD_DENYLIST_URL", "https://lists.example.com/deny.json"),
+			problems: []string{"TOKENWARD_DENYLIST_FILE and TOKENWARD_DENYLIST_URL are both set"},
+		},
+		{
+			name:     "deny list file missing",
+			env:      base("TOKENWARD_DENYLIST_FILE", listFile+".missing"),
+			problems: []string{"TOKENWARD_DENYLIST_FILE: stat " + listFile + ".missing: no such file or directory"},
+		},
+		{
+			name:     "deny list file is a directory",
+			env:      base("TOKENWARD_DENYLIST_FILE", filepath.Dir(listFile)),
+			problems: []string{"TOKENWARD_DENYLIST_FILE: " + filepath.Dir(listFile) + " is not a regular file"},
+		},
+		{
+			name:     "deny list URL with credentials",
+			env:      base("TOKENWARD_DENYLIST_URL", "https://u:env-s3cret@lists.example.com/deny.json"),
+			problems: []string{"TOKENWARD_DENYLIST_URL: URL must not carry credentials"},
+		},
+		{
+			name:     "deny list URL over http",
+			env:      base("TOKENWARD_DENYLIST_URL", "http://lists.example.com/deny.json?key=env-s3cret"),
+			problems: []string{"TOKENWARD_DENYLIST_URL: URL http://lists.example.com/deny.json?(query not shown) must be https"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := loadConfig(mapGetenv(tc.env), forServing)
+			if len(tc.problems) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.check(t, c)
+				return
+			}
+			var ce *configError
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v, want a configuration error", err)
+			}
+			if len(ce.problems) != len(tc.problems) {
+				t.Errorf("%d problems, want %d:\n%s", len(ce.problems), len(tc.problems), err)
+			}
+			for _, want := range tc.problems {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("no %q in:\n%s", want, err)
+				}
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("the error shows a secret:\n%s", err)
+			}
+		})
 	}
 }

@@ -80,11 +80,11 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("demo: rules: %w", err)
 	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.logLevel)
-	g, err := newGateway(cfg, log)
+	g, err := newGateway(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer g.keys.Close()
+	defer g.close()
 
 	ln, note, err := listenFallback(*addr)
 	if err != nil {

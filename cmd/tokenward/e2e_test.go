@@ -792,6 +792,62 @@ func TestConfigErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "opaque tokens and deny list, no secret echoed",
+			env: map[string]string{
+				"TOKENWARD_ISSUERS":                          "https://tenant.auth0.com/",
+				"TOKENWARD_AUDIENCES":                        audience,
+				"TOKENWARD_UPSTREAM":                         "http://127.0.0.1:3000",
+				"TOKENWARD_OPAQUE_TOKENS":                    "introspection",
+				"TOKENWARD_OPAQUE_ISSUER":                    "https://other.example.com/",
+				"TOKENWARD_INTROSPECTION_CLIENT_SECRET":      "hunter2",
+				"TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE": writeFile(t, "secret", "hunter2\n"),
+				"TOKENWARD_OPAQUE_TIMEOUT":                   "0s",
+				"TOKENWARD_OPAQUE_CACHE_SIZE":                "-1",
+				"TOKENWARD_DENYLIST_URL":                     "https://svc:hunter2@lists.example.com/deny.json",
+				"TOKENWARD_DENYLIST_INTERVAL":                "often",
+			},
+			wants: []string{
+				"TOKENWARD_OPAQUE_ISSUER: https://other.example.com/ is not one of TOKENWARD_ISSUERS",
+				"TOKENWARD_INTROSPECTION_CLIENT_ID is not set",
+				"TOKENWARD_INTROSPECTION_CLIENT_SECRET and TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE are both set",
+				"TOKENWARD_OPAQUE_TIMEOUT: 0s must be positive",
+				"TOKENWARD_OPAQUE_CACHE_SIZE: -1 is negative",
+				"TOKENWARD_DENYLIST_URL: URL must not carry credentials",
+				`TOKENWARD_DENYLIST_INTERVAL: "often" is not a duration`,
+			},
+		},
+		{
+			name: "unknown opaque mode, two deny lists, missing secret file",
+			env: map[string]string{
+				"TOKENWARD_ISSUERS":       "https://tenant.auth0.com/",
+				"TOKENWARD_AUDIENCES":     audience,
+				"TOKENWARD_UPSTREAM":      "http://127.0.0.1:3000",
+				"TOKENWARD_OPAQUE_TOKENS": "jwt-only",
+				"TOKENWARD_DENYLIST_FILE": "/nonexistent/deny.json",
+				"TOKENWARD_DENYLIST_URL":  "https://lists.example.com/deny.json",
+			},
+			wants: []string{
+				`TOKENWARD_OPAQUE_TOKENS: "jwt-only" is not one of reject (the default), introspection, userinfo`,
+				"TOKENWARD_DENYLIST_FILE and TOKENWARD_DENYLIST_URL are both set",
+			},
+		},
+		{
+			name: "secret file missing, deny list file missing",
+			env: map[string]string{
+				"TOKENWARD_ISSUERS":                          "https://tenant.auth0.com/",
+				"TOKENWARD_AUDIENCES":                        audience,
+				"TOKENWARD_UPSTREAM":                         "http://127.0.0.1:3000",
+				"TOKENWARD_OPAQUE_TOKENS":                    "introspection",
+				"TOKENWARD_INTROSPECTION_CLIENT_ID":          "tokenward-proxy",
+				"TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE": "/nonexistent/secret",
+				"TOKENWARD_DENYLIST_FILE":                    "/nonexistent/deny.json",
+			},
+			wants: []string{
+				"TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE: secret file: open /nonexistent/secret: no such file or directory",
+				"TOKENWARD_DENYLIST_FILE: stat /nonexistent/deny.json: no such file or directory",
+			},
+		},
+		{
 			name: "proxy mode problems, no secret echoed",
 			env: map[string]string{
 				"TOKENWARD_ISSUERS":     "https://tenant.auth0.com/",

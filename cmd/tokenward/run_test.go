@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -13,15 +14,21 @@ import (
 // that cancelling ctx shuts down cleanly with a nil error.
 func TestRunInProcess(t *testing.T) {
 	iss := newIssuer(t)
+	iss.SetIntrospectionClient("tokenward-proxy", "s3cret")
 	up := echoUpstream(t)
 	env := map[string]string{
-		"TOKENWARD_ISSUERS":       iss.URL(),
-		"TOKENWARD_AUDIENCES":     audience,
-		"TOKENWARD_UPSTREAM":      up.URL,
-		"TOKENWARD_LISTEN_ADDR":   "127.0.0.1:0",
-		"TOKENWARD_ADMIN_ADDR":    "127.0.0.1:0",
-		"TOKENWARD_ACCESS_LOG":    "true",
-		"TOKENWARD_CLAIM_HEADERS": "sub=X-Auth-Subject,https://example.com/roles=X-Auth-Roles",
+		"TOKENWARD_ISSUERS":                     iss.URL(),
+		"TOKENWARD_AUDIENCES":                   audience,
+		"TOKENWARD_UPSTREAM":                    up.URL,
+		"TOKENWARD_LISTEN_ADDR":                 "127.0.0.1:0",
+		"TOKENWARD_ADMIN_ADDR":                  "127.0.0.1:0",
+		"TOKENWARD_ACCESS_LOG":                  "true",
+		"TOKENWARD_CLAIM_HEADERS":               "sub=X-Auth-Subject,https://example.com/roles=X-Auth-Roles",
+		"TOKENWARD_OPAQUE_TOKENS":               "introspection",
+		"TOKENWARD_INTROSPECTION_CLIENT_ID":     "tokenward-proxy",
+		"TOKENWARD_INTROSPECTION_CLIENT_SECRET": "s3cret",
+		"TOKENWARD_DENYLIST_FILE":               writeFile(t, "denylist.json", `{"jti": ["revoked-jti"]}`),
+		"TOKENWARD_DENYLIST_INTERVAL":           "10ms",
 	}
 	stderr := newLines()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -59,6 +66,43 @@ func TestRunInProcess(t *testing.T) {
 	}
 	if r := do(t, c, "GET", "http://"+adminLine.str("addr")+"/metrics", nil); !strings.Contains(string(r.body), "tokenward_requests_total") {
 		t.Errorf("metrics: %d", r.status)
+	}
+
+	// Opaque tokens, the deny list and the cache, concurrently with scrapes
+	// (which read the cache's and the deny list's state) and reloads.
+	opaqueToken := iss.MintOpaque(iss.Claims(audience, nil))
+	revoked := mint(t, iss, map[string]any{"jti": "revoked-jti"})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for range 5 {
+				switch i % 4 {
+				case 0:
+					if r := do(t, c, "GET", base+"/x", bearer(opaqueToken)); r.status != 200 {
+						t.Errorf("opaque token: status %d", r.status)
+					}
+				case 1:
+					if r := do(t, c, "GET", base+"/x", bearer(revoked)); r.status != 401 {
+						t.Errorf("revoked token: status %d", r.status)
+					}
+				case 2:
+					if r := do(t, c, "GET", base+"/x", bearer(token)); r.status != 200 {
+						t.Errorf("token: status %d", r.status)
+					}
+				case 3:
+					r := do(t, c, "GET", "http://"+adminLine.str("addr")+"/metrics", nil)
+					for _, want := range []string{"tokenward_opaque_checks_total", "tokenward_denylist_entries 1", "tokenward_token_cache_hits_total"} {
+						if !strings.Contains(string(r.body), want) {
+							t.Errorf("/metrics has no %q", want)
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := iss.IntrospectionRequests(); n != 1 {
+		t.Errorf("%d introspection requests for one opaque token, want 1", n)
 	}
 	stderr.waitLog(t, "request allowed")
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/tokenward/tokenward/denylist"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/proxy"
@@ -27,12 +28,19 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	log := newLogger(stderr, cfg.LogFormat, cfg.logLevel)
 
-	g, err := newGateway(cfg, log)
+	for _, msg := range cfg.ignored {
+		log.Warn(msg)
+	}
+	g, err := newGateway(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer g.keys.Close()
+	defer g.close()
 
+	denySource := ""
+	if g.deny != nil {
+		denySource = g.deny.Status().Source // a URL without its query
+	}
 	log.Info("tokenward starting",
 		"version", versionString(),
 		"mode", cfg.Mode,
@@ -45,6 +53,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		"required_scopes", cfg.required.String(),
 		"claim_headers", cfg.ClaimHeaders,
 		"strip_authorization", cfg.StripAuthorization,
+		"opaque_tokens", cfg.OpaqueTokens,
+		"opaque_issuer", cfg.opaqueIssuer,
+		"opaque_endpoint", g.opaqueEndpoint,
+		"denylist", denySource,
 	)
 	if cfg.Mode == modeForwardAuth && cfg.Upstream != "" {
 		log.Warn("TOKENWARD_UPSTREAM is ignored in forward-auth mode")
@@ -106,18 +118,38 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 }
 
 // gateway is what serve and demo run: the key sets of the trusted issuers,
-// the handler that guards the upstream, and the metrics.
+// the deny list, the handler that guards the upstream, and the metrics.
 type gateway struct {
-	keys     *jwks.Registry
-	handler  http.Handler
-	gatherer prometheus.Gatherer
+	keys           *jwks.Registry
+	deny           *denylist.List // nil without one
+	opaqueEndpoint string         // "" when opaque tokens are rejected
+	handler        http.Handler
+	gatherer       prometheus.Gatherer
 }
 
-// newGateway wires a checked configuration together. Its errors are
-// configuration errors.
-func newGateway(cfg *Config, log *slog.Logger) (*gateway, error) {
+// close stops the background work: key set refreshes, deny list reloads.
+func (g *gateway) close() {
+	if g.deny != nil {
+		g.deny.Close()
+	}
+	if g.keys != nil {
+		g.keys.Close()
+	}
+}
+
+// newGateway wires a checked configuration together. It loads what must be
+// there before serving: the deny list, and the opaque-token endpoint when it
+// is discovered. ctx ends those waits. Its errors are configuration errors,
+// except for a deny list URL or a discovery that cannot be reached.
+func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway, err error) {
+	g := &gateway{}
+	defer func() {
+		if err != nil {
+			g.close()
+		}
+	}()
 	obs := &refreshObserver{}
-	keys, err := jwks.NewRegistry(cfg.Issuers, jwks.RegistryOptions{
+	g.keys, err = jwks.NewRegistry(cfg.Issuers, jwks.RegistryOptions{
 		JWKSURLs:  cfg.jwksURLs,
 		Remote:    cfg.remoteOptions(log),
 		OnRefresh: obs.observe,
@@ -130,19 +162,34 @@ func newGateway(cfg *Config, log *slog.Logger) (*gateway, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	metrics := proxy.NewMetrics(reg, keys)
+	metrics := proxy.NewMetrics(reg, g.keys)
 	obs.bind(metrics)
+
+	if g.deny, err = startDenyList(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	checker, endpoint, err := newOpaqueChecker(ctx, cfg, log, metrics.ObserveOpaque)
+	if err != nil {
+		return nil, err
+	}
+	g.opaqueEndpoint = endpoint
 
 	issuers := make([]middleware.Issuer, 0, len(cfg.Issuers))
 	for _, iss := range cfg.Issuers {
-		set, _ := keys.Set(iss)
+		set, _ := g.keys.Set(iss)
 		issuers = append(issuers, middleware.Issuer{URL: iss, Keys: set})
 	}
-	v, err := middleware.NewValidator(issuers, cfg.Audiences, cfg.validatorOptions())
+	opts := cfg.validatorOptions()
+	opts.Opaque = checker
+	if g.deny != nil {
+		opts.Revoked = g.deny.Revoked
+		proxy.RegisterDenyList(reg, g.deny)
+	}
+	v, err := middleware.NewValidator(issuers, cfg.Audiences, opts)
 	if err != nil {
-		keys.Close()
 		return nil, asConfigError(err)
 	}
+	proxy.RegisterTokenCache(reg, v)
 	pc := proxy.Config{
 		Validator:          v,
 		Rules:              cfg.rules,
@@ -162,10 +209,10 @@ func newGateway(cfg *Config, log *slog.Logger) (*gateway, error) {
 		h, err = proxy.New(cfg.Upstream, pc, proxy.UpstreamOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout})
 	}
 	if err != nil {
-		keys.Close()
 		return nil, asConfigError(err)
 	}
-	return &gateway{keys: keys, handler: h, gatherer: reg}, nil
+	g.handler, g.gatherer = h, reg
+	return g, nil
 }
 
 // asConfigError reports a constructor's errors as configuration problems.
