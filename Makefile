@@ -19,11 +19,20 @@ unit:
 deploy:
 	cd deploy && go vet ./... && go test ./...
 
+# Every parser of untrusted input has a fuzz target; CI runs each briefly.
 fuzz:
 	go test -run='^$$' -fuzz='^FuzzValidate$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzExtractBearer$$' -fuzztime=$(FUZZTIME) ./middleware/
+	go test -run='^$$' -fuzz='^FuzzScanObject$$' -fuzztime=$(FUZZTIME) ./middleware/
+	go test -run='^$$' -fuzz='^FuzzDecodeClaimsFast$$' -fuzztime=$(FUZZTIME) ./middleware/
+	go test -run='^$$' -fuzz='^FuzzDecodeHeaderFast$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzUnmarshalJSON$$' -fuzztime=$(FUZZTIME) ./scopes/
+	go test -run='^$$' -fuzz='^FuzzParseIntrospection$$' -fuzztime=$(FUZZTIME) ./opaque/
+	go test -run='^$$' -fuzz='^FuzzParseProfile$$' -fuzztime=$(FUZZTIME) ./opaque/
+	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./denylist/
 
 # Benchmarks are never timed tests; CI runs each once to prove it still works.
+# bench/ is its own module (it depends on the peers it is compared with).
 bench-smoke:
 	go test -run='^$$' -bench=. -benchtime=1x ./...
+	cd bench && go vet ./... && go test -run=. -bench=. -benchtime=1x ./...
