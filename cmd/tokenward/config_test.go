@@ -129,7 +129,7 @@ func equal(a, b any) bool {
 }
 
 func TestListsAndValues(t *testing.T) {
-	c, err := loadConfig(mapGetenv(map[string]string{
+	_, err := loadConfig(mapGetenv(map[string]string{
 		"TOKENWARD_ISSUERS":         " https://a.example.com/ ,, https://b.example.com/ ",
 		"TOKENWARD_AUDIENCES":       "https://api.example.com,  urn:api ",
 		"TOKENWARD_ALGORITHMS":      "RS256, ES256",
@@ -146,7 +146,7 @@ func TestListsAndValues(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 
-	c, err = loadConfig(mapGetenv(map[string]string{
+	c, err := loadConfig(mapGetenv(map[string]string{
 		"TOKENWARD_ISSUERS":         " https://a.example.com/ ,, https://b.example.com/ ",
 		"TOKENWARD_AUDIENCES":       "https://api.example.com,  urn:api ",
 		"TOKENWARD_ALGORITHMS":      "RS256, ES256",

@@ -392,6 +392,7 @@ func TestIdentityHeaders(t *testing.T) {
 					t.Errorf("protected route: upstream got %s %q, want %q", h, got, v)
 				}
 			}
+			//lint:ignore SA1008 the non-canonical key is the point: a client-sent copy must not survive
 			if _, ok := s.Header["x-auth-roles"]; ok {
 				t.Errorf("protected route: the client's non-canonical x-auth-roles reached the upstream")
 			}
@@ -817,7 +818,7 @@ func TestConfigErrors(t *testing.T) {
 			},
 		},
 		{
-			name: "unknown opaque mode, two deny lists, missing secret file",
+			name: "unknown opaque mode, two deny lists",
 			env: map[string]string{
 				"TOKENWARD_ISSUERS":       "https://tenant.auth0.com/",
 				"TOKENWARD_AUDIENCES":     audience,
