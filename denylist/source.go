@@ -91,12 +91,13 @@ func newURLSource(raw string, base *http.Client, timeout time.Duration, max int6
 		return nil, errors.New("denylist: URL is not an absolute URL")
 	case u.User != nil:
 		return nil, errors.New("denylist: URL must not carry credentials (user info)")
-	case u.Scheme == "https", u.Scheme == "http" && jwks.IsLoopback(u.Hostname()):
-	default:
-		return nil, fmt.Errorf("denylist: URL %s must be https (http only on a loopback host)", u.Redacted())
 	}
+	// The query may carry an access key: never shown.
 	display := *u
 	display.RawQuery, display.Fragment = "", ""
+	if !(u.Scheme == "https" || u.Scheme == "http" && jwks.IsLoopback(u.Hostname())) {
+		return nil, fmt.Errorf("denylist: URL %s must be https (http only on a loopback host)", display.Redacted())
+	}
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
