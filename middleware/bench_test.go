@@ -71,7 +71,8 @@ func BenchmarkVerifyRS256Bare(b *testing.B) {
 	}
 }
 
-// The allocation budget of the request path (bench target: 20).
+// The allocation budget of the request path: the floor (bare crypto/rsa
+// verification) allocates 9 times.
 func TestValidateAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
@@ -83,8 +84,45 @@ func TestValidateAllocs(t *testing.T) {
 	if _, err := v.Validate(ctx, token); err != nil {
 		t.Fatal(err)
 	}
-	const budget = 20
+	const budget = 16
 	if n := testing.AllocsPerRun(50, func() { v.Validate(ctx, token) }); n > budget {
 		t.Errorf("Validate allocates %v times, budget %d", n, budget)
 	}
+}
+
+// BenchmarkValidateRS256OverBare times the validator and the bare floor of
+// BenchmarkVerifyRS256Bare alternately, one call each per iteration, and
+// reports the ratio of their total times: on a shared machine a burst of
+// load from elsewhere then slows both alike. The target of issue 5 is 1.15.
+func BenchmarkValidateRS256OverBare(b *testing.B) {
+	key := newKey(b, "RS256")
+	v := staticFixture(b, key, middleware.ValidatorOptions{})
+	token := sign(b, key, nil, auth0Claims(epoch))
+	dot := strings.LastIndexByte(token, '.')
+	input := []byte(token[:dot])
+	sig, err := b64.DecodeString(token[dot+1:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub := key.Public().(*rsa.PublicKey)
+	ctx := context.Background()
+	if _, err := v.Validate(ctx, token); err != nil {
+		b.Fatal(err)
+	}
+	var validate, bare time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := v.Validate(ctx, token); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		digest := sha256.Sum256(input)
+		if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, digest[:], sig); err != nil {
+			b.Fatal(err)
+		}
+		validate += t1.Sub(t0)
+		bare += time.Since(t1)
+	}
+	b.ReportMetric(float64(validate)/float64(bare), "x-floor")
 }

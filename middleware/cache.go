@@ -2,49 +2,101 @@ package middleware
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/binary"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/tokenward/tokenward/scopes"
 )
 
 // cacheShards splits the verified-token cache so that concurrent requests
 // rarely meet on one lock. A power of two.
 const cacheShards = 64
 
-// entryOverhead is the memory an entry costs beyond its claims JSON: the map
-// slot, the key, the entry, the Claims struct, its strings and scope lists.
-// Measured: 1,156 bytes of heap per cached 853-byte Auth0-shaped token whose
-// claims JSON is 329 bytes, so 832 beyond the JSON.
-const entryOverhead = 832
+// entryOverhead is the memory an entry costs beyond its data block: its map
+// slot (8-byte index and 24-byte value, at the map's average load, about 70
+// bytes) and the rounding of the block up to its allocation size class. The
+// interned key reference is shared by every token of a key and not counted.
+// TestCacheEntryBytes holds the estimate to within 20% of the heap measured:
+// about 520 bytes per entry for an Auth0-shaped token with 329-byte claims
+// JSON (a 420-byte data block).
+const entryOverhead = 96
+
+// maxEntryData is the largest data block an entry may have: offsets in it
+// are 16 bits. A token whose entry would be larger is verified every time.
+const maxEntryData = math.MaxUint16
 
 // tokenCache remembers verified tokens by the SHA-256 of the whole token. The
-// token itself is never stored: a hit needs the same 256-bit hash, so no
+// token itself is never stored: a hit needs the same 256-bit hash (the first
+// 64 bits index the shard's map, the other 192 are compared), so no
 // collision can turn one token into another's hit.
 type tokenCache struct {
 	shards     [cacheShards]cacheShard
 	maxEntries int   // per shard
 	maxBytes   int64 // per shard
-
-	hits, misses, evictions atomic.Uint64
 }
 
 type cacheShard struct {
-	mu      sync.RWMutex // guards entries and bytes
-	entries map[[sha256.Size]byte]*cacheEntry
-	bytes   int64
+	mu        sync.RWMutex // guards entries, bytes, minExp and evictions
+	entries   map[uint64]cacheEntry
+	bytes     int64
+	minExp    int64 // no entry expires before this (Unix seconds); may be early
+	evictions uint64
+
+	hits, misses atomic.Uint64
+
+	_ [64]byte // keeps shards' hot words on separate cache lines
 }
 
-// cacheEntry is a verified token: its claims (never modified after insert)
-// and what a hit must re-check.
+// cacheEntry is a verified token: one immutable block of bytes holding its
+// claims JSON and everything a hit needs (see the layout below), and the key
+// that verified it, shared by every entry of that key.
 type cacheEntry struct {
-	claims *Claims
-	kid    string
-	keyPub publicKey // the key that verified it; a hit requires the issuer still publishes it
-	size   int64
+	data   string // never modified; the claims returned on a hit point into it
+	key    *keyRef
+	scopes *scopes.Set // interned, or nil: built from data on each hit
 }
+
+// keyRef is a key that verified tokens, interned so that entries share it.
+type keyRef struct {
+	iss  string
+	keys KeySet
+	kid  string    // as in the tokens' header
+	pub  publicKey // a hit requires the issuer still publishes it
+}
+
+// Layout of cacheEntry.data: a fixed head of little-endian fields, the spans
+// (16-bit offset and length) of the audiences and scopes, the claims JSON,
+// then the bytes of any string that is not a substring of the JSON (a claim
+// with escapes, decoded). Strings of the claims are substrings of data.
+const (
+	eHash   = 0  // bytes 8 to 32 of the SHA-256 of the token
+	eExp    = 24 // exp, nbf, iat: Unix seconds, int64
+	eNbf    = 32 //
+	eIat    = 40 //
+	eExpNs  = 48 // their nanoseconds, uint32
+	eNbfNs  = 52 //
+	eIatNs  = 56 //
+	eFlags  = 60 // flagNbf | flagIat
+	eNAud   = 62 // number of audiences, uint16
+	eNScope = 64 // number of scopes, uint16
+	eRaw    = 66 // spans: the claims JSON, iss, sub, jti, client ID
+	eIss    = 70
+	eSub    = 74
+	eJti    = 78
+	eClient = 82
+	eSpans  = 86 // nAud then nScope spans
+
+	flagNbf = 1
+	flagIat = 2
+)
 
 // publicKey is what every crypto public key type implements.
 type publicKey interface {
@@ -62,13 +114,31 @@ func sameKey(a publicKey, b crypto.PublicKey) bool {
 	return a.Equal(b)
 }
 
+// identicalKey reports whether a and b are the same key object (not merely
+// equal keys), for interning.
+func identicalKey(a, b crypto.PublicKey) bool {
+	switch a := a.(type) {
+	case *rsa.PublicKey:
+		b, ok := b.(*rsa.PublicKey)
+		return ok && a == b
+	case *ecdsa.PublicKey:
+		b, ok := b.(*ecdsa.PublicKey)
+		return ok && a == b
+	case ed25519.PublicKey:
+		b, ok := b.(ed25519.PublicKey)
+		return ok && len(a) > 0 && len(a) == len(b) && &a[0] == &b[0]
+	}
+	return false
+}
+
 func newTokenCache(maxEntries int, maxBytes int64) *tokenCache {
 	c := &tokenCache{
 		maxEntries: max(1, maxEntries/cacheShards),
 		maxBytes:   max(1, maxBytes/cacheShards),
 	}
 	for i := range c.shards {
-		c.shards[i].entries = make(map[[sha256.Size]byte]*cacheEntry)
+		c.shards[i].entries = make(map[uint64]cacheEntry)
+		c.shards[i].minExp = math.MaxInt64
 	}
 	return c
 }
@@ -82,70 +152,95 @@ func (c *tokenCache) shard(key *[sha256.Size]byte) *cacheShard {
 	return &c.shards[key[0]&(cacheShards-1)]
 }
 
-func (c *tokenCache) get(key *[sha256.Size]byte) *cacheEntry {
-	s := c.shard(key)
+// index is the map key of a token's entry within its shard.
+func index(key *[sha256.Size]byte) uint64 { return binary.LittleEndian.Uint64(key[:8]) }
+
+// matches reports whether e is the entry of the token hashed to key, whose
+// first 8 bytes are already known to match.
+func (e cacheEntry) matches(key *[sha256.Size]byte) bool {
+	return e.data[eHash:eHash+sha256.Size-8] == string(key[8:])
+}
+
+func (s *cacheShard) get(key *[sha256.Size]byte) (cacheEntry, bool) {
 	s.mu.RLock()
-	e := s.entries[*key]
+	e, ok := s.entries[index(key)]
 	s.mu.RUnlock()
-	return e
+	return e, ok && e.matches(key)
 }
 
 // fits reports whether an entry of this size may be cached at all: one larger
 // than a shard's share of the byte bound is not, so the bound always holds.
 func (c *tokenCache) fits(size int64) bool { return size <= c.maxBytes }
 
+func (e cacheEntry) size() int64 { return int64(len(e.data)) + entryOverhead }
+
 // put stores an entry, evicting others when the shard is over its bounds:
 // expired entries first, then arbitrary ones (map order is randomised), so a
-// flood of new tokens cannot grow the cache past its bound.
-func (c *tokenCache) put(key *[sha256.Size]byte, e *cacheEntry, now time.Time) {
+// flood of new tokens cannot grow the cache past its bound. now is read only
+// when an eviction is needed.
+func (c *tokenCache) put(key *[sha256.Size]byte, e cacheEntry, now func() time.Time) {
 	s := c.shard(key)
+	idx := index(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.entries[*key]; ok {
-		s.bytes -= old.size
+	if old, ok := s.entries[idx]; ok {
+		s.bytes -= old.size()
 	}
-	s.entries[*key] = e
-	s.bytes += e.size
+	s.entries[idx] = e
+	s.bytes += e.size()
+	s.minExp = min(s.minExp, entryView(e.data).i64(eExp))
 	if len(s.entries) <= c.maxEntries && s.bytes <= c.maxBytes {
 		return
 	}
-	for k, old := range s.entries {
-		if k != *key && now.After(old.claims.ExpiresAt) {
-			s.drop(k, old)
-			c.evictions.Add(1)
+	if t := now().Unix(); t > s.minExp {
+		// Some entry may have expired: sweep them all, and learn the
+		// earliest exp of the rest.
+		s.minExp = math.MaxInt64
+		for k, old := range s.entries {
+			exp := entryView(old.data).i64(eExp)
+			if k != idx && t > exp {
+				s.drop(k, old)
+				continue
+			}
+			s.minExp = min(s.minExp, exp)
 		}
 	}
 	for k, old := range s.entries {
 		if len(s.entries) <= c.maxEntries && s.bytes <= c.maxBytes {
 			break
 		}
-		if k != *key {
+		if k != idx {
 			s.drop(k, old)
-			c.evictions.Add(1)
 		}
 	}
 }
 
-func (c *tokenCache) remove(key *[sha256.Size]byte) {
-	s := c.shard(key)
+// remove drops the entry of key, if it is still there.
+func (s *cacheShard) remove(key *[sha256.Size]byte) {
+	idx := index(key)
 	s.mu.Lock()
-	if e, ok := s.entries[*key]; ok {
-		s.drop(*key, e)
+	if e, ok := s.entries[idx]; ok && e.matches(key) {
+		delete(s.entries, idx)
+		s.bytes -= e.size()
 	}
 	s.mu.Unlock()
 }
 
-// drop deletes an entry; the caller holds s.mu.
-func (s *cacheShard) drop(k [sha256.Size]byte, e *cacheEntry) {
+// drop evicts an entry; the caller holds s.mu.
+func (s *cacheShard) drop(k uint64, e cacheEntry) {
 	delete(s.entries, k)
-	s.bytes -= e.size
+	s.bytes -= e.size()
+	s.evictions++
 }
 
 func (c *tokenCache) stats() CacheStats {
-	st := CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Evictions: c.evictions.Load()}
+	var st CacheStats
 	for i := range c.shards {
 		s := &c.shards[i]
+		st.Hits += s.hits.Load()
+		st.Misses += s.misses.Load()
 		s.mu.RLock()
+		st.Evictions += s.evictions
 		st.Entries += len(s.entries)
 		st.Bytes += s.bytes
 		s.mu.RUnlock()
@@ -160,4 +255,243 @@ type CacheStats struct {
 	Evictions uint64 // entries dropped to keep the cache within its bounds
 	Entries   int    // entries now
 	Bytes     int64  // estimated memory of the entries now
+}
+
+// keyRefs interns the keys that verified cached tokens.
+type keyRefs struct {
+	mu   sync.Mutex // guards list
+	list []*keyRef  // most recent last; at most maxKeyRefs
+}
+
+// maxKeyRefs bounds the interned keys. Keys are interned only after they
+// verified a token, so this is about key rotations, not attackers; an entry
+// keeps its own reference alive after it leaves the list.
+const maxKeyRefs = 64
+
+func (r *keyRefs) get(iss string, keys KeySet, kid string, pub publicKey) *keyRef {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.list) - 1; i >= 0; i-- {
+		if k := r.list[i]; k.iss == iss && k.kid == kid && identicalKey(k.pub, pub) {
+			return k
+		}
+	}
+	k := &keyRef{iss: iss, keys: keys, kid: kid, pub: pub}
+	if len(r.list) == maxKeyRefs {
+		r.list = append(r.list[:0], r.list[1:]...)
+	}
+	r.list = append(r.list, k)
+	return k
+}
+
+// newEntry builds the cache entry of a verified token from its claims. ok is
+// false when the entry would be too large to address.
+func newEntry(key *[sha256.Size]byte, c *Claims, ref *keyRef) (e cacheEntry, ok bool) {
+	scopeList := c.Scopes.List()
+	raw := c.raw
+	strs := [...]string{c.Issuer, c.Subject, c.ID, c.ClientID}
+	n := eSpans + 4*(len(c.Audience)+len(scopeList)) + len(raw)
+	extra := func(s string) int {
+		if _, in := within(raw, s); in {
+			return 0
+		}
+		return len(s)
+	}
+	for _, s := range strs {
+		n += extra(s)
+	}
+	for _, s := range c.Audience {
+		n += extra(s)
+	}
+	for _, s := range scopeList {
+		n += extra(s)
+	}
+	if n > maxEntryData || len(c.Audience) > math.MaxUint16 || len(scopeList) > math.MaxUint16 {
+		return cacheEntry{}, false
+	}
+
+	b := make([]byte, n)
+	copy(b[eHash:], key[8:])
+	putTime := func(at, atNs int, t time.Time) {
+		binary.LittleEndian.PutUint64(b[at:], uint64(t.Unix()))
+		binary.LittleEndian.PutUint32(b[atNs:], uint32(t.Nanosecond()))
+	}
+	putTime(eExp, eExpNs, c.ExpiresAt)
+	var flags byte
+	if !c.NotBefore.IsZero() {
+		flags |= flagNbf
+		putTime(eNbf, eNbfNs, c.NotBefore)
+	}
+	if !c.IssuedAt.IsZero() {
+		flags |= flagIat
+		putTime(eIat, eIatNs, c.IssuedAt)
+	}
+	b[eFlags] = flags
+	binary.LittleEndian.PutUint16(b[eNAud:], uint16(len(c.Audience)))
+	binary.LittleEndian.PutUint16(b[eNScope:], uint16(len(scopeList)))
+	rawAt := eSpans + 4*(len(c.Audience)+len(scopeList))
+	copy(b[rawAt:], raw)
+	next := rawAt + len(raw) // where the next string not in raw goes
+	span := func(at, off, n int) {
+		binary.LittleEndian.PutUint16(b[at:], uint16(off))
+		binary.LittleEndian.PutUint16(b[at+2:], uint16(n))
+	}
+	put := func(at int, s string) {
+		if off, in := within(raw, s); in {
+			span(at, rawAt+off, len(s))
+			return
+		}
+		span(at, next, len(s))
+		next += copy(b[next:], s)
+	}
+	span(eRaw, rawAt, len(raw))
+	for i, s := range strs {
+		put(eIss+4*i, s)
+	}
+	for i, s := range c.Audience {
+		put(eSpans+4*i, s)
+	}
+	for i, s := range scopeList {
+		put(eSpans+4*(len(c.Audience)+i), s)
+	}
+	return cacheEntry{data: unsafe.String(&b[0], len(b)), key: ref}, true
+}
+
+// within reports whether s is a substring of b in memory, and where.
+func within(b []byte, s string) (off int, ok bool) {
+	if len(s) == 0 {
+		return 0, true
+	}
+	if len(b) == 0 {
+		return 0, false
+	}
+	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if p < start || p+uintptr(len(s)) > start+uintptr(len(b)) {
+		return 0, false
+	}
+	return int(p - start), true
+}
+
+// entryView reads a cacheEntry's data.
+type entryView string
+
+func (d entryView) u16(at int) int { return int(d[at]) | int(d[at+1])<<8 }
+
+func (d entryView) i64(at int) int64 {
+	_ = d[at+7]
+	return int64(uint64(d[at]) | uint64(d[at+1])<<8 | uint64(d[at+2])<<16 | uint64(d[at+3])<<24 |
+		uint64(d[at+4])<<32 | uint64(d[at+5])<<40 | uint64(d[at+6])<<48 | uint64(d[at+7])<<56)
+}
+
+func (d entryView) date(at, atNs int) time.Time {
+	return time.Unix(d.i64(at), int64(d.u16(atNs)|d.u16(atNs+2)<<16))
+}
+
+// str returns the string of the span at, a substring of d.
+func (d entryView) str(at int) string {
+	off := d.u16(at)
+	return string(d[off : off+d.u16(at+2)])
+}
+
+// hitClaims is a Claims with room for its audiences, so that a hit builds it
+// in one allocation.
+type hitClaims struct {
+	Claims
+	aud [2]string
+}
+
+// claims builds the Claims of an entry: one allocation for the struct (with
+// up to two audiences), and one for the scopes unless they are interned. The
+// strings point into d.
+func (d entryView) claims(exp time.Time, interned *scopes.Set) *Claims {
+	h := new(hitClaims)
+	c := &h.Claims
+	c.Issuer = d.str(eIss)
+	c.Subject = d.str(eSub)
+	c.ID = d.str(eJti)
+	c.ClientID = d.str(eClient)
+	c.ExpiresAt = exp // d.date(eExp, eExpNs), which the caller has
+	flags := d[eFlags]
+	if flags&flagNbf != 0 {
+		c.NotBefore = d.date(eNbf, eNbfNs)
+	}
+	if flags&flagIat != 0 {
+		c.IssuedAt = d.date(eIat, eIatNs)
+	}
+	nAud, nScope := d.u16(eNAud), d.u16(eNScope)
+	if nAud <= len(h.aud) {
+		c.Audience = h.aud[:nAud:nAud]
+	} else {
+		c.Audience = make([]string, nAud)
+	}
+	for i := range c.Audience {
+		c.Audience[i] = d.str(eSpans + 4*i)
+	}
+	if interned != nil {
+		c.Scopes = *interned
+	} else if nScope > 0 {
+		var buf [16]string
+		list := buf[:0]
+		if nScope > len(buf) {
+			list = make([]string, 0, nScope)
+		}
+		for i := range nScope {
+			list = append(list, d.str(eSpans+4*(nAud+i)))
+		}
+		// Stored sorted and without duplicates, as scopes.New leaves them.
+		c.Scopes = scopes.New(list...)
+	}
+	raw := d.str(eRaw)
+	// The JSON is only ever read (Decode, and JSON's copy).
+	c.raw = unsafe.Slice(unsafe.StringData(raw), len(raw))
+	if len(raw) == 0 {
+		c.raw = []byte{}
+	}
+	return c
+}
+
+// scopeTable interns the scope sets of cached tokens, which tokens of one
+// client share, so that a hit need not build its set. It only grows, to
+// maxScopeSets sets or maxScopeBytes bytes; sets beyond are built on each hit
+// from the entry. Its memory is not counted in the cache's byte bound.
+type scopeTable struct {
+	mu    sync.Mutex             // guards sets and bytes
+	sets  map[string]*scopes.Set // by the set's String()
+	bytes int
+}
+
+const (
+	maxScopeSets  = 4096
+	maxScopeBytes = 1 << 20
+)
+
+// intern returns the shared copy of set, or nil when the table is full.
+func (t *scopeTable) intern(set scopes.Set) *scopes.Set {
+	if set.Len() == 0 {
+		return nil
+	}
+	// The memory of one set: its joined text (which its strings share), the
+	// list, the Set and the map slot.
+	text := set.String()
+	size := len(text) + 16*set.Len() + 24 + 64
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p, ok := t.sets[text]; ok {
+		return p
+	}
+	if len(t.sets) >= maxScopeSets || t.bytes+size > maxScopeBytes {
+		return nil
+	}
+	if t.sets == nil {
+		t.sets = make(map[string]*scopes.Set)
+	}
+	p := new(scopes.Set)
+	*p = scopes.Parse(text)
+	if !p.Equal(set) {
+		return nil // a scope with a space: cannot come from a valid token, but stay exact
+	}
+	t.sets[text] = p
+	t.bytes += size
+	return p
 }

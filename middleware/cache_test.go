@@ -2,8 +2,11 @@ package middleware_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -253,5 +256,153 @@ func BenchmarkValidateCached(b *testing.B) {
 		if _, err := v.Validate(ctx, tok); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestCacheEntryBytes keeps entryOverhead honest: the cache's estimate of
+// its memory, which its byte bound relies on, must be within 20% of the heap
+// an entry really costs. Auth0-shaped tokens, as in BenchmarkValidateCached.
+func TestCacheEntryBytes(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes the heap")
+	}
+	iss := jwkstest.NewIssuer()
+	defer iss.Close()
+	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{CacheSize: 1 << 20, CacheMaxBytes: 1 << 30})
+	const n = 4000
+	toks := make([]string, n)
+	for i := range toks {
+		toks[i] = mint(t, iss, map[string]any{
+			"jti":         fmt.Sprint(i),
+			"sub":         "auth0|5f7c8ec7c33c6c004bbafe82",
+			"aud":         []string{cacheAud, iss.URL() + "userinfo"},
+			"azp":         "pYwZ3hQe7rFqkXnC2LmV9sTd",
+			"scope":       "openid profile read:contacts",
+			"permissions": []string{"read:contacts", "write:contacts"},
+		})
+	}
+	ctx := context.Background()
+	if _, err := v.Validate(ctx, mint(t, iss, nil)); err != nil { // the key set is fetched
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, tok := range toks {
+		if _, err := v.Validate(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	s := v.CacheStats()
+	if s.Entries != n+1 {
+		t.Fatalf("%d entries, want %d", s.Entries, n+1)
+	}
+	measured := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+	estimated := float64(s.Bytes) / float64(s.Entries)
+	t.Logf("%d-byte tokens: heap growth %.0f bytes per entry, estimated %.0f", len(toks[0]), measured, estimated)
+	if estimated < 0.8*measured || estimated > 1.2*measured {
+		t.Errorf("estimate %.0f bytes per entry is not within 20%% of the measured %.0f: fix entryOverhead", estimated, measured)
+	}
+	runtime.KeepAlive(toks)
+}
+
+// A hit allocates the returned Claims (with its audiences) and its scopes.
+func TestValidateCachedAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	iss := jwkstest.NewIssuer()
+	defer iss.Close()
+	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{})
+	tok := mint(t, iss, map[string]any{
+		"aud":         []string{cacheAud, iss.URL() + "userinfo"},
+		"scope":       "openid profile read:contacts",
+		"permissions": []string{"read:contacts", "write:contacts"},
+	})
+	ctx := context.Background()
+	if _, err := v.Validate(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	const budget = 2
+	if n := testing.AllocsPerRun(100, func() { v.Validate(ctx, tok) }); n > budget {
+		t.Errorf("a cache hit allocates %v times, budget %d", n, budget)
+	}
+	if s := v.CacheStats(); s.Hits < 100 {
+		t.Fatalf("stats %+v: the runs were not hits", s)
+	}
+}
+
+// BenchmarkTokenSHA256 is the floor of a cache hit: hashing the token of
+// BenchmarkValidateCached, which every hit must do.
+func BenchmarkTokenSHA256(b *testing.B) {
+	iss := jwkstest.NewIssuer()
+	defer iss.Close()
+	tok := mint(b, iss, map[string]any{
+		"sub":         "auth0|5f7c8ec7c33c6c004bbafe82",
+		"aud":         []string{cacheAud, iss.URL() + "userinfo"},
+		"azp":         "pYwZ3hQe7rFqkXnC2LmV9sTd",
+		"scope":       "openid profile read:contacts",
+		"permissions": []string{"read:contacts", "write:contacts"},
+	})
+	in := []byte(tok)
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkSum = sha256.Sum256(in)
+	}
+}
+
+var sinkSum [sha256.Size]byte
+
+// A hit rebuilds the claims from the cache's compact entry: they must be
+// exactly those the verification returned, whatever the claims' shape.
+func TestCacheHitEqualsVerification(t *testing.T) {
+	iss := jwkstest.NewIssuer()
+	defer iss.Close()
+	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{})
+	now := time.Now()
+	many := make([]string, 40)
+	for i := range many {
+		many[i] = fmt.Sprintf("scope:%02d", 39-i)
+	}
+	for name, extra := range map[string]map[string]any{
+		"auth0": {"aud": []string{cacheAud, iss.URL() + "userinfo"}, "azp": "client", "scope": "openid profile read:contacts",
+			"permissions": []string{"read:contacts", "write:contacts"}, "jti": "j1"},
+		"aud string, client_id":  {"aud": cacheAud, "client_id": "c", "azp": "other", "scp": []string{"b", "a", "a"}},
+		"three audiences":        {"aud": []string{"x", cacheAud, "y"}, "scope": "  a  b "},
+		"fractional times":       {"exp": float64(now.Add(time.Hour).Unix()) + 0.25, "nbf": float64(now.Unix()-10) + 0.5, "iat": float64(now.Unix()-20) + 0.75},
+		"no iat":                 {"iat": nil},
+		"escapes":                {"sub": "a\"b\\c\u00e9", "jti": "\u2603", "scope": "caf\u00e9 read\tall", "aud": []string{cacheAud, "\u00e9"}},
+		"many scopes":            {"permissions": many},
+		"scope with a space":     {"permissions": []string{"a b", "c"}},
+		"no scopes":              {"scope": nil},
+		"custom claims":          {"https://example.com/roles": []string{"admin"}, "n": 1},
+		"empty strings":          {"sub": "", "jti": "", "scope": ""},
+		"aud with empty element": {"aud": []string{"", cacheAud}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tok := mint(t, iss, extra)
+			hits := v.CacheStats().Hits
+			cold, err := v.Validate(context.Background(), tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hit, err := v.Validate(context.Background(), tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.CacheStats().Hits != hits+1 {
+				t.Fatal("the second validation was not a hit")
+			}
+			if !reflect.DeepEqual(cold, hit) {
+				t.Fatalf("hit differs from verification:\ncold %+v\nhit  %+v", cold, hit)
+			}
+			var a, b map[string]any
+			if cold.Decode(&a) != nil || hit.Decode(&b) != nil || !reflect.DeepEqual(a, b) || string(cold.JSON()) != string(hit.JSON()) {
+				t.Fatal("the claims JSON differs")
+			}
+		})
 	}
 }

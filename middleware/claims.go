@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/tokenward/tokenward/scopes"
 )
@@ -137,21 +138,20 @@ func decodeClaimsJSON(payload []byte) (wireClaims, error) {
 // decodeFast decodes b as json.Unmarshal would, when every string-typed
 // registered claim (iss, sub, jti, client_id, azp) is a string of printable
 // ASCII without escapes and no registered name is spelled otherwise: those
-// strings, and the usual string and array shapes of aud and scope, share
-// one copy of b; the other claims go through their own UnmarshalJSON, as
-// with encoding/json. For anything else it reports false, and b is left to
+// strings, and the usual string and array shapes of aud and the scope
+// claims, share the memory of b, which must not be modified afterwards; the
+// other claims go through their own UnmarshalJSON, as with encoding/json. For anything else it reports false, and b is left to
 // encoding/json: it need only be right about what it accepts.
 func (wc *wireClaims) decodeFast(b []byte) bool {
 	if !validObject(b) {
 		return false
 	}
-	var text string // string(b), made on first use
+	// The strings are substrings of b, which the caller never modifies
+	// (it becomes Claims.raw): the cache finds them in it by address.
+	text := unsafe.String(unsafe.SliceData(b), len(b))
 	str := func(vs, ve int) (string, bool) {
 		if !simpleString(b[vs:ve]) {
 			return "", false
-		}
-		if text == "" {
-			text = string(b)
 		}
 		return text[vs+1 : ve-1], true
 	}
@@ -178,7 +178,7 @@ func (wc *wireClaims) decodeFast(b []byte) bool {
 		case "aud":
 			if s, isString := str(vs, ve); isString {
 				wc.Aud = audience{s}
-			} else if list, isList := simpleArray(b, vs, str); isList {
+			} else if list, isList := simpleArray(b, vs, str, nil); isList {
 				wc.Aud = list
 			} else {
 				err = wc.Aud.UnmarshalJSON(value)
@@ -194,13 +194,9 @@ func (wc *wireClaims) decodeFast(b []byte) bool {
 			if string(name) == "scp" {
 				set = &wc.Scp
 			}
-			if s, isString := str(vs, ve); isString {
-				*set = scopes.Parse(s)
-			} else {
-				err = set.UnmarshalJSON(value)
-			}
+			*set, err = scopeSet(b, vs, ve, str)
 		case "permissions":
-			err = wc.Permissions.UnmarshalJSON(value)
+			wc.Permissions, err = scopeSet(b, vs, ve, str)
 		default:
 			if bytes.IndexByte(name, '\\') >= 0 || foldsToAny(name, registered) {
 				return false
@@ -212,9 +208,25 @@ func (wc *wireClaims) decodeFast(b []byte) bool {
 	}
 }
 
+// scopeSet decodes a scope claim at b[vs:ve] as scopes.Set's UnmarshalJSON
+// does, with the usual shapes' strings in b's memory.
+func scopeSet(b []byte, vs, ve int, str func(vs, ve int) (string, bool)) (scopes.Set, error) {
+	if s, isString := str(vs, ve); isString {
+		return scopes.Parse(s), nil
+	}
+	var buf [16]string
+	if list, isList := simpleArray(b, vs, str, buf[:0]); isList {
+		return scopes.New(list...), nil
+	}
+	var set scopes.Set
+	err := set.UnmarshalJSON(b[vs:ve])
+	return set, err
+}
+
 // simpleArray returns the strings of the JSON array at b[vs] if every
-// element is a string str accepts. b must be valid JSON.
-func simpleArray(b []byte, vs int, str func(vs, ve int) (string, bool)) ([]string, bool) {
+// element is a string str accepts, appended to dst if it has room for them.
+// b must be valid JSON.
+func simpleArray(b []byte, vs int, str func(vs, ve int) (string, bool), dst []string) ([]string, bool) {
 	if b[vs] != '[' {
 		return nil, false
 	}
@@ -237,7 +249,10 @@ func simpleArray(b []byte, vs int, str func(vs, ve int) (string, bool)) ([]strin
 	if b[i] != ']' {
 		return nil, false
 	}
-	list := make([]string, 0, n)
+	list := dst[:0]
+	if list == nil || cap(list) < n {
+		list = make([]string, 0, n)
+	}
 	for i = skipSpace(b, vs+1); b[i] == '"'; {
 		end := stringEnd(b, i)
 		s, _ := str(i, end)

@@ -126,3 +126,33 @@ func TestFastPathsNeedAnObject(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSplit holds split to its definition: exactly two dots, every other
+// byte of the base64url alphabet.
+func FuzzSplit(f *testing.F) {
+	for _, s := range []string{"a.b.c", "..", "a.b", "a.b.c.d", "a+b.c.d", "ab.c\n.d", "", "eyJ.eyJ.sig-_09AZaz", "a.b.c="} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, token string) {
+		want1, want2, dots, wantOK := 0, 0, 0, true
+		for i := 0; i < len(token); i++ {
+			switch c := token[i]; {
+			case c == '.':
+				dots++
+				if dots == 1 {
+					want1 = i
+				} else if dots == 2 {
+					want2 = i
+				}
+			case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+			default:
+				wantOK = false
+			}
+		}
+		wantOK = wantOK && dots == 2
+		d1, d2, ok := split(token)
+		if ok != wantOK || ok && (d1 != want1 || d2 != want2) {
+			t.Fatalf("split(%q) = %d, %d, %v; want %d, %d, %v", token, d1, d2, ok, want1, want2, wantOK)
+		}
+	})
+}

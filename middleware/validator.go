@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/tokenward/tokenward/jwks"
 )
@@ -62,8 +64,10 @@ type ValidatorOptions struct {
 	// still publishes the key that verified it, and Revoked; entries die at
 	// the token's exp. Keyed by SHA-256 of the token; the token is not stored.
 	CacheSize int
-	// CacheMaxBytes bounds the cache's estimated memory. Zero means
-	// [DefaultCacheMaxBytes].
+	// CacheMaxBytes bounds the cache's estimated memory (about 520 bytes
+	// per entry for an Auth0 access token; a token whose entry would exceed
+	// 64 KiB is not cached). Zero means [DefaultCacheMaxBytes]. The scope
+	// sets that cached tokens share, at most 1 MiB, come on top.
 	CacheMaxBytes int64
 	// Revoked, if set, is asked about every verified token, cached or not; a
 	// true answer refuses the token with reason revoked (a deny list).
@@ -97,7 +101,11 @@ type Validator struct {
 	requireAT bool
 	maxBytes  int
 	now       func() time.Time
-	cache     *tokenCache // nil without a cache
+	cache     *tokenCache                  // nil without a cache
+	refs      keyRefs                      // the keys of cached tokens
+	scopeSets scopeTable                   // the scope sets of cached tokens
+	kids      atomic.Pointer[[]string]     // key IDs seen in keys found, for kid
+	headers   atomic.Pointer[[]headerMemo] // headers of verified tokens
 	revoked   func(*Claims) bool
 	opaque    OpaqueChecker
 }
@@ -276,7 +284,7 @@ func (v *Validator) headerFast(b []byte, h *header) bool {
 			if !simpleString(value) {
 				return false
 			}
-			h.Kid = string(value[1 : len(value)-1])
+			h.Kid = v.kid(value[1 : len(value)-1])
 		default:
 			// crit, and any name encoding/json would read as a field.
 			if bytes.IndexByte(name, '\\') >= 0 || foldsToAny(name, headerFields) {
@@ -284,6 +292,36 @@ func (v *Validator) headerFast(b []byte, h *header) bool {
 			}
 		}
 	}
+}
+
+// kid returns b as a string: a known key ID without allocating.
+func (v *Validator) kid(b []byte) string {
+	if known := v.kids.Load(); known != nil {
+		for _, k := range *known {
+			if k == string(b) {
+				return k
+			}
+		}
+	}
+	return string(b)
+}
+
+// maxKids bounds the key IDs remembered by kid.
+const maxKids = 32
+
+// rememberKid remembers the ID of a key that was found in a trusted
+// issuer's set (never an arbitrary header's), for kid.
+func (v *Validator) rememberKid(kid string) {
+	known := v.kids.Load()
+	if known != nil && (len(*known) >= maxKids || slices.Contains(*known, kid)) {
+		return
+	}
+	var next []string
+	if known != nil {
+		next = slices.Clone(*known)
+	}
+	next = append(next, kid)
+	v.kids.CompareAndSwap(known, &next) // a lost race only skips this kid
 }
 
 // Validate verifies a token and returns its claims. The checks run in a fixed
@@ -322,12 +360,13 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 		return c, err
 	}
 	key := tokenKey(token)
-	if e := v.cache.get(&key); e != nil {
-		if c, err, ok := v.fromCache(ctx, &key, e); ok {
+	s := v.cache.shard(&key)
+	if e, ok := s.get(&key); ok {
+		if c, err, ok := v.fromCache(ctx, s, &key, e); ok {
 			return c, err
 		}
 	}
-	v.cache.misses.Add(1)
+	s.misses.Add(1)
 	var used usedKey
 	c, err := v.verify(ctx, token, &used)
 	if err != nil {
@@ -336,48 +375,49 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 	if v.revoked != nil && v.revoked(c) {
 		return nil, &Error{Reason: ReasonRevoked}
 	}
-	size := int64(len(c.raw)) + entryOverhead
-	if pub, ok := used.pub.(publicKey); ok && v.cache.fits(size) {
-		stored := *c
-		v.cache.put(&key, &cacheEntry{claims: &stored, kid: used.kid, keyPub: pub, size: size}, v.now())
+	if pub, ok := used.pub.(publicKey); ok {
+		ref := v.refs.get(c.Issuer, used.keys, used.kid, pub)
+		if e, ok := newEntry(&key, c, ref); ok && v.cache.fits(e.size()) {
+			e.scopes = v.scopeSets.intern(c.Scopes)
+			v.cache.put(&key, e, v.now)
+		}
 	}
 	return c, nil
 }
 
 // usedKey is the key that verified a token, remembered for cache hits.
 type usedKey struct {
-	kid string
-	pub any
+	keys KeySet
+	kid  string
+	pub  any
 }
 
 // fromCache answers from a cache entry, or reports ok=false when the token
 // must be verified again (the key changed, or it is not yet valid).
-func (v *Validator) fromCache(ctx context.Context, key *[32]byte, e *cacheEntry) (c *Claims, err error, ok bool) {
+func (v *Validator) fromCache(ctx context.Context, s *cacheShard, key *[32]byte, e cacheEntry) (c *Claims, err error, ok bool) {
+	d := entryView(e.data)
 	now := v.now()
-	if !now.Before(e.claims.ExpiresAt.Add(v.leeway)) { // as in verify
-		v.cache.remove(key)
-		return nil, &Error{Reason: ReasonExpired, Detail: "expired " + ago(now.Sub(e.claims.ExpiresAt)) + " ago"}, true
+	exp := d.date(eExp, eExpNs)
+	if !now.Before(exp.Add(v.leeway)) { // as in verify
+		s.remove(key)
+		return nil, &Error{Reason: ReasonExpired, Detail: "expired " + ago(now.Sub(exp)) + " ago"}, true
 	}
-	if e.claims.NotBefore.After(now.Add(v.leeway)) {
+	if d[eFlags]&flagNbf != 0 && d.date(eNbf, eNbfNs).After(now.Add(v.leeway)) {
 		return nil, nil, false
 	}
-	keys, trusted := v.issuers[e.claims.Issuer]
-	if !trusted {
-		return nil, nil, false
-	}
-	k, kerr := keys.Key(ctx, e.kid)
-	if kerr != nil || !sameKey(e.keyPub, k.Public) {
+	k, kerr := e.key.keys.Key(ctx, e.key.kid)
+	if kerr != nil || !sameKey(e.key.pub, k.Public) {
 		// The issuer no longer publishes that key (or published another
 		// under its kid): the token stops being valid with it.
-		v.cache.remove(key)
+		s.remove(key)
 		return nil, nil, false
 	}
-	if v.revoked != nil && v.revoked(e.claims) {
+	c = d.claims(exp, e.scopes)
+	if v.revoked != nil && v.revoked(c) {
 		return nil, &Error{Reason: ReasonRevoked}, true
 	}
-	v.cache.hits.Add(1)
-	cp := *e.claims
-	return &cp, nil, true
+	s.hits.Add(1)
+	return c, nil, true
 }
 
 // checkOpaque asks the opaque-token checker, then holds its answer to the
@@ -425,21 +465,26 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	if !ok {
 		return nil, v.structureError(token)
 	}
-	raw := []byte(token)
+	// The token's bytes, only ever read: no copy.
+	raw := unsafe.Slice(unsafe.StringData(token), len(token))
 
-	// Header. The JOSE header of an access token is small; a stack buffer
-	// spares an allocation.
-	var hbuf [256]byte
-	hdrBytes, err := decodeSegment(hbuf[:0], raw[:dot1])
-	if err != nil {
-		return nil, fail(ReasonMalformed, "token header is not base64url")
-	}
-	if err := scanObject(hdrBytes, headerNames); err != nil {
-		return nil, &Error{Reason: ReasonMalformed, Description: "token header is not a valid JSON object", Err: err}
-	}
-	h, err := v.decodeHeader(hdrBytes)
-	if err != nil {
-		return nil, &Error{Reason: ReasonMalformed, Description: "token header is not a valid JSON object", Err: err}
+	// Header: one seen in a verified token before (tokens of one key share
+	// it byte for byte) is not decoded again.
+	h, known := v.knownHeader(token[:dot1])
+	if !known {
+		// The JOSE header of an access token is small; a stack buffer
+		// spares an allocation.
+		var hbuf [256]byte
+		hdrBytes, err := decodeSegment(hbuf[:0], raw[:dot1])
+		if err != nil {
+			return nil, fail(ReasonMalformed, "token header is not base64url")
+		}
+		if err := scanObject(hdrBytes, headerNames); err != nil {
+			return nil, &Error{Reason: ReasonMalformed, Description: "token header is not a valid JSON object", Err: err}
+		}
+		if h, err = v.decodeHeader(hdrBytes); err != nil {
+			return nil, &Error{Reason: ReasonMalformed, Description: "token header is not a valid JSON object", Err: err}
+		}
 	}
 	alg, ok := v.algorithm(h.Alg)
 	if !ok {
@@ -486,8 +531,9 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	if !alg.fits(key.Public) {
 		return nil, &Error{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("key %q is not a %s key", key.ID, h.Alg)}
 	}
+	v.rememberKid(h.Kid)
 	if used != nil {
-		used.kid, used.pub = h.Kid, key.Public
+		used.keys, used.kid, used.pub = keys, h.Kid, key.Public
 	}
 
 	// Signature.
@@ -519,34 +565,104 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 		return nil, &Error{Reason: ReasonAudience, Detail: audienceHint(wc.Aud, v.audiences)}
 	}
 
+	if !known {
+		v.rememberHeader(token[:dot1], h)
+	}
 	return wc.claims(payload), nil
+}
+
+// headerMemo is the decoded header of a verified token.
+type headerMemo struct {
+	segment string // the header segment of the token, base64url
+	h       header
+}
+
+// maxHeaders bounds the headers remembered by rememberHeader.
+const maxHeaders = 16
+
+// knownHeader returns the header decoded from segment before, if any.
+func (v *Validator) knownHeader(segment string) (header, bool) {
+	if known := v.headers.Load(); known != nil {
+		for i := range *known {
+			if m := &(*known)[i]; m.segment == segment {
+				return m.h, true
+			}
+		}
+	}
+	return header{}, false
+}
+
+// rememberHeader remembers the header of a token that passed every check,
+// so that the headers remembered are those of the trusted issuers' keys,
+// never an arbitrary client's. A header with crit never gets here.
+func (v *Validator) rememberHeader(segment string, h header) {
+	known := v.headers.Load()
+	if known != nil && len(*known) >= maxHeaders {
+		return
+	}
+	var next []headerMemo
+	if known != nil {
+		next = slices.Clone(*known)
+	}
+	next = append(next, headerMemo{segment: strings.Clone(segment), h: h})
+	v.headers.CompareAndSwap(known, &next) // a lost race only skips this one
 }
 
 // split finds the two dots of a compact JWS and checks that every byte is of
 // the base64url alphabet or a dot. Go's base64 decoder skips \r and \n, so
 // they must be refused here for the encoding to be strict.
 func split(token string) (dot1, dot2 int, ok bool) {
-	dots := 0
-	for i := 0; i < len(token); i++ {
-		c := token[i]
+	// Branch-free over the bytes, four at a time: the class of every byte
+	// is ORed together, and the dots are found afterwards.
+	var a, b, c, d byte
+	rest := token
+	for len(rest) >= 4 {
+		a |= byteClass[rest[0]]
+		b |= byteClass[rest[1]]
+		c |= byteClass[rest[2]]
+		d |= byteClass[rest[3]]
+		rest = rest[4:]
+	}
+	for i := 0; i < len(rest); i++ {
+		a |= byteClass[rest[i]]
+	}
+	if (a|b|c|d)&classOther != 0 {
+		return 0, 0, false
+	}
+	dot1 = strings.IndexByte(token, '.')
+	if dot1 < 0 {
+		return 0, 0, false
+	}
+	dot2 = strings.IndexByte(token[dot1+1:], '.')
+	if dot2 < 0 {
+		return 0, 0, false
+	}
+	dot2 += dot1 + 1
+	if strings.IndexByte(token[dot2+1:], '.') >= 0 {
+		return 0, 0, false
+	}
+	return dot1, dot2, true
+}
+
+// The classes of byteClass.
+const (
+	classDot   = 1
+	classOther = 2 // neither base64url nor a dot
+)
+
+// byteClass classifies bytes for split: 0 for the base64url alphabet.
+var byteClass = func() (t [256]byte) {
+	for c := range 256 {
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
 		case c == '.':
-			dots++
-			switch dots {
-			case 1:
-				dot1 = i
-			case 2:
-				dot2 = i
-			default:
-				return 0, 0, false
-			}
+			t[c] = classDot
 		default:
-			return 0, 0, false
+			t[c] = classOther
 		}
 	}
-	return dot1, dot2, dots == 2
-}
+	return t
+}()
 
 // structureError explains a token that is not three base64url segments.
 func (v *Validator) structureError(token string) *Error {
