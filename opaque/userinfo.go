@@ -160,8 +160,15 @@ func parseProfile(body []byte, issuer string) (*middleware.Claims, []byte, *midd
 	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, nil, unavailable("the profile is not valid JSON", err)
 	}
-	for _, name := range profileDropped {
-		delete(m, name)
+	// encoding/json matches names case-insensitively ("Aud" fills aud), so
+	// drop every spelling.
+	for name := range m {
+		for _, dropped := range profileDropped {
+			if strings.EqualFold(name, dropped) {
+				delete(m, name)
+				break
+			}
+		}
 	}
 	iss, err := json.Marshal(issuer)
 	if err != nil {
