@@ -70,6 +70,7 @@ type keyRef struct {
 	keys KeySet
 	kid  string    // as in the tokens' header
 	pub  publicKey // a hit requires the issuer still publishes it
+	alg  string    // the key's published alg then; a hit requires it unchanged
 }
 
 // Layout of cacheEntry.data: a fixed head of little-endian fields, the spans
@@ -268,15 +269,15 @@ type keyRefs struct {
 // keeps its own reference alive after it leaves the list.
 const maxKeyRefs = 64
 
-func (r *keyRefs) get(iss string, keys KeySet, kid string, pub publicKey) *keyRef {
+func (r *keyRefs) get(iss string, keys KeySet, kid, alg string, pub publicKey) *keyRef {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := len(r.list) - 1; i >= 0; i-- {
-		if k := r.list[i]; k.iss == iss && k.kid == kid && identicalKey(k.pub, pub) {
+		if k := r.list[i]; k.iss == iss && k.kid == kid && k.alg == alg && identicalKey(k.pub, pub) {
 			return k
 		}
 	}
-	k := &keyRef{iss: iss, keys: keys, kid: kid, pub: pub}
+	k := &keyRef{iss: iss, keys: keys, kid: kid, alg: alg, pub: pub}
 	if len(r.list) == maxKeyRefs {
 		r.list = append(r.list[:0], r.list[1:]...)
 	}

@@ -406,3 +406,39 @@ func TestCacheHitEqualsVerification(t *testing.T) {
 		})
 	}
 }
+
+// switchableKeys publishes one key whose metadata a test can change.
+type switchableKeys struct {
+	mu  sync.Mutex // guards key
+	key jwks.Key
+}
+
+func (s *switchableKeys) Key(context.Context, string) (jwks.Key, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.key, nil
+}
+
+func TestCacheRechecksKeyAlgorithm(t *testing.T) {
+	iss := jwkstest.NewIssuer()
+	defer iss.Close()
+	signer := iss.SigningKey()
+	keys := &switchableKeys{key: jwks.Key{ID: signer.ID, Algorithm: "RS256", Public: signer.Public()}}
+	v, err := middleware.NewValidator([]middleware.Issuer{{URL: iss.URL(), Keys: keys}}, []string{cacheAud},
+		middleware.ValidatorOptions{CacheSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := mint(t, iss, nil)
+	if _, err := v.Validate(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	// The issuer now publishes the same key material for PS256 only: an
+	// RS256 token must not be answered from the cache.
+	keys.mu.Lock()
+	keys.key.Algorithm = "PS256"
+	keys.mu.Unlock()
+	if _, err := v.Validate(context.Background(), tok); !errors.Is(err, middleware.ErrAlgorithm) {
+		t.Fatalf("cached token after its key's alg changed: err = %v, want algorithm", err)
+	}
+}

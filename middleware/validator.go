@@ -376,7 +376,7 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 		return nil, &Error{Reason: ReasonRevoked}
 	}
 	if pub, ok := used.pub.(publicKey); ok {
-		ref := v.refs.get(c.Issuer, used.keys, used.kid, pub)
+		ref := v.refs.get(c.Issuer, used.keys, used.kid, used.alg, pub)
 		if e, ok := newEntry(&key, c, ref); ok && v.cache.fits(e.size()) {
 			e.scopes = v.scopeSets.intern(c.Scopes)
 			v.cache.put(&key, e, v.now)
@@ -389,6 +389,7 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 type usedKey struct {
 	keys KeySet
 	kid  string
+	alg  string // the key's published alg
 	pub  any
 }
 
@@ -406,9 +407,9 @@ func (v *Validator) fromCache(ctx context.Context, s *cacheShard, key *[32]byte,
 		return nil, nil, false
 	}
 	k, kerr := e.key.keys.Key(ctx, e.key.kid)
-	if kerr != nil || !sameKey(e.key.pub, k.Public) {
+	if kerr != nil || k.Algorithm != e.key.alg || !sameKey(e.key.pub, k.Public) {
 		// The issuer no longer publishes that key (or published another
-		// under its kid): the token stops being valid with it.
+		// under its kid, or for another alg): verify the token afresh.
 		s.remove(key)
 		return nil, nil, false
 	}
@@ -533,7 +534,7 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	}
 	v.rememberKid(h.Kid)
 	if used != nil {
-		used.keys, used.kid, used.pub = keys, h.Kid, key.Public
+		used.keys, used.kid, used.alg, used.pub = keys, h.Kid, key.Algorithm, key.Public
 	}
 
 	// Signature.

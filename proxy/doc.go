@@ -19,6 +19,9 @@
 //   - Request paths that are not canonical (dot segments, empty segments,
 //     backslashes, percent-encoded "/", "\" or ".") are refused with 400, so
 //     the rule that matched is the rule of the path the upstream serves.
+//   - A request's host is matched against host patterns ignoring ASCII case
+//     and a trailing dot (patterns must be written in lower case), so
+//     ADMIN.example.com. cannot fall through to a weaker or public rule.
 //   - Header size is bounded ([MaxHeaderBytes], 431 beyond), headers must
 //     arrive within ReadHeaderTimeout ([NewServer]).
 //   - Upstream failures answer 502 (504 on timeout) with a fixed JSON body;

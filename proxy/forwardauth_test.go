@@ -72,6 +72,12 @@ func TestForwardAuth(t *testing.T) {
 		{"original host pattern", request{path: "/auth", token: tok("api"), header: http.Header{
 			"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/public/x"}, "X-Forwarded-Host": {"admin.example.com"}}},
 			403, "", []string{`scope="admin api"`}},
+		{"original host pattern, other case (Traefik passes the client's Host)", request{path: "/auth", token: tok("api"),
+			header: http.Header{"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/public/x"}, "X-Forwarded-Host": {"ADMIN.example.com."}}},
+			403, "", []string{`scope="admin api"`}},
+		{"original host pattern, other case, no token", request{path: "/auth",
+			header: http.Header{"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/public/x"}, "X-Forwarded-Host": {"Admin.Example.com"}}},
+			401, "", nil},
 		{"public route: no token", request{path: "/auth", header: orig("Forwarded", "GET", "/public/x")}, 200, "", nil},
 		{"public route: valid token and spoofed identity: no identity", request{path: "/auth", token: tok("api"),
 			header: http.Header{"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/public/x"},

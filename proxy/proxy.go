@@ -225,8 +225,9 @@ func New(upstream string, cfg Config, opts UpstreamOptions) (*Proxy, error) {
 			pr.SetXForwarded()       // X-Forwarded-* from us only; client-sent values are dropped
 			// Client-sent client-address headers that frameworks read as the
 			// client's address (chi's RealIP, many others): never the client's to set.
-			pr.Out.Header.Del("X-Real-Ip")
-			pr.Out.Header.Del("True-Client-Ip")
+			for _, h := range clientAddressHeaders {
+				pr.Out.Header.Del(h)
+			}
 			g.identity.restore(pr.Out.Header, pr.In.Header)
 		},
 		Transport:    transport,
@@ -257,6 +258,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.g.allowed(r, d, r.Method, r.URL.Path)
 	p.rp.ServeHTTP(w, r)
 }
+
+// clientAddressHeaders are request headers that frameworks read as facts
+// about the client or the proxy chain, and that only a proxy may set. httputil
+// already removes Forwarded and the X-Forwarded-For/Host/Proto it replaces.
+var clientAddressHeaders = []string{"X-Real-Ip", "True-Client-Ip", "X-Forwarded-Prefix",
+	"X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Ssl", "X-Client-Ip", "Cf-Connecting-Ip"}
 
 // upstreamError answers when the upstream could not be reached or failed
 // mid-response: 502 (504 on timeout) with a JSON body and no internal detail.

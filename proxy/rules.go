@@ -118,6 +118,10 @@ func NewRules(rules []Rule, global scopes.Requirement) (*Rules, error) {
 				continue
 			}
 		}
+		if host := patternHost(rule.Match); host != "" && matchHost(host) != host {
+			errs = append(errs, fmt.Errorf("%s: write the host in lower case, without a trailing dot", name))
+			continue
+		}
 		if _, dup := r.routes[rule.Match]; dup {
 			errs = append(errs, fmt.Errorf("%s: pattern given twice", name))
 			continue
@@ -132,6 +136,40 @@ func NewRules(rules []Rule, global scopes.Requirement) (*Rules, error) {
 		return nil, errors.Join(errs...)
 	}
 	return r, nil
+}
+
+// matchHost returns the Host of a request as a rule's host is written: the
+// host name in lower case, without a trailing dot or a port (ServeMux
+// ignores the port).
+func matchHost(host string) string {
+	name := host
+	if i := strings.LastIndexByte(name, ':'); i >= 0 && !strings.Contains(name[i:], "]") {
+		name = name[:i] // a port; not a colon inside an IPv6 literal
+	}
+	if !strings.HasSuffix(name, ".") && !hasUpper(name) {
+		return host // the usual case: ServeMux strips the port itself
+	}
+	// ASCII only, as DNS and the servers behind us fold case.
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, strings.TrimSuffix(name, "."))
+}
+
+func hasUpper(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' }) >= 0
+}
+
+// patternHost returns the host part of a ServeMux pattern.
+func patternHost(pattern string) string {
+	rest := strings.TrimLeft(pattern, " \t")
+	if i := strings.IndexAny(rest, " \t"); i >= 0 && !strings.Contains(rest[:i], "/") {
+		rest = strings.TrimLeft(rest[i:], " \t") // past the method
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	return host
 }
 
 // register turns ServeMux's panic on a bad or conflicting pattern into an error.
@@ -157,6 +195,15 @@ func (r *Rules) Len() int { return len(r.routes) }
 func (r *Rules) Match(req *http.Request) *Route {
 	if len(r.routes) == 0 {
 		return r.fallback
+	}
+	if host := matchHost(req.Host); host != req.Host {
+		// ServeMux compares hosts byte for byte, but DNS names are not case
+		// sensitive and a trailing dot names the same host: upstreams,
+		// ingresses and gateways serve ADMIN.example.com. as
+		// admin.example.com, so its rule must apply.
+		shallow := *req
+		shallow.Host = host
+		req = &shallow
 	}
 	h, pattern := r.mux.Handler(req)
 	if rh, ok := h.(routeHandler); ok && pattern != "" {

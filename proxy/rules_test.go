@@ -54,6 +54,11 @@ func TestParseRules(t *testing.T) {
 			wantErr: []string{`rule 2 ("GET /a")`, "given twice"},
 		},
 		{
+			name:    "host not in lower case",
+			yaml:    "routes:\n  - match: \"GET Admin.example.com/a\"\n  - match: \"admin.example.com./b\"\n",
+			wantErr: []string{`rule 1 ("GET Admin.example.com/a")`, `rule 2 ("admin.example.com./b")`, "lower case"},
+		},
+		{
 			name:    "public with scopes",
 			yaml:    "routes:\n  - match: \"GET /a\"\n    public: true\n    scopes: [\"x\"]\n",
 			wantErr: []string{"public route cannot require scopes"},
@@ -172,6 +177,11 @@ func TestRulesMatch(t *testing.T) {
 		{"PUT", "/api/contacts/1", "", false, "api"},
 		{"GET", "/files/a/b/c.txt", "/files/{rest...}", false, "api read:files"},
 		{"GET", "http://admin.example.com/public/x", "admin.example.com/", false, "admin api"},
+		// Host names are matched as DNS names: the case and a trailing dot
+		// do not move a request off its host's rule (here onto a public one).
+		{"GET", "http://ADMIN.example.com/public/x", "admin.example.com/", false, "admin api"},
+		{"GET", "http://admin.example.com./public/x", "admin.example.com/", false, "admin api"},
+		{"GET", "http://Admin.Example.Com.:8443/public/x", "admin.example.com/", false, "admin api"},
 		{"GET", "/public/x", "GET /public/", true, ""},
 		{"POST", "/public/x", "", false, "api"},
 		{"GET", "/status", "GET /status", true, ""},
