@@ -348,13 +348,6 @@ func TestStrictBase64URL(t *testing.T) {
 	})
 }
 
-// signedWithHeader signs an already encoded header segment with claims.
-func signedWithHeader(t testing.TB, k *jwkstest.Key, header, claims string) string {
-	t.Helper()
-	input := header + "." + claims
-	return input + "." + b64.EncodeToString(rs256(t, k, input))
-}
-
 // JSON that parsers disagree on, or that costs too much to parse.
 func TestHostileJSON(t *testing.T) {
 	key := newKey(t, "RS256")
@@ -419,6 +412,7 @@ func TestHostileJSON(t *testing.T) {
 		{"nesting 33 in the header", signRaw(t, key, `{"alg":"RS256","kid":"`+key.ID+`","x":`+string(nested(32))+`}`, base), middleware.ErrMalformed},
 		{"1001 claims", tooMany, middleware.ErrMalformed},
 		{"1001 header members", signRaw(t, key, `{"alg":"RS256","kid":"`+key.ID+`"`+strings.Repeat(`,"x":1`, 999)+`}`, base), middleware.ErrMalformed},
+		{"exp before 1970 (year 1 is the zero time.Time)", sign(t, key, nil, claimsAt(tenant, epoch, map[string]any{"exp": -62135596800})), middleware.ErrMalformed},
 		{"exp a string", sign(t, key, nil, claimsAt(tenant, epoch, map[string]any{"exp": fmt.Sprint(epoch.Add(time.Hour).Unix())})), middleware.ErrMalformed},
 		{"claims an array", signRaw(t, key, header, `[`+base+`]`), middleware.ErrMalformed},
 		{"claims a string", signRaw(t, key, header, `"`+tenant+`"`), middleware.ErrMalformed},

@@ -20,14 +20,14 @@ import (
 // rarely meet on one lock. A power of two.
 const cacheShards = 64
 
-// entryOverhead is the memory an entry costs beyond its data block: its map
-// slot (8-byte index and 24-byte value, at the map's average load, about 70
-// bytes) and the rounding of the block up to its allocation size class. The
-// interned key reference is shared by every token of a key and not counted.
-// TestCacheEntryBytes holds the estimate to within 20% of the heap measured:
-// about 520 bytes per entry for an Auth0-shaped token with 329-byte claims
-// JSON (a 420-byte data block).
-const entryOverhead = 96
+// entryOverhead is the memory an entry costs beyond its data block and its
+// scope list: its map slot (8-byte index and 48-byte value, at the map's
+// average load) and the rounding of the block up to its allocation size
+// class. The interned key reference is shared by every token of a key and not
+// counted. TestCacheEntryBytes holds the estimate to within 20% of the heap
+// measured: about 610 bytes per entry for an Auth0-shaped token with 329-byte
+// claims JSON (a 420-byte data block, four scopes).
+const entryOverhead = 128
 
 // maxEntryData is the largest data block an entry may have: offsets in it
 // are 16 bits. A token whose entry would be larger is verified every time.
@@ -56,12 +56,12 @@ type cacheShard struct {
 }
 
 // cacheEntry is a verified token: one immutable block of bytes holding its
-// claims JSON and everything a hit needs (see the layout below), and the key
-// that verified it, shared by every entry of that key.
+// claims JSON and everything a hit needs (see the layout below), its scopes,
+// and the key that verified it, shared by every entry of that key.
 type cacheEntry struct {
 	data   string // never modified; the claims returned on a hit point into it
 	key    *keyRef
-	scopes *scopes.Set // interned, or nil: built from data on each hit
+	scopes scopes.Set // its strings point into data; shared by every hit
 }
 
 // keyRef is a key that verified tokens, interned so that entries share it.
@@ -173,7 +173,9 @@ func (s *cacheShard) get(key *[sha256.Size]byte) (cacheEntry, bool) {
 // than a shard's share of the byte bound is not, so the bound always holds.
 func (c *tokenCache) fits(size int64) bool { return size <= c.maxBytes }
 
-func (e cacheEntry) size() int64 { return int64(len(e.data)) + entryOverhead }
+func (e cacheEntry) size() int64 {
+	return int64(len(e.data)) + entryOverhead + int64(e.scopes.Len())*int64(unsafe.Sizeof(""))
+}
 
 // put stores an entry, evicting others when the shard is over its bounds:
 // expired entries first, then arbitrary ones (map order is randomised), so a
@@ -355,7 +357,8 @@ func newEntry(key *[sha256.Size]byte, c *Claims, ref *keyRef) (e cacheEntry, ok 
 	for i, s := range scopeList {
 		put(eSpans+4*(len(c.Audience)+i), s)
 	}
-	return cacheEntry{data: unsafe.String(&b[0], len(b)), key: ref}, true
+	d := entryView(unsafe.String(&b[0], len(b)))
+	return cacheEntry{data: string(d), key: ref, scopes: d.scopes()}, true
 }
 
 // within reports whether s is a substring of b in memory, and where.
@@ -402,10 +405,9 @@ type hitClaims struct {
 	aud [2]string
 }
 
-// claims builds the Claims of an entry: one allocation for the struct (with
-// up to two audiences), and one for the scopes unless they are interned. The
-// strings point into d.
-func (d entryView) claims(exp time.Time, interned *scopes.Set) *Claims {
+// claims builds the Claims of an entry in one allocation (with up to two
+// audiences). The strings point into d.
+func (d entryView) claims(exp time.Time, set scopes.Set) *Claims {
 	h := new(hitClaims)
 	c := &h.Claims
 	c.Issuer = d.str(eIss)
@@ -420,7 +422,7 @@ func (d entryView) claims(exp time.Time, interned *scopes.Set) *Claims {
 	if flags&flagIat != 0 {
 		c.IssuedAt = d.date(eIat, eIatNs)
 	}
-	nAud, nScope := d.u16(eNAud), d.u16(eNScope)
+	nAud := d.u16(eNAud)
 	if nAud <= len(h.aud) {
 		c.Audience = h.aud[:nAud:nAud]
 	} else {
@@ -429,20 +431,7 @@ func (d entryView) claims(exp time.Time, interned *scopes.Set) *Claims {
 	for i := range c.Audience {
 		c.Audience[i] = d.str(eSpans + 4*i)
 	}
-	if interned != nil {
-		c.Scopes = *interned
-	} else if nScope > 0 {
-		var buf [16]string
-		list := buf[:0]
-		if nScope > len(buf) {
-			list = make([]string, 0, nScope)
-		}
-		for i := range nScope {
-			list = append(list, d.str(eSpans+4*(nAud+i)))
-		}
-		// Stored sorted and without duplicates, as scopes.New leaves them.
-		c.Scopes = scopes.New(list...)
-	}
+	c.Scopes = set
 	raw := d.str(eRaw)
 	// The JSON is only ever read (Decode, and JSON's copy).
 	c.raw = unsafe.Slice(unsafe.StringData(raw), len(raw))
@@ -452,47 +441,18 @@ func (d entryView) claims(exp time.Time, interned *scopes.Set) *Claims {
 	return c
 }
 
-// scopeTable interns the scope sets of cached tokens, which tokens of one
-// client share, so that a hit need not build its set. It only grows, to
-// maxScopeSets sets or maxScopeBytes bytes; sets beyond are built on each hit
-// from the entry. Its memory is not counted in the cache's byte bound.
-type scopeTable struct {
-	mu    sync.Mutex             // guards sets and bytes
-	sets  map[string]*scopes.Set // by the set's String()
-	bytes int
-}
-
-const (
-	maxScopeSets  = 4096
-	maxScopeBytes = 1 << 20
-)
-
-// intern returns the shared copy of set, or nil when the table is full.
-func (t *scopeTable) intern(set scopes.Set) *scopes.Set {
-	if set.Len() == 0 {
-		return nil
+// scopes builds the scope set of an entry, once, when it is stored: its
+// strings point into d.
+func (d entryView) scopes() scopes.Set {
+	nAud, nScope := d.u16(eNAud), d.u16(eNScope)
+	if nScope == 0 {
+		return scopes.Set{}
 	}
-	// The memory of one set: its joined text (which its strings share), the
-	// list, the Set and the map slot.
-	text := set.String()
-	size := len(text) + 16*set.Len() + 24 + 64
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if p, ok := t.sets[text]; ok {
-		return p
+	var buf [16]string
+	list := buf[:0]
+	for i := range nScope {
+		list = append(list, d.str(eSpans+4*(nAud+i)))
 	}
-	if len(t.sets) >= maxScopeSets || t.bytes+size > maxScopeBytes {
-		return nil
-	}
-	if t.sets == nil {
-		t.sets = make(map[string]*scopes.Set)
-	}
-	p := new(scopes.Set)
-	*p = scopes.Parse(text)
-	if !p.Equal(set) {
-		return nil // a scope with a space: cannot come from a valid token, but stay exact
-	}
-	t.sets[text] = p
-	t.bytes += size
-	return p
+	// Stored sorted and without duplicates, as scopes.New leaves them.
+	return scopes.New(list...)
 }

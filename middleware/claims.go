@@ -44,13 +44,14 @@ const (
 // ParseClaims reads claims from JSON with the same rules as a token's: the
 // same limits, registered claims of the right types, no duplicates among
 // them. It is for [OpaqueChecker] implementations turning an issuer's answer
-// into claims; it verifies nothing.
+// into claims; it verifies nothing. The claims keep data, which must not be
+// modified afterwards.
 func ParseClaims(data []byte, kind Kind) (*Claims, error) {
 	if err := scanObject(data, registered); err != nil {
 		return nil, &Error{Reason: ReasonMalformed, Description: "claims are not a valid JSON object", Err: err}
 	}
-	var wc wireClaims
-	if err := json.Unmarshal(data, &wc); err != nil {
+	wc, err := decodeClaims(data)
+	if err != nil {
 		return nil, &Error{Reason: ReasonMalformed, Description: "claims are not valid", Err: err}
 	}
 	c := wc.claims(data)
@@ -129,6 +130,8 @@ func decodeClaims(payload []byte) (wireClaims, error) {
 	return decodeClaimsJSON(payload)
 }
 
+// decodeClaimsJSON is the slow path of decodeClaims, in a function of its
+// own so that the fast path's wireClaims stays on the stack.
 func decodeClaimsJSON(payload []byte) (wireClaims, error) {
 	var wc wireClaims
 	err := json.Unmarshal(payload, &wc)
@@ -198,7 +201,7 @@ func (wc *wireClaims) decodeFast(b []byte) bool {
 		case "permissions":
 			wc.Permissions, err = scopeSet(b, vs, ve, str)
 		default:
-			if bytes.IndexByte(name, '\\') >= 0 || foldsToAny(name, registered) {
+			if bytes.IndexByte(name, '\\') >= 0 || foldIndex(name, registered) >= 0 {
 				return false
 			}
 		}
@@ -288,7 +291,9 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 }
 
 // numericDate is an RFC 7519 NumericDate: seconds since the epoch, possibly
-// fractional. Strings are refused.
+// fractional. Strings and dates before 1970 are refused: no access token was
+// issued then, and year 1 would decode to the zero time.Time, which some
+// checks read as "absent".
 type numericDate struct {
 	t   time.Time
 	set bool
@@ -302,7 +307,7 @@ func (d *numericDate) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsNaN(f) || math.Abs(f) > maxSeconds {
+	if err != nil || math.IsNaN(f) || f < 0 || f > maxSeconds {
 		return errors.New("not a NumericDate")
 	}
 	sec, frac := math.Modf(f)

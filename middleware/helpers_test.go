@@ -201,32 +201,34 @@ func mintFor(t testing.TB, iss *jwkstest.Issuer, extra map[string]any) string {
 // anything, such as JSON with duplicate names) with an RS256 key.
 func signRaw(t testing.TB, k *jwkstest.Key, header, claims string) string {
 	t.Helper()
-	input := b64.EncodeToString([]byte(header)) + "." + b64.EncodeToString([]byte(claims))
-	return input + "." + b64.EncodeToString(rs256(t, k, input))
+	return signedWithHeader(t, k, b64.EncodeToString([]byte(header)), b64.EncodeToString([]byte(claims)))
 }
 
-func rs256(t testing.TB, k *jwkstest.Key, input string) []byte {
+// signedWithHeader signs already encoded header and claims segments with an
+// RS256 key.
+func signedWithHeader(t testing.TB, k *jwkstest.Key, header, claims string) string {
 	t.Helper()
 	priv, ok := k.Private.(*rsa.PrivateKey)
 	if !ok {
-		t.Fatalf("signRaw needs an RSA key, not %T", k.Private)
+		t.Fatalf("signing raw JSON needs an RSA key, not %T", k.Private)
 	}
+	input := header + "." + claims
 	digest := sha256.Sum256([]byte(input))
 	sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest[:])
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sig
+	return input + "." + b64.EncodeToString(sig)
 }
 
 // segments splits a compact JWS.
 func segments(t testing.TB, token string) (header, claims, sig string) {
 	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("token has %d segments", len(parts))
+	header, claims, sig, ok := cut3(token)
+	if !ok {
+		t.Fatalf("token has %d segments", strings.Count(token, ".")+1)
 	}
-	return parts[0], parts[1], parts[2]
+	return header, claims, sig
 }
 
 // sentinels are every reason's sentinel error.

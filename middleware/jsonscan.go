@@ -108,10 +108,18 @@ func watchedIndex(quoted []byte, escaped bool, watched []string) int {
 			}
 		}
 	}
-	for i, w := range watched {
+	return foldIndex(name, watched)
+}
+
+// foldIndex returns the position in names of the one that encoding/json,
+// which matches names to fields ignoring case (Unicode simple folding),
+// would read name as, or -1. The fast paths call it for names that are not
+// exactly one of theirs, and leave such a token to encoding/json.
+func foldIndex(name []byte, names []string) int {
+	for i, n := range names {
 		// A rune that folds to an ASCII letter takes at most 3 bytes in
 		// UTF-8 (K, U+212A KELVIN SIGN, folds to k).
-		if len(name) >= len(w) && len(name) <= 3*len(w) && bytes.EqualFold(name, []byte(w)) {
+		if len(name) >= len(n) && len(name) <= 3*len(n) && bytes.EqualFold(name, []byte(n)) {
 			return i
 		}
 	}
@@ -390,17 +398,4 @@ func simpleString(value []byte) bool {
 		}
 	}
 	return true
-}
-
-// foldsToAny reports whether encoding/json, which matches names to fields
-// ignoring case, would read name as one of names. The fast paths call it for
-// names that are not exactly one of theirs, and leave such a token to
-// encoding/json.
-func foldsToAny(name []byte, names []string) bool {
-	for _, n := range names {
-		if bytes.EqualFold(name, []byte(n)) {
-			return true
-		}
-	}
-	return false
 }

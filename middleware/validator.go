@@ -64,10 +64,9 @@ type ValidatorOptions struct {
 	// still publishes the key that verified it, and Revoked; entries die at
 	// the token's exp. Keyed by SHA-256 of the token; the token is not stored.
 	CacheSize int
-	// CacheMaxBytes bounds the cache's estimated memory (about 520 bytes
+	// CacheMaxBytes bounds the cache's estimated memory (about 610 bytes
 	// per entry for an Auth0 access token; a token whose entry would exceed
-	// 64 KiB is not cached). Zero means [DefaultCacheMaxBytes]. The scope
-	// sets that cached tokens share, at most 1 MiB, come on top.
+	// 64 KiB is not cached). Zero means [DefaultCacheMaxBytes].
 	CacheMaxBytes int64
 	// Revoked, if set, is asked about every verified token, cached or not; a
 	// true answer refuses the token with reason revoked (a deny list).
@@ -103,8 +102,6 @@ type Validator struct {
 	now       func() time.Time
 	cache     *tokenCache                  // nil without a cache
 	refs      keyRefs                      // the keys of cached tokens
-	scopeSets scopeTable                   // the scope sets of cached tokens
-	kids      atomic.Pointer[[]string]     // key IDs seen in keys found, for kid
 	headers   atomic.Pointer[[]headerMemo] // headers of verified tokens
 	revoked   func(*Claims) bool
 	opaque    OpaqueChecker
@@ -284,44 +281,14 @@ func (v *Validator) headerFast(b []byte, h *header) bool {
 			if !simpleString(value) {
 				return false
 			}
-			h.Kid = v.kid(value[1 : len(value)-1])
+			h.Kid = string(value[1 : len(value)-1])
 		default:
 			// crit, and any name encoding/json would read as a field.
-			if bytes.IndexByte(name, '\\') >= 0 || foldsToAny(name, headerFields) {
+			if bytes.IndexByte(name, '\\') >= 0 || foldIndex(name, headerFields) >= 0 {
 				return false
 			}
 		}
 	}
-}
-
-// kid returns b as a string: a known key ID without allocating.
-func (v *Validator) kid(b []byte) string {
-	if known := v.kids.Load(); known != nil {
-		for _, k := range *known {
-			if k == string(b) {
-				return k
-			}
-		}
-	}
-	return string(b)
-}
-
-// maxKids bounds the key IDs remembered by kid.
-const maxKids = 32
-
-// rememberKid remembers the ID of a key that was found in a trusted
-// issuer's set (never an arbitrary header's), for kid.
-func (v *Validator) rememberKid(kid string) {
-	known := v.kids.Load()
-	if known != nil && (len(*known) >= maxKids || slices.Contains(*known, kid)) {
-		return
-	}
-	var next []string
-	if known != nil {
-		next = slices.Clone(*known)
-	}
-	next = append(next, kid)
-	v.kids.CompareAndSwap(known, &next) // a lost race only skips this kid
 }
 
 // Validate verifies a token and returns its claims. The checks run in a fixed
@@ -344,6 +311,15 @@ func (v *Validator) rememberKid(kid string) {
 // nbf, the key still published, Revoked. The claims returned are a copy;
 // their slices are shared and must not be modified.
 func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error) {
+	c, err := v.validate(ctx, token)
+	if err == nil && v.revoked != nil && v.revoked(c) {
+		return nil, &Error{Reason: ReasonRevoked}
+	}
+	return c, err
+}
+
+// validate is Validate but the deny list, which every path shares.
+func (v *Validator) validate(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > v.maxBytes {
 		return nil, ErrTooLarge // shared: refusing a flood of huge tokens allocates nothing
 	}
@@ -353,11 +329,7 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 		}
 	}
 	if v.cache == nil {
-		c, err := v.verify(ctx, token, nil)
-		if err == nil && v.revoked != nil && v.revoked(c) {
-			return nil, &Error{Reason: ReasonRevoked}
-		}
-		return c, err
+		return v.verify(ctx, token, nil)
 	}
 	key := tokenKey(token)
 	s := v.cache.shard(&key)
@@ -372,13 +344,9 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 	if err != nil {
 		return nil, err
 	}
-	if v.revoked != nil && v.revoked(c) {
-		return nil, &Error{Reason: ReasonRevoked}
-	}
 	if pub, ok := used.pub.(publicKey); ok {
 		ref := v.refs.get(c.Issuer, used.keys, used.kid, used.alg, pub)
 		if e, ok := newEntry(&key, c, ref); ok && v.cache.fits(e.size()) {
-			e.scopes = v.scopeSets.intern(c.Scopes)
 			v.cache.put(&key, e, v.now)
 		}
 	}
@@ -413,18 +381,14 @@ func (v *Validator) fromCache(ctx context.Context, s *cacheShard, key *[32]byte,
 		s.remove(key)
 		return nil, nil, false
 	}
-	c = d.claims(exp, e.scopes)
-	if v.revoked != nil && v.revoked(c) {
-		return nil, &Error{Reason: ReasonRevoked}, true
-	}
 	s.hits.Add(1)
-	return c, nil, true
+	return d.claims(exp, e.scopes), nil, true
 }
 
 // checkOpaque asks the opaque-token checker, then holds its answer to the
 // same rules as a JWT's claims: a trusted issuer, an accepted audience
-// (except for /userinfo answers, which carry none), the time claims, the deny
-// list.
+// (except for /userinfo answers, which carry none), the time claims (and,
+// in Validate, the deny list).
 func (v *Validator) checkOpaque(ctx context.Context, token string) (*Claims, error) {
 	c, err := v.opaque.CheckOpaque(ctx, token)
 	if err != nil {
@@ -446,8 +410,6 @@ func (v *Validator) checkOpaque(ctx context.Context, token string) (*Claims, err
 		return nil, &Error{Reason: ReasonIssuedInFuture}
 	case c.Kind != KindUserInfo && !v.audienceAccepted(c.Audience):
 		return nil, &Error{Reason: ReasonAudience, Detail: audienceHint(c.Audience, v.audiences)}
-	case v.revoked != nil && v.revoked(c):
-		return nil, &Error{Reason: ReasonRevoked}
 	}
 	return c, nil
 }
@@ -532,7 +494,6 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	if !alg.fits(key.Public) {
 		return nil, &Error{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("key %q is not a %s key", key.ID, h.Alg)}
 	}
-	v.rememberKid(h.Kid)
 	if used != nil {
 		used.keys, used.kid, used.alg, used.pub = keys, h.Kid, key.Algorithm, key.Public
 	}
