@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/tokenward/tokenward/internal/httpfetch"
 	"github.com/tokenward/tokenward/jwks"
 )
 
@@ -79,7 +80,6 @@ type urlSource struct {
 	display string // url without its query, which may hold a credential
 	client  *http.Client
 	timeout time.Duration
-	max     int64
 
 	etag string // of the last 200 answer; only touched by read
 }
@@ -95,26 +95,25 @@ func newURLSource(raw string, base *http.Client, timeout time.Duration, max int6
 	// The query may carry an access key: never shown.
 	display := *u
 	display.RawQuery, display.Fragment = "", ""
-	if !(u.Scheme == "https" || u.Scheme == "http" && jwks.IsLoopback(u.Hostname())) {
+	if !secure(u) {
 		return nil, fmt.Errorf("denylist: URL %s must be https (http only on a loopback host)", display.Redacted())
 	}
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
-	c := &http.Client{}
-	if base != nil {
-		*c = *base
-	}
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 5 {
-			return errors.New("too many redirects")
-		}
-		if r := req.URL; r.Scheme != "https" && !(r.Scheme == "http" && jwks.IsLoopback(r.Hostname())) {
+	c := httpfetch.Client(base, max, func(r *url.URL) error {
+		if !secure(r) {
 			return errors.New("redirect to a URL that is not https")
 		}
 		return nil
-	}
-	return &urlSource{url: raw, display: display.String(), client: c, timeout: timeout, max: max}, nil
+	})
+	return &urlSource{url: raw, display: display.String(), client: c, timeout: timeout}, nil
+}
+
+// secure reports whether u is https, or http on a loopback host. Unlike
+// [jwks.CheckURL] it allows a query, which may carry an access key.
+func secure(u *url.URL) bool {
+	return u.Scheme == "https" || u.Scheme == "http" && jwks.IsLoopback(u.Hostname())
 }
 
 func (u *urlSource) String() string { return u.display }
@@ -148,15 +147,10 @@ func (u *urlSource) read(ctx context.Context) ([]byte, error) {
 		return nil, nil
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("denylist: fetching %s: status %d", u.display, resp.StatusCode)
-	case resp.ContentLength > u.max:
-		return nil, fmt.Errorf("denylist: %s is %d bytes, more than the limit of %d", u.display, resp.ContentLength, u.max)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, u.max+1))
+	data, err := io.ReadAll(resp.Body) // limited to max by the client
 	if err != nil {
 		return nil, fmt.Errorf("denylist: fetching %s: %w", u.display, err)
-	}
-	if int64(len(data)) > u.max {
-		return nil, fmt.Errorf("denylist: %s is more than the limit of %d bytes", u.display, u.max)
 	}
 	u.etag = resp.Header.Get("ETag")
 	return data, nil

@@ -2,7 +2,6 @@ package jwks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,11 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/tokenward/tokenward/internal/httpfetch"
 )
-
-// errBodyTooLarge is returned by a response body that exceeds the size limit.
-var errBodyTooLarge = errors.New("jwks: response body exceeds the size limit")
 
 // CheckURL accepts an issuer or key set URL: https, or http on a loopback host
 // (127.0.0.0/8, [::1], localhost) for tests and demos. It also refuses URLs with
@@ -54,82 +50,18 @@ func IsLoopback(host string) bool {
 // newClient returns a client whose responses are read through a size limit and
 // that follows redirects only to URLs [CheckURL] accepts.
 func newClient(base *http.Client, timeout time.Duration, maxBody int64) *http.Client {
-	c := &http.Client{Timeout: timeout}
-	rt := http.DefaultTransport
-	if base != nil {
-		*c = *base
-		if c.Timeout == 0 {
-			c.Timeout = timeout
-		}
-		if base.Transport != nil {
-			rt = base.Transport
-		}
-	}
-	c.Transport = limitTransport{base: rt, max: maxBody}
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 5 {
-			return errors.New("jwks: too many redirects")
-		}
-		return CheckURL(req.URL.String())
+	c := httpfetch.Client(base, maxBody, func(u *url.URL) error { return CheckURL(u.String()) })
+	if c.Timeout == 0 {
+		c.Timeout = timeout
 	}
 	return c
 }
 
-// limitTransport caps every response body, so neither our reads nor go-oidc's
-// io.ReadAll of the discovery document can be made to use unbounded memory.
-type limitTransport struct {
-	base http.RoundTripper
-	max  int64
-}
-
-func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.ContentLength > t.max {
-		resp.Body.Close()
-		return nil, errBodyTooLarge
-	}
-	resp.Body = &limitedBody{rc: resp.Body, left: t.max}
-	return resp, nil
-}
-
-type limitedBody struct {
-	rc   io.ReadCloser
-	left int64
-}
-
-func (b *limitedBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		// At the limit: one more byte means the body is too large.
-		var one [1]byte
-		n, err := b.rc.Read(one[:])
-		if n > 0 {
-			return 0, errBodyTooLarge
-		}
-		return 0, err
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.rc.Read(p)
-	b.left -= int64(n)
-	return n, err
-}
-
-func (b *limitedBody) Close() error { return b.rc.Close() }
-
-// discover finds an issuer's jwks_uri through OpenID Connect discovery. go-oidc
-// checks that the document's "issuer" equals the configured issuer exactly.
+// discover finds an issuer's jwks_uri through OpenID Connect discovery.
 func discover(ctx context.Context, client *http.Client, issuer string) (string, error) {
-	p, err := oidc.NewProvider(oidc.ClientContext(ctx, client), issuer)
+	p, err := httpfetch.Discover(ctx, client, issuer)
 	if err != nil {
-		var mismatch *oidc.IssuerMismatchError
-		if errors.As(err, &mismatch) {
-			return "", fmt.Errorf("jwks: discovery document names issuer %q, not %q", mismatch.Discovered, mismatch.Provided)
-		}
-		return "", fmt.Errorf("jwks: discovery for %s failed: %s", issuer, safeError(err))
+		return "", fmt.Errorf("jwks: %w", err)
 	}
 	var doc struct {
 		JWKSURI string `json:"jwks_uri"`
@@ -153,7 +85,7 @@ func fetchSet(ctx context.Context, client *http.Client, jwksURL string) (*keys, 
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("jwks: fetch %s: %s", jwksURL, safeError(err))
+		return nil, nil, 0, fmt.Errorf("jwks: fetch %s: %s", jwksURL, httpfetch.SafeError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -161,7 +93,7 @@ func fetchSet(ctx context.Context, client *http.Client, jwksURL string) (*keys, 
 	}
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("jwks: fetch %s: %s", jwksURL, safeError(err))
+		return nil, nil, 0, fmt.Errorf("jwks: fetch %s: %s", jwksURL, httpfetch.SafeError(err))
 	}
 	k, dropped, err := parse(body)
 	if err != nil {
@@ -187,20 +119,4 @@ func maxAge(cc string) time.Duration {
 		return time.Duration(secs) * time.Second
 	}
 	return 0
-}
-
-// safeError shortens an error for logs: transport errors can quote whole
-// response bodies (go-oidc includes the body of a non-200 answer).
-func safeError(err error) string {
-	switch {
-	case errors.Is(err, errBodyTooLarge):
-		return errBodyTooLarge.Error()
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timed out"
-	}
-	s := err.Error()
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenward/tokenward/internal/httpfetch"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 )
@@ -49,7 +50,8 @@ type Stats struct {
 	Entries int    // answers cached now, expired ones not yet evicted included
 }
 
-// settings are the options the two checkers share, defaults applied.
+// settings are the options the two checkers share: as given to
+// [newSettings], then with the defaults applied.
 type settings struct {
 	issuer      string
 	timeout     time.Duration
@@ -62,48 +64,23 @@ type settings struct {
 	now         func() time.Time
 }
 
-// common are the options of [IntrospectorOptions] and [UserInfoOptions]
-// that mean the same in both.
-type common struct {
-	issuer        string
-	timeout       time.Duration
-	cacheTTL      time.Duration
-	negativeTTL   time.Duration
-	maxEntries    int
-	cacheMaxBytes int64
-	httpClient    *http.Client
-	logger        *slog.Logger
-	onCheck       func(result string, cached bool)
-	now           func() time.Time
-}
-
-// newSettings checks and completes the shared options, adding every problem
-// to errs.
-func newSettings(what, endpoint string, o common, errs *[]error) settings {
+// newSettings checks the shared options and applies their defaults. It
+// returns every problem.
+func newSettings(what, endpoint string, s settings) (settings, []error) {
+	var errs []error
 	if err := jwks.CheckURL(endpoint); err != nil {
-		*errs = append(*errs, fmt.Errorf("opaque: %s endpoint: %w", what, err))
+		errs = append(errs, fmt.Errorf("opaque: %s endpoint: %w", what, err))
 	}
-	if o.issuer == "" {
-		*errs = append(*errs, fmt.Errorf("opaque: %s: no issuer", what))
-	} else if err := jwks.CheckURL(o.issuer); err != nil {
-		*errs = append(*errs, fmt.Errorf("opaque: %s issuer: %w", what, err))
+	if s.issuer == "" {
+		errs = append(errs, fmt.Errorf("opaque: %s: no issuer", what))
+	} else if err := jwks.CheckURL(s.issuer); err != nil {
+		errs = append(errs, fmt.Errorf("opaque: %s issuer: %w", what, err))
 	}
-	if o.timeout < 0 {
-		*errs = append(*errs, fmt.Errorf("opaque: %s: negative timeout", what))
+	if s.timeout < 0 {
+		errs = append(errs, fmt.Errorf("opaque: %s: negative timeout", what))
 	}
-	if o.maxEntries < 0 || o.cacheMaxBytes < 0 {
-		*errs = append(*errs, fmt.Errorf("opaque: %s: negative cache bound", what))
-	}
-	s := settings{
-		issuer:     o.issuer,
-		timeout:    o.timeout,
-		ttl:        o.cacheTTL,
-		negTTL:     o.negativeTTL,
-		maxEntries: o.maxEntries,
-		maxBytes:   o.cacheMaxBytes,
-		log:        o.logger,
-		onCheck:    o.onCheck,
-		now:        o.now,
+	if s.maxEntries < 0 || s.maxBytes < 0 {
+		errs = append(errs, fmt.Errorf("opaque: %s: negative cache bound", what))
 	}
 	if s.timeout == 0 {
 		s.timeout = DefaultTimeout
@@ -126,14 +103,10 @@ func newSettings(what, endpoint string, o common, errs *[]error) settings {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.client = &http.Client{}
-	if o.httpClient != nil {
-		*s.client = *o.httpClient
-	}
-	// A redirect is not followed: the request carries a token or the
-	// client's credentials, and an issuer's endpoints do not move.
-	s.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return s
+	// A redirect is not followed (nil policy): the request carries a token
+	// or the client's credentials, and an issuer's endpoints do not move.
+	s.client = httpfetch.Client(s.client, maxBody, nil)
+	return s, errs
 }
 
 // fetchFunc asks the issuer about a token. It returns the claims it vouches
@@ -282,27 +255,19 @@ func plausible(token string) bool {
 	return true
 }
 
-// do sends req and reads the answer through the size limit.
+// do sends req and reads the answer, which the client limits to maxBody.
 func (c *core) do(req *http.Request) (*http.Response, []byte, error) {
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	if resp.ContentLength > maxBody {
-		return nil, nil, errTooLarge
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(body) > maxBody {
-		return nil, nil, errTooLarge
-	}
 	return resp, body, nil
 }
-
-var errTooLarge = fmt.Errorf("answer larger than %d bytes", maxBody)
 
 // unavailable is the error for an issuer that could not be asked, or whose
 // answer cannot be used.

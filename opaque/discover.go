@@ -2,14 +2,13 @@ package opaque
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
+	"net/url"
 	"time"
 
+	"github.com/tokenward/tokenward/internal/httpfetch"
 	"github.com/tokenward/tokenward/jwks"
 )
 
@@ -30,60 +29,30 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (userinfo
 	if err := jwks.CheckURL(issuer); err != nil {
 		return "", "", fmt.Errorf("opaque: discovery: %w", err)
 	}
-	c := &http.Client{}
-	if client != nil {
-		*c = *client
-	}
-	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if len(via) >= 5 {
-			return errors.New("too many redirects")
-		}
-		return jwks.CheckURL(req.URL.String())
-	}
+	c := httpfetch.Client(client, maxDiscovery, func(u *url.URL) error { return jwks.CheckURL(u.String()) })
 	if _, ok := ctx.Deadline(); !ok && c.Timeout == 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, discoveryTimeout)
 		defer cancel()
 	}
-	wellKnown := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, wellKnown, nil)
+	p, err := httpfetch.Discover(ctx, c, issuer)
 	if err != nil {
-		return "", "", fmt.Errorf("opaque: discovery for %s: %w", issuer, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", "", fmt.Errorf("opaque: discovery for %s: %w", issuer, safeError(err))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", "", fmt.Errorf("opaque: discovery for %s: status %d", issuer, resp.StatusCode)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDiscovery+1))
-	if err != nil {
-		return "", "", fmt.Errorf("opaque: discovery for %s: %w", issuer, safeError(err))
-	}
-	if len(body) > maxDiscovery {
-		return "", "", fmt.Errorf("opaque: discovery for %s: document larger than %d bytes", issuer, maxDiscovery)
+		return "", "", fmt.Errorf("opaque: %w", err)
 	}
 	var doc struct {
-		Issuer                string `json:"issuer"`
-		UserInfoEndpoint      string `json:"userinfo_endpoint"`
 		IntrospectionEndpoint string `json:"introspection_endpoint"`
 	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return "", "", fmt.Errorf("opaque: discovery for %s: the document is not valid JSON", issuer)
+	if err := p.Claims(&doc); err != nil {
+		return "", "", fmt.Errorf("opaque: discovery document of %s: introspection_endpoint is not a string", issuer)
 	}
-	if doc.Issuer != issuer {
-		return "", "", fmt.Errorf("opaque: discovery document names issuer %.200q, not %q", doc.Issuer, issuer)
-	}
-	if doc.UserInfoEndpoint == "" && doc.IntrospectionEndpoint == "" {
+	userinfo, introspection = p.UserInfoEndpoint(), doc.IntrospectionEndpoint
+	if userinfo == "" && introspection == "" {
 		return "", "", fmt.Errorf("opaque: discovery document of %s lists neither userinfo_endpoint nor introspection_endpoint", issuer)
 	}
 	var errs []error
 	for _, e := range []struct{ name, url string }{
-		{"userinfo_endpoint", doc.UserInfoEndpoint},
-		{"introspection_endpoint", doc.IntrospectionEndpoint},
+		{"userinfo_endpoint", userinfo},
+		{"introspection_endpoint", introspection},
 	} {
 		if e.url == "" {
 			continue
@@ -95,5 +64,5 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (userinfo
 	if err := errors.Join(errs...); err != nil {
 		return "", "", err
 	}
-	return doc.UserInfoEndpoint, doc.IntrospectionEndpoint, nil
+	return userinfo, introspection, nil
 }

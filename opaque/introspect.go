@@ -75,19 +75,18 @@ type Introspector struct {
 // endpoint (https, or http on a loopback host). Every configuration problem
 // is reported at once.
 func NewIntrospector(endpoint string, opts IntrospectorOptions) (*Introspector, error) {
-	var errs []error
-	s := newSettings("introspection", endpoint, common{
-		issuer:        opts.Issuer,
-		timeout:       opts.Timeout,
-		cacheTTL:      opts.CacheTTL,
-		negativeTTL:   opts.NegativeTTL,
-		maxEntries:    opts.MaxEntries,
-		cacheMaxBytes: opts.CacheMaxBytes,
-		httpClient:    opts.HTTPClient,
-		logger:        opts.Logger,
-		onCheck:       opts.OnCheck,
-		now:           opts.Now,
-	}, &errs)
+	s, errs := newSettings("introspection", endpoint, settings{
+		issuer:     opts.Issuer,
+		timeout:    opts.Timeout,
+		ttl:        opts.CacheTTL,
+		negTTL:     opts.NegativeTTL,
+		maxEntries: opts.MaxEntries,
+		maxBytes:   opts.CacheMaxBytes,
+		client:     opts.HTTPClient,
+		log:        opts.Logger,
+		onCheck:    opts.OnCheck,
+		now:        opts.Now,
+	})
 	if opts.ClientID == "" {
 		errs = append(errs, errors.New("opaque: introspection: no client ID"))
 	}

@@ -767,7 +767,7 @@ func TestDiscover(t *testing.T) {
 		{"issuer mismatch", `{"issuer":"https://evil.example.com/","userinfo_endpoint":"https://evil.example.com/userinfo"}`, "names issuer"},
 		{"no endpoints", `{"issuer":"ISSUER"}`, "neither"},
 		{"http endpoint", `{"issuer":"ISSUER","introspection_endpoint":"http://issuer.example.com/introspect"}`, "https"},
-		{"not JSON", `<html>`, "not valid JSON"},
+		{"not JSON", `<html>`, "failed to decode"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var url string

@@ -63,19 +63,18 @@ type UserInfo struct {
 // or http on a loopback host). Every configuration problem is reported at
 // once.
 func NewUserInfo(endpoint string, opts UserInfoOptions) (*UserInfo, error) {
-	var errs []error
-	s := newSettings("userinfo", endpoint, common{
-		issuer:        opts.Issuer,
-		timeout:       opts.Timeout,
-		cacheTTL:      opts.CacheTTL,
-		negativeTTL:   opts.NegativeTTL,
-		maxEntries:    opts.MaxEntries,
-		cacheMaxBytes: opts.CacheMaxBytes,
-		httpClient:    opts.HTTPClient,
-		logger:        opts.Logger,
-		onCheck:       opts.OnCheck,
-		now:           opts.Now,
-	}, &errs)
+	s, errs := newSettings("userinfo", endpoint, settings{
+		issuer:     opts.Issuer,
+		timeout:    opts.Timeout,
+		ttl:        opts.CacheTTL,
+		negTTL:     opts.NegativeTTL,
+		maxEntries: opts.MaxEntries,
+		maxBytes:   opts.CacheMaxBytes,
+		client:     opts.HTTPClient,
+		log:        opts.Logger,
+		onCheck:    opts.OnCheck,
+		now:        opts.Now,
+	})
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
