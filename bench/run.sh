@@ -13,7 +13,12 @@
 # BENCH_COUNT (5), BENCH_BENCHTIME (1s), BENCH_PROCS (1 when pinned),
 # BENCH_PIN (1 if taskset and 2+ cores), BENCH_CACHE_SIZE (100000),
 # BENCH_MEM_TOKENS (0: skip the memory phase; 100000 for the issue's target),
-# BENCH_GO=0 / BENCH_HTTP=0 (skip a part), BENCH_KEEP=1 (keep the work dir).
+# BENCH_GO=0 / BENCH_HTTP=0 (skip a part), BENCH_SERVERS (a,b,c,d,e: the
+# HTTP servers measured; HAProxy is needed only for e), BENCH_KEEP=1 (keep
+# the work dir).
+#
+#   BENCH_GO=0 BENCH_SERVERS=b,c bench/run.sh   issue 3's load test: tokenward
+#                                               next to the bare proxy (go + wrk)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,7 +27,7 @@ for arg in "$@"; do
 	case "$arg" in
 	-smoke | --smoke) smoke=1 ;;
 	-h | -help | --help)
-		sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -41,7 +46,10 @@ if [[ "${BENCH_HTTP:-1}" != 0 ]]; then
 	if ! command -v wrk >/dev/null; then
 		missing+=("wrk: apt-get install -y wrk")
 	fi
-	if ! command -v haproxy >/dev/null; then
+	servers=",${BENCH_SERVERS:-e},"
+	if [[ ${servers// /} != *,e,* ]]; then
+		: # HAProxy (e) is not measured
+	elif ! command -v haproxy >/dev/null; then
 		missing+=("haproxy (2.5 or later, for jwt_verify): apt-get install -y haproxy")
 	else
 		v=$(haproxy -v 2>&1 | sed -n 's/.*[Vv]ersion \([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | head -n1)

@@ -32,7 +32,7 @@ import (
 // tokenward's cost.
 const (
 	benchTokens      = 300
-	benchConcurrency = 32 // requests in flight, as scripts/load.sh runs wrk
+	benchConcurrency = 32 // requests in flight, as bench/run.sh runs wrk
 )
 
 // benchUpstream answers like a small JSON API.

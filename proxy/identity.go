@@ -121,12 +121,6 @@ func headerAlias(name string) string {
 // also when spelt with "_" for "-". Done on every route, public ones
 // included, so a client can never send its own identity to the upstream.
 func (id *identity) strip(h http.Header) {
-	for _, c := range id.claims {
-		delete(h, c.Header)
-	}
-	if id.scopesHeader != "" {
-		delete(h, id.scopesHeader)
-	}
 	for k := range h {
 		if id.names[headerAlias(k)] {
 			delete(h, k)

@@ -131,24 +131,24 @@ func (g *guard) refuse(w http.ResponseWriter, r *http.Request, d decision, metho
 	if g.cfg.Metrics != nil {
 		g.cfg.Metrics.denied(d.err.Reason)
 	}
-	attrs := []any{
-		"reason", string(d.err.Reason),
-		"status", d.err.Status(),
-		"method", method,
-		"route", d.route.Pattern,
-		"client", r.RemoteAddr,
-	}
 	if len(uri) > 256 {
 		uri = uri[:256]
 	}
-	attrs = append(attrs, "path", uri)
+	attrs := []slog.Attr{
+		slog.String("reason", string(d.err.Reason)),
+		slog.Int("status", d.err.Status()),
+		slog.String("method", method),
+		slog.String("route", d.route.Pattern),
+		slog.String("client", r.RemoteAddr),
+		slog.String("path", uri),
+	}
 	if d.err.Detail != "" {
-		attrs = append(attrs, "detail", d.err.Detail)
+		attrs = append(attrs, slog.String("detail", d.err.Detail))
 	}
 	if d.err.Err != nil {
-		attrs = append(attrs, "error", d.err.Err.Error())
+		attrs = append(attrs, slog.String("error", d.err.Err.Error()))
 	}
-	g.log.LogAttrs(r.Context(), slog.LevelInfo, "request refused", argsToAttrs(attrs)...)
+	g.log.LogAttrs(r.Context(), slog.LevelInfo, "request refused", attrs...)
 	middleware.WriteError(w, g.realm, d.err)
 }
 
@@ -169,14 +169,6 @@ func (g *guard) allowed(r *http.Request, d decision, method, uri string) {
 			slog.String("method", method), slog.String("path", uri), slog.String("route", d.route.Pattern),
 			slog.Bool("public", d.route.Public), slog.String("sub", sub), slog.String("client", r.RemoteAddr))
 	}
-}
-
-func argsToAttrs(args []any) []slog.Attr {
-	out := make([]slog.Attr, 0, len(args)/2)
-	for i := 0; i+1 < len(args); i += 2 {
-		out = append(out, slog.Any(args[i].(string), args[i+1]))
-	}
-	return out
 }
 
 // badRequest answers a request whose target cannot be judged safely.

@@ -189,7 +189,7 @@ func register(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 func (r *Rules) Len() int { return len(r.routes) }
 
 // Match returns the route of a request. The request's path must already be
-// canonical (see [CanonicalPath]): ServeMux would otherwise answer with a
+// canonical (see canonicalPath): ServeMux would otherwise answer with a
 // redirect, and the route of the redirect target is not the route of what the
 // upstream would serve.
 func (r *Rules) Match(req *http.Request) *Route {

@@ -51,43 +51,26 @@ func TestAnswers(t *testing.T) {
 	future := mint(t, iss, map[string]any{"scope": "api:access read:contacts", "iat": now.Add(time.Hour).Unix(), "exp": now.Add(2 * time.Hour).Unix()})
 	wrongAud := mint(t, iss, map[string]any{"scope": "api:access read:contacts", "aud": "https://other.example.com"})
 	noExp := mint(t, iss, map[string]any{"scope": "api:access read:contacts", "exp": nil})
-	untrusted, err := other.Mint(other.Claims(audience, map[string]any{"scope": "api:access read:contacts"}))
-	if err != nil {
-		t.Fatal(err)
+	must := func(tok string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
 	}
+	untrusted := must(other.Mint(other.Claims(audience, map[string]any{"scope": "api:access read:contacts"})))
 	stranger, err := jwkstest.NewKey("RS256")
 	if err != nil {
 		t.Fatal(err)
 	}
 	claims := iss.Claims(audience, map[string]any{"scope": "api:access read:contacts"})
-	unknownKid, err := stranger.Sign(nil, claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	badSig, err := stranger.Sign(map[string]any{"kid": iss.SigningKey().ID}, claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs256, err := iss.MintWithHeader(map[string]any{"alg": "HS256"}, claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	algNone, err := iss.MintWithHeader(map[string]any{"alg": "none"}, claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dpop, err := iss.MintWithHeader(map[string]any{"typ": "dpop+jwt"}, claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	atJWT, err := iss.MintWithHeader(map[string]any{"typ": "at+jwt"}, claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crit, err := iss.MintWithHeader(map[string]any{"crit": []string{"exp"}}, claims)
-	if err != nil {
-		t.Fatal(err)
-	}
+	unknownKid := must(stranger.Sign(nil, claims))
+	badSig := must(stranger.Sign(map[string]any{"kid": iss.SigningKey().ID}, claims))
+	hs256 := must(iss.MintWithHeader(map[string]any{"alg": "HS256"}, claims))
+	algNone := must(iss.MintWithHeader(map[string]any{"alg": "none"}, claims))
+	dpop := must(iss.MintWithHeader(map[string]any{"typ": "dpop+jwt"}, claims))
+	atJWT := must(iss.MintWithHeader(map[string]any{"typ": "at+jwt"}, claims))
+	crit := must(iss.MintWithHeader(map[string]any{"crit": []string{"exp"}}, claims))
 
 	header := func(kv ...string) func(*http.Request) {
 		return func(r *http.Request) {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,8 +27,9 @@ type config struct {
 	benchtime string // -benchtime of the Go benchmarks
 
 	http        bool
-	duration    time.Duration // of one measured wrk run
-	warmup      time.Duration // of the unmeasured wrk run before it
+	servers     map[string]bool // the HTTP targets measured, by key: a…e
+	duration    time.Duration   // of one measured wrk run
+	warmup      time.Duration   // of the unmeasured wrk run before it
 	rounds      int
 	connections int
 	threads     int // wrk threads
@@ -80,6 +82,8 @@ func loadConfig(smoke bool) (*config, error) {
 	c.count = num("BENCH_COUNT", byMode(smoke, 5, 1), 1)
 	c.benchtime = cmp.Or(os.Getenv("BENCH_BENCHTIME"), byMode(smoke, "1s", "50x"))
 	c.http = envBool("BENCH_HTTP", true)
+	c.servers, err = envServers("BENCH_SERVERS")
+	errs = append(errs, err)
 	c.duration = dur("BENCH_DURATION", byMode(smoke, 10*time.Second, 2*time.Second))
 	c.warmup = dur("BENCH_WARMUP", byMode(smoke, 2*time.Second, time.Second))
 	c.rounds = num("BENCH_ROUNDS", byMode(smoke, 3, 1), 1)
@@ -124,14 +128,25 @@ func (c *config) summary() string {
 	if c.smoke {
 		mode = "smoke"
 	}
-	s := fmt.Sprintf("%s run; go benchmarks %v (count %d, benchtime %s); http %v (%d rounds of %s + %s warm-up, %d connections, %d wrk threads, %d tokens); GOMAXPROCS/nbthread %d",
-		mode, c.goBench, c.count, c.benchtime, c.http, c.rounds, c.duration, c.warmup, c.connections, c.threads, c.tokens, c.procs)
+	s := fmt.Sprintf("%s run; go benchmarks %v (count %d, benchtime %s); http %v (servers %s, %d rounds of %s + %s warm-up, %d connections, %d wrk threads, %d tokens); GOMAXPROCS/nbthread %d",
+		mode, c.goBench, c.count, c.benchtime, c.http, c.serverList(), c.rounds, c.duration, c.warmup, c.connections, c.threads, c.tokens, c.procs)
 	if c.pin {
 		s += fmt.Sprintf("; pinned: servers measured on cores %s, wrk and the upstream on %s", c.sutCPUs, c.loadCPUs)
 	} else {
 		s += "; not pinned"
 	}
 	return s
+}
+
+// serverList is the selected servers' keys, in order.
+func (c *config) serverList() string {
+	var keys []string
+	for k := range strings.SplitSeq(allServers, ",") {
+		if c.servers[k] {
+			keys = append(keys, k)
+		}
+	}
+	return strings.Join(keys, ",")
 }
 
 func isBenchModule(dir string) bool {
@@ -173,6 +188,24 @@ func envDuration(name string, def time.Duration) (time.Duration, error) {
 		return def, fmt.Errorf("%s=%q: not a positive duration such as 10s", name, v)
 	}
 	return d, nil
+}
+
+// allServers are the keys of the HTTP targets, in the order they run.
+const allServers = "a,b,c,d,e"
+
+// envServers reads a comma-separated subset of allServers; unset means all.
+func envServers(name string) (map[string]bool, error) {
+	v := cmp.Or(os.Getenv(name), allServers)
+	all := strings.Split(allServers, ",")
+	set := map[string]bool{}
+	for k := range strings.SplitSeq(v, ",") {
+		k = strings.TrimSpace(k)
+		if !slices.Contains(all, k) {
+			return nil, fmt.Errorf("%s=%q: name servers among %s", name, v, allServers)
+		}
+		set[k] = true
+	}
+	return set, nil
 }
 
 func envBool(name string, def bool) bool {

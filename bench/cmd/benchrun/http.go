@@ -105,24 +105,33 @@ func runHTTP(ctx context.Context, cfg *config, work string, fix *fixture.Fixture
 	if rep.wrkVersion, err = wrkVersion(); err != nil {
 		return nil, err
 	}
-	hapBin, hapVersion, hapErr := haproxyCheck()
-	rep.haproxyVersion = hapVersion
-	if hapErr != nil {
-		rep.haproxyNote = hapErr.Error()
-		logf("http: (e) left out: %v", hapErr)
+	var hapBin string
+	if cfg.servers["e"] {
+		var hapErr error
+		hapBin, rep.haproxyVersion, hapErr = haproxyCheck()
+		if hapErr != nil {
+			rep.haproxyNote = hapErr.Error()
+			logf("http: (e) left out: %v", hapErr)
+		}
 	}
 
 	// Build.
-	logf("http: building the upstream, the bare proxy and tokenward")
+	logf("http: building the servers %s", cfg.serverList())
 	bin := func(name string) string { return filepath.Join(work, name) }
-	for _, name := range []string{"upstream", "bareproxy"} {
+	builds := []string{"upstream"}
+	if cfg.servers["b"] {
+		builds = append(builds, "bareproxy")
+	}
+	for _, name := range builds {
 		if _, err := runCmd(ctx, cfg.benchDir, nil, "go", "build", "-o", bin(name), "./cmd/"+name); err != nil {
 			return nil, err
 		}
 	}
-	if out, err := runCmd(ctx, cfg.repoDir, nil, "go", "build", "-o", bin("tokenward"), "./cmd/tokenward"); err != nil {
-		rep.tokenwardNote = "the binary did not build: " + firstLines(out, 3)
-		logf("http: (c) and (d) left out, cmd/tokenward does not build:\n%s", firstLines(out, 10))
+	if cfg.servers["c"] || cfg.servers["d"] {
+		if out, err := runCmd(ctx, cfg.repoDir, nil, "go", "build", "-o", bin("tokenward"), "./cmd/tokenward"); err != nil {
+			rep.tokenwardNote = "the binary did not build: " + firstLines(out, 3)
+			logf("http: (c) and (d) left out, cmd/tokenward does not build:\n%s", firstLines(out, 10))
+		}
 	}
 
 	// Files: the tokens, the key for HAProxy, the JWKS for tokenward.
@@ -189,14 +198,16 @@ func runHTTP(ctx context.Context, cfg *config, work string, fix *fixture.Fixture
 	upstreamURL := "http://" + addr(pBackend)
 
 	a := &target{key: "a", name: "upstream alone", url: "http://" + addr(pUpstreamA)}
-	a.proc, err = start("upstream", cfg.sutCPUs, []string{gomaxprocs}, bin("upstream"), "-listen", addr(pUpstreamA))
-	if err != nil {
-		return nil, err
+	if cfg.servers["a"] {
+		if a.proc, err = start("upstream", cfg.sutCPUs, []string{gomaxprocs}, bin("upstream"), "-listen", addr(pUpstreamA)); err != nil {
+			return nil, err
+		}
 	}
 	b := &target{key: "b", name: "bare httputil.ReverseProxy", url: "http://" + addr(pBare)}
-	b.proc, err = start("bareproxy", cfg.sutCPUs, []string{gomaxprocs}, bin("bareproxy"), "-listen", addr(pBare), "-upstream", upstreamURL)
-	if err != nil {
-		return nil, err
+	if cfg.servers["b"] {
+		if b.proc, err = start("bareproxy", cfg.sutCPUs, []string{gomaxprocs}, bin("bareproxy"), "-listen", addr(pBare), "-upstream", upstreamURL); err != nil {
+			return nil, err
+		}
 	}
 	c := &target{key: "c", name: fmt.Sprintf("tokenward, cache %d", cfg.cacheSize), url: "http://" + addr(pCache), admin: "http://" + addr(pCacheAdmin), verifies: true}
 	d := &target{key: "d", name: "tokenward, no cache", url: "http://" + addr(pNoCache), admin: "http://" + addr(pNoCacheAdmin), verifies: true}
@@ -215,17 +226,23 @@ func runHTTP(ctx context.Context, cfg *config, work string, fix *fixture.Fixture
 	if rep.tokenwardNote != "" {
 		c.skip, d.skip = rep.tokenwardNote, rep.tokenwardNote
 	} else {
-		if c.proc, err = start("tokenward-cache", cfg.sutCPUs, twEnv(pCache, pCacheAdmin, cfg.cacheSize), bin("tokenward")); err != nil {
-			return nil, err
+		if cfg.servers["c"] {
+			if c.proc, err = start("tokenward-cache", cfg.sutCPUs, twEnv(pCache, pCacheAdmin, cfg.cacheSize), bin("tokenward")); err != nil {
+				return nil, err
+			}
 		}
-		if d.proc, err = start("tokenward-nocache", cfg.sutCPUs, twEnv(pNoCache, pNoCacheAdmin, 0), bin("tokenward")); err != nil {
-			return nil, err
+		if cfg.servers["d"] {
+			if d.proc, err = start("tokenward-nocache", cfg.sutCPUs, twEnv(pNoCache, pNoCacheAdmin, 0), bin("tokenward")); err != nil {
+				return nil, err
+			}
 		}
 	}
 	e := &target{key: "e", name: "HAProxy jwt_verify", url: "http://" + addr(pHAProxy), verifies: true}
-	if rep.haproxyNote != "" {
+	switch {
+	case !cfg.servers["e"]:
+	case rep.haproxyNote != "":
 		e.skip = rep.haproxyNote
-	} else {
+	default:
 		hcfg := haproxyConfig(cfg.procs, addr(pHAProxy), addr(pBackend), bin("pubkey.pem"), fix.Issuer(), fixture.API)
 		if err := os.WriteFile(bin("haproxy.cfg"), []byte(hcfg), 0o644); err != nil {
 			return nil, err
@@ -237,7 +254,13 @@ func runHTTP(ctx context.Context, cfg *config, work string, fix *fixture.Fixture
 			return nil, err
 		}
 	}
-	rep.targets = []*target{a, b, c, d, e}
+	for _, t := range []*target{a, b, c, d, e} {
+		if cfg.servers[t.key] {
+			rep.targets = append(rep.targets, t)
+		} else {
+			t.skip = "not selected (BENCH_SERVERS)"
+		}
+	}
 
 	// Ready, and honest.
 	checks, err := newPreflight(fix, tokens[0])
