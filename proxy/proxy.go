@@ -287,27 +287,54 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	w.Write([]byte(`{"error":"bad_gateway","error_description":"upstream unavailable"}` + "\n"))
 }
 
+// Connection pool of the upstream: one local upstream may take many idle
+// keep-alive connections.
+const (
+	maxIdleConns    = 1024
+	idleConnTimeout = 90 * time.Second
+)
+
 // upstreamTransport builds the URL to rewrite to and a transport tuned for one
 // local upstream: many idle keep-alive connections, no proxy from the
-// environment.
+// environment, and the lean path for plain HTTP/1.1.
 func upstreamTransport(raw string, opts UpstreamOptions) (*url.URL, http.RoundTripper, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
 		return nil, nil, fmt.Errorf("proxy: upstream %q is not a URL", raw)
 	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   1024,
-		IdleConnTimeout:       90 * time.Second,
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          maxIdleConns,
+		MaxIdleConnsPerHost:   maxIdleConns,
+		IdleConnTimeout:       idleConnTimeout,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
 		ForceAttemptHTTP2:     true,
+		DisableCompression:    true, // a proxy passes Accept-Encoding on as the client sent it
 	}
+	// lean puts the lean path in front of t for a plain HTTP/1.1 upstream.
+	lean := func(network, addr string) *leanTransport {
+		return &leanTransport{
+			dial:                  func(ctx context.Context) (net.Conn, error) { return dialer.DialContext(ctx, network, addr) },
+			fallback:              t,
+			responseHeaderTimeout: opts.ResponseHeaderTimeout,
+			idleTimeout:           idleConnTimeout,
+			maxIdle:               maxIdleConns,
+		}
+	}
+	var rt http.RoundTripper = t
 	switch u.Scheme {
 	case "http", "https":
 		if u.Host == "" {
 			return nil, nil, fmt.Errorf("proxy: upstream %q has no host", raw)
+		}
+		if u.Scheme == "http" {
+			port := u.Port()
+			if port == "" {
+				port = "80"
+			}
+			rt = lean("tcp", net.JoinHostPort(u.Hostname(), port))
 		}
 	case "h2c":
 		if u.Host == "" {
@@ -322,9 +349,9 @@ func upstreamTransport(raw string, opts UpstreamOptions) (*url.URL, http.RoundTr
 			return nil, nil, fmt.Errorf("proxy: upstream %q names no socket (unix:///path/to.sock)", raw)
 		}
 		t.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
+			return dialer.DialContext(ctx, "unix", path)
 		}
+		rt = lean("unix", path)
 		u = &url.URL{Scheme: "http", Host: "localhost"}
 	default:
 		return nil, nil, fmt.Errorf("proxy: upstream %q: scheme must be http, https, h2c or unix", raw)
@@ -332,7 +359,7 @@ func upstreamTransport(raw string, opts UpstreamOptions) (*url.URL, http.RoundTr
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, nil, fmt.Errorf("proxy: upstream %q must not have a query, fragment or user info", raw)
 	}
-	return u, t, nil
+	return u, rt, nil
 }
 
 // canonicalPath refuses request paths whose meaning could differ between our
