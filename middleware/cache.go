@@ -21,12 +21,13 @@ import (
 const cacheShards = 64
 
 // entryOverhead is the memory an entry costs beyond its data block and its
-// scope list: its map slot (8-byte index and 48-byte value, at the map's
+// own scope list: its map slot (8-byte index and 48-byte value, at the map's
 // average load) and the rounding of the block up to its allocation size
-// class. The interned key reference is shared by every token of a key and not
-// counted. TestCacheEntryBytes holds the estimate to within 20% of the heap
-// measured: about 610 bytes per entry for an Auth0-shaped token with 329-byte
-// claims JSON (a 420-byte data block, four scopes).
+// class. The interned key reference, and the scope list when it is shared
+// (see [keyRef.sharedScopes]), are shared by many entries and not counted.
+// TestCacheEntryBytes holds the estimate to within 20% of the heap measured:
+// about 550 bytes per entry for an Auth0-shaped token with 329-byte claims
+// JSON (a 420-byte data block, four scopes shared).
 const entryOverhead = 128
 
 // maxEntryData is the largest data block an entry may have: offsets in it
@@ -65,12 +66,16 @@ type cacheEntry struct {
 }
 
 // keyRef is a key that verified tokens, interned so that entries share it.
+// It also interns the scope sets of those tokens.
 type keyRef struct {
 	iss  string
 	keys KeySet
 	kid  string    // as in the tokens' header
 	pub  publicKey // a hit requires the issuer still publishes it
 	alg  string    // the key's published alg then; a hit requires it unchanged
+
+	mu   sync.Mutex            // guards sets
+	sets map[string]scopes.Set // by scopeSetKey; at most maxSharedSets
 }
 
 // Layout of cacheEntry.data: a fixed head of little-endian fields, the spans
@@ -95,8 +100,9 @@ const (
 	eClient = 82
 	eSpans  = 86 // nAud then nScope spans
 
-	flagNbf = 1
-	flagIat = 2
+	flagNbf          = 1
+	flagIat          = 2
+	flagSharedScopes = 4 // the entry's scope list is shared, not its own
 )
 
 // publicKey is what every crypto public key type implements.
@@ -174,7 +180,11 @@ func (s *cacheShard) get(key *[sha256.Size]byte) (cacheEntry, bool) {
 func (c *tokenCache) fits(size int64) bool { return size <= c.maxBytes }
 
 func (e cacheEntry) size() int64 {
-	return int64(len(e.data)) + entryOverhead + int64(e.scopes.Len())*int64(unsafe.Sizeof(""))
+	n := int64(len(e.data)) + entryOverhead
+	if e.data[eFlags]&flagSharedScopes == 0 {
+		n += int64(e.scopes.Len()) * int64(unsafe.Sizeof(""))
+	}
+	return n
 }
 
 // put stores an entry, evicting others when the shard is over its bounds:
@@ -287,6 +297,72 @@ func (r *keyRefs) get(iss string, keys KeySet, kid, alg string, pub publicKey) *
 	return k
 }
 
+// Scope sets repeat across tokens (one per client or role, typically), so
+// entries share them: a shared list saves an entry its own list (64 of the
+// 625 bytes an Auth0-shaped entry took), and the collector the list's
+// pointers into the entry's data (40 to 60% of its work on such an entry,
+// which a full cache makes it do at every cycle). Only small sets are shared,
+// at most maxSharedSets a key, so that what is shared, not counted in the
+// cache's bytes, stays small: maxKeyRefs × maxSharedSets × 512 bytes of key.
+// Other sets are the entry's own.
+const (
+	maxSharedSets     = 64
+	maxSharedSetBytes = 512 // of scopeSetKey
+)
+
+// sharedScopes returns the set of list (sorted and without duplicates, as
+// [scopes.Set.List] returns it) shared by the entries of r's tokens, or
+// ok=false when it is not shared: empty, too large, or r already shares as
+// many sets as it may.
+func (r *keyRef) sharedScopes(list []string) (set scopes.Set, ok bool) {
+	if r == nil || len(list) == 0 {
+		return scopes.Set{}, false
+	}
+	var buf [maxSharedSetBytes]byte
+	k, ok := scopeSetKey(buf[:0], list)
+	if !ok {
+		return scopes.Set{}, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if set, ok := r.sets[string(k)]; ok {
+		return set, true
+	}
+	if len(r.sets) >= maxSharedSets {
+		return scopes.Set{}, false
+	}
+	// The scopes are substrings of the map key, a copy: a shared set
+	// keeps no entry's data alive.
+	owned := string(k)
+	parts := make([]string, 0, len(list))
+	for off := 0; off < len(k); {
+		n, w := binary.Uvarint(k[off:])
+		off += w
+		parts = append(parts, owned[off:off+int(n)])
+		off += int(n)
+	}
+	set = scopes.New(parts...)
+	if r.sets == nil {
+		r.sets = make(map[string]scopes.Set)
+	}
+	r.sets[owned] = set
+	return set, true
+}
+
+// scopeSetKey appends to b each scope of list preceded by its length, which
+// no two different lists share (scopes may contain spaces or any byte). ok
+// is false when the key would be longer than maxSharedSetBytes.
+func scopeSetKey(b []byte, list []string) (key []byte, ok bool) {
+	for _, s := range list {
+		if len(b)+binary.MaxVarintLen64+len(s) > maxSharedSetBytes {
+			return nil, false
+		}
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b, true
+}
+
 // newEntry builds the cache entry of a verified token from its claims. ok is
 // false when the entry would be too large to address.
 func newEntry(key *[sha256.Size]byte, c *Claims, ref *keyRef) (e cacheEntry, ok bool) {
@@ -329,6 +405,10 @@ func newEntry(key *[sha256.Size]byte, c *Claims, ref *keyRef) (e cacheEntry, ok 
 		flags |= flagIat
 		putTime(eIat, eIatNs, c.IssuedAt)
 	}
+	set, shared := ref.sharedScopes(scopeList)
+	if shared {
+		flags |= flagSharedScopes
+	}
 	b[eFlags] = flags
 	binary.LittleEndian.PutUint16(b[eNAud:], uint16(len(c.Audience)))
 	binary.LittleEndian.PutUint16(b[eNScope:], uint16(len(scopeList)))
@@ -358,7 +438,10 @@ func newEntry(key *[sha256.Size]byte, c *Claims, ref *keyRef) (e cacheEntry, ok 
 		put(eSpans+4*(len(c.Audience)+i), s)
 	}
 	d := entryView(unsafe.String(&b[0], len(b)))
-	return cacheEntry{data: string(d), key: ref, scopes: d.scopes()}, true
+	if !shared {
+		set = d.scopes()
+	}
+	return cacheEntry{data: string(d), key: ref, scopes: set}, true
 }
 
 // within reports whether s is a substring of b in memory, and where.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -256,46 +257,117 @@ func BenchmarkValidateCached(b *testing.B) {
 
 // TestCacheEntryBytes keeps entryOverhead honest: the cache's estimate of
 // its memory, which its byte bound relies on, must be within 20% of the heap
-// an entry really costs. Auth0-shaped tokens, as in BenchmarkValidateCached.
+// an entry really costs. Auth0-shaped tokens, as in BenchmarkValidateCached:
+// with the same scopes, which entries share, and with scopes of their own.
 func TestCacheEntryBytes(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes the heap")
 	}
+	for _, tc := range []struct {
+		name   string
+		scopes func(i int) []string // permissions of token i
+	}{
+		{"shared scopes", func(int) []string { return []string{"read:contacts", "write:contacts"} }},
+		{"own scopes", func(i int) []string { return []string{"read:contacts", "write:contacts", fmt.Sprintf("contact:%d", i)} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			iss := jwkstest.NewIssuer()
+			defer iss.Close()
+			v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{CacheSize: 1 << 20, CacheMaxBytes: 1 << 30})
+			const n = 4000
+			toks := make([]string, n)
+			for i := range toks {
+				extra := auth0Extra(iss)
+				extra["jti"] = fmt.Sprint(i)
+				extra["permissions"] = tc.scopes(i)
+				toks[i] = mintFor(t, iss, extra)
+			}
+			ctx := context.Background()
+			if _, err := v.Validate(ctx, mintFor(t, iss, nil)); err != nil { // the key set is fetched
+				t.Fatal(err)
+			}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for _, tok := range toks {
+				if _, err := v.Validate(ctx, tok); err != nil {
+					t.Fatal(err)
+				}
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			s := v.CacheStats()
+			if s.Entries != n+1 {
+				t.Fatalf("%d entries, want %d", s.Entries, n+1)
+			}
+			measured := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+			estimated := float64(s.Bytes) / float64(s.Entries)
+			t.Logf("%d-byte tokens: heap growth %.0f bytes per entry, estimated %.0f", len(toks[0]), measured, estimated)
+			if estimated < 0.8*measured || estimated > 1.2*measured {
+				t.Errorf("estimate %.0f bytes per entry is not within 20%% of the measured %.0f: fix entryOverhead", estimated, measured)
+			}
+			runtime.KeepAlive(toks)
+		})
+	}
+}
+
+// Entries share scope sets: a token must still get exactly its own scopes,
+// however close another token's are (a scope with a space, a prefix, the
+// same scopes split differently), and past the number of sets shared.
+func TestCacheSharedScopesAreExact(t *testing.T) {
 	iss := jwkstest.NewIssuer()
 	defer iss.Close()
-	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{CacheSize: 1 << 20, CacheMaxBytes: 1 << 30})
-	const n = 4000
-	toks := make([]string, n)
-	for i := range toks {
-		extra := auth0Extra(iss)
-		extra["jti"] = fmt.Sprint(i)
-		toks[i] = mintFor(t, iss, extra)
+	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{})
+	long := make([]string, 40)
+	for i := range long {
+		long[i] = fmt.Sprintf("long:scope:%02d", i) // over the size of a shared set
+	}
+	type shape struct {
+		extra map[string]any
+		want  []string
+	}
+	shapes := []shape{
+		{map[string]any{"scope": "a b"}, []string{"a", "b"}},
+		{map[string]any{"scope": nil, "permissions": []string{"a b"}}, []string{"a b"}},
+		{map[string]any{"scope": "b", "permissions": []string{"a"}}, []string{"a", "b"}},
+		{map[string]any{"scope": "ab"}, []string{"ab"}},
+		{map[string]any{"scope": "a"}, []string{"a"}},
+		{map[string]any{"scope": nil, "permissions": []string{"a\x01b"}}, []string{"a\x01b"}},
+		{map[string]any{"scope": nil, "permissions": []string{"\x01a\x01b"}}, []string{"\x01a\x01b"}},
+		{map[string]any{"scope": nil, "permissions": []string{"\x01ab"}}, []string{"\x01ab"}},
+		{map[string]any{"scope": "", "permissions": long}, long},
+		{map[string]any{"scope": nil}, nil},
+	}
+	for i := range 80 { // more distinct sets than a key shares
+		shapes = append(shapes, shape{map[string]any{"scope": fmt.Sprintf("s:%d read", i)}, []string{"read", fmt.Sprintf("s:%d", i)}})
 	}
 	ctx := context.Background()
-	if _, err := v.Validate(ctx, mintFor(t, iss, nil)); err != nil { // the key set is fetched
-		t.Fatal(err)
+	toks := make([]string, 2*len(shapes)) // two tokens of each shape
+	for i := range toks {
+		extra := map[string]any{"jti": fmt.Sprint(i)}
+		for k, val := range shapes[i/2].extra {
+			extra[k] = val
+		}
+		toks[i] = mintFor(t, iss, extra)
 	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	for _, tok := range toks {
-		if _, err := v.Validate(ctx, tok); err != nil {
-			t.Fatal(err)
+	check := func(round string) {
+		t.Helper()
+		for i, tok := range toks {
+			c, err := v.Validate(ctx, tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := c.Scopes.List(), shapes[i/2].want; !slices.Equal(got, want) && len(got)+len(want) > 0 {
+				t.Errorf("%s: token %d: scopes %q, want %q", round, i, got, want)
+			}
 		}
 	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	s := v.CacheStats()
-	if s.Entries != n+1 {
-		t.Fatalf("%d entries, want %d", s.Entries, n+1)
+	check("verified")
+	hits := v.CacheStats().Hits
+	check("cached")
+	if s := v.CacheStats(); s.Hits != hits+uint64(len(toks)) {
+		t.Fatalf("stats %+v: the second round was not all hits", s)
 	}
-	measured := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
-	estimated := float64(s.Bytes) / float64(s.Entries)
-	t.Logf("%d-byte tokens: heap growth %.0f bytes per entry, estimated %.0f", len(toks[0]), measured, estimated)
-	if estimated < 0.8*measured || estimated > 1.2*measured {
-		t.Errorf("estimate %.0f bytes per entry is not within 20%% of the measured %.0f: fix entryOverhead", estimated, measured)
-	}
-	runtime.KeepAlive(toks)
 }
 
 // A hit allocates only the returned Claims (with room for two audiences):

@@ -64,7 +64,7 @@ type ValidatorOptions struct {
 	// still publishes the key that verified it, and Revoked; entries die at
 	// the token's exp. Keyed by SHA-256 of the token; the token is not stored.
 	CacheSize int
-	// CacheMaxBytes bounds the cache's estimated memory (about 610 bytes
+	// CacheMaxBytes bounds the cache's estimated memory (about 550 bytes
 	// per entry for an Auth0 access token; a token whose entry would exceed
 	// 64 KiB is not cached). Zero means [DefaultCacheMaxBytes].
 	CacheMaxBytes int64
