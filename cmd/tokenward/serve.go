@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -31,6 +32,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	for _, msg := range cfg.ignored {
 		log.Warn(msg)
 	}
+	defer setMemoryLimit(cfg, getenv, os.ReadFile, log)()
 	g, err := newGateway(ctx, cfg, log)
 	if err != nil {
 		return err
