@@ -26,5 +26,9 @@
 //     arrive within ReadHeaderTimeout ([NewServer]).
 //   - Upstream failures answer 502 (504 on timeout) with a fixed JSON body;
 //     refusals never echo the token or an internal error.
+//   - A pooled upstream connection is reused only if the upstream has
+//     neither closed it nor sent anything on it since its last answer, so
+//     stray bytes (a body on a HEAD answer, say) are never read as another
+//     client's response; upstream response headers are capped at 1 MiB.
 //   - Metric labels are bounded: outcome, reason, configured issuer.
 package proxy

@@ -284,24 +284,6 @@ func (t *leanTransport) reap() {
 	}
 }
 
-// CloseIdleConnections closes the pooled connections, and the fallback's.
-func (t *leanTransport) CloseIdleConnections() {
-	t.mu.Lock()
-	idle := t.idle
-	t.idle = nil
-	if t.reaper != nil {
-		t.reaper.Stop()
-		t.reaper = nil
-	}
-	t.mu.Unlock()
-	for _, pc := range idle {
-		pc.conn.Close()
-	}
-	if c, ok := t.fallback.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
-
 // leanBody is a response body on the lean path: at its end the connection is
 // released.
 type leanBody struct {
