@@ -199,6 +199,10 @@ func envProblems(err error, environ map[string]string, unreadable map[string]boo
 		case reflect.TypeFor[bool]():
 			out = append(out, fmt.Sprintf("%s: %q is not true or false", key, value))
 		case reflect.TypeFor[int](), reflect.TypeFor[int64]():
+			if errors.Is(pe.Err, strconv.ErrRange) {
+				out = append(out, fmt.Sprintf("%s: %s is too large", key, value))
+				break
+			}
 			out = append(out, fmt.Sprintf("%s: %q is not a whole number", key, value))
 		default:
 			out = append(out, fmt.Sprintf("%s: %q cannot be read: %v", key, value, pe.Err))

@@ -399,12 +399,14 @@ func TestOpaqueAndDenyListConfig(t *testing.T) {
 		{
 			name: "bad numbers",
 			env: base("TOKENWARD_OPAQUE_TIMEOUT", "0s", "TOKENWARD_OPAQUE_CACHE_TTL", "-1s", "TOKENWARD_OPAQUE_NEGATIVE_TTL", "-1s",
-				"TOKENWARD_OPAQUE_CACHE_SIZE", "many", "TOKENWARD_DENYLIST_INTERVAL", "-1s"),
+				"TOKENWARD_OPAQUE_CACHE_SIZE", "many", "TOKENWARD_DENYLIST_INTERVAL", "-1s",
+				"TOKENWARD_CACHE_SIZE", "99999999999999999999"),
 			problems: []string{
 				"TOKENWARD_OPAQUE_TIMEOUT: 0s must be positive",
 				"TOKENWARD_OPAQUE_CACHE_TTL: -1s is negative",
 				"TOKENWARD_OPAQUE_NEGATIVE_TTL: -1s is negative",
 				`TOKENWARD_OPAQUE_CACHE_SIZE: "many" is not a whole number`,
+				"TOKENWARD_CACHE_SIZE: 99999999999999999999 is too large",
 				"TOKENWARD_DENYLIST_INTERVAL: -1s is negative",
 			},
 		},
