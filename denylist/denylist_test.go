@@ -1,7 +1,6 @@
 package denylist_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokenward/tokenward/denylist"
+	"github.com/tokenward/tokenward/internal/syncbuf"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/jwks/jwkstest"
 	"github.com/tokenward/tokenward/middleware"
@@ -58,24 +58,6 @@ func (r reloads) next(t *testing.T) error {
 		t.Fatalf("no reload within %v", guard)
 		return nil
 	}
-}
-
-// syncBuffer is a log destination read by the test while the list writes.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestParse(t *testing.T) {
@@ -313,7 +295,7 @@ func TestRevokeSubject(t *testing.T) {
 func TestMalformedListKeepsTheOld(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "denylist.json")
 	writeFile(t, path, `{"jti":["revoked"]}`)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	events := make(reloads, 64)
 	list, err := denylist.New(denylist.Options{
 		File: path, Interval: 10 * time.Millisecond, OnReload: events.hook,
@@ -499,7 +481,7 @@ func TestURLSource(t *testing.T) {
 	ls.set(http.StatusOK, `{"jti":["a"]}`)
 	srv := httptest.NewServer(ls)
 	defer srv.Close()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	list, err := denylist.New(denylist.Options{URL: srv.URL + "/denylist.json?X-Amz-Signature=s3cr3t", MaxBytes: 1 << 20, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package jwks_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rsa"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenward/tokenward/internal/syncbuf"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/jwks/jwkstest"
 )
@@ -599,25 +599,6 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// syncBuffer is a bytes.Buffer safe for a logger writing from the refresh
-// goroutine while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // The logger hears about dropped keys and failed refreshes, by reason, never
 // with key material.
 func TestLogger(t *testing.T) {
@@ -627,7 +608,7 @@ func TestLogger(t *testing.T) {
 	leaked["d"] = "UFJJVkFURS1LRVktTUFURVJJQUw"
 	iss.SetJWKSBody(jwksJSON(t, good, leaked))
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	r, rec := newRemote(t, iss.JWKSURL(), jwks.RemoteOptions{
 		RefreshInterval:    20 * time.Millisecond,
 		MinRefreshInterval: 10 * time.Millisecond,

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenward/tokenward/internal/syncbuf"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/jwks/jwkstest"
 	"github.com/tokenward/tokenward/middleware"
@@ -222,28 +223,10 @@ func TestIntrospectionClaims(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination that tests read while checkers write.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestBadClientAuthentication(t *testing.T) {
 	iss := newIssuer(t)
 	iss.SetIntrospectionClient(clientID, "the-issuer-expects-another-secret")
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	in := newIntrospector(t, iss, opaque.IntrospectorOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	api := newAPI(t, newValidator(t, iss.URL(), in, middleware.ValidatorOptions{}))
 	token := iss.MintOpaque(iss.Claims(audience, nil))

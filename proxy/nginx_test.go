@@ -10,12 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"text/template"
 	"time"
 
+	"github.com/tokenward/tokenward/internal/syncbuf"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/proxy"
@@ -101,7 +101,7 @@ func startNGINX(t *testing.T, bin, conf string, vars nginxVars) *nginxServer {
 		t.Fatalf("nginx -t rejects the configuration: %v\n%s", err, out)
 	}
 
-	var output syncBuffer
+	var output syncbuf.Buffer
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Start(); err != nil {
@@ -147,24 +147,6 @@ func startNGINX(t *testing.T, bin, conf string, vars nginxVars) *nginxServer {
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &nginxServer{url: "http://" + vars.Listen, client: &http.Client{Transport: tr}, dir: dir}
-}
-
-// syncBuffer collects a process's output, written by exec's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestNGINXForwardAuth runs the documented NGINX configuration against

@@ -48,13 +48,14 @@ const (
 // leanConn is a pooled connection to the upstream.
 type leanConn struct {
 	conn   net.Conn
-	br     *bufio.Reader // reads through limitedRead
+	br     *bufio.Reader // reads through Read, within limit
 	bw     *bufio.Writer
 	limit  int64     // bytes br may still read; bounds the response header
 	idleAt time.Time // when it was put back in the pool
 }
 
-func (pc *leanConn) limitedRead(p []byte) (int, error) {
+// Read is where br reads from: the connection, within limit.
+func (pc *leanConn) Read(p []byte) (int, error) {
 	if pc.limit <= 0 {
 		return 0, errors.New("proxy: upstream response header too large")
 	}
@@ -66,13 +67,9 @@ func (pc *leanConn) limitedRead(p []byte) (int, error) {
 	return n, err
 }
 
-type readerFunc func([]byte) (int, error)
-
-func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
-
 func newLeanConn(c net.Conn) *leanConn {
 	pc := &leanConn{conn: c, bw: bufio.NewWriterSize(c, 4<<10)}
-	pc.br = bufio.NewReaderSize(readerFunc(pc.limitedRead), 4<<10)
+	pc.br = bufio.NewReaderSize(pc, 4<<10)
 	return pc
 }
 
