@@ -193,6 +193,16 @@ type UpstreamOptions struct {
 	// ResponseHeaderTimeout bounds the wait for the upstream's response
 	// headers. Zero means none (long polls, slow APIs).
 	ResponseHeaderTimeout time.Duration
+	// StandardTransport sends every request through net/http's Transport,
+	// turning off the lean path for http:// and unix:// upstreams (see the
+	// README's "Sidecar reverse proxy"). False means the lean path.
+	StandardTransport bool
+	// IdleConnTimeout is how long a kept-alive upstream connection may stay
+	// unused before it is closed. Zero means 90 s.
+	IdleConnTimeout time.Duration
+	// MaxIdleConns bounds the kept-alive upstream connections; more are
+	// closed when their answer ends. Zero means 1,024.
+	MaxIdleConns int
 }
 
 // New returns the reverse proxy in front of upstream: an http://, https://,
@@ -302,25 +312,39 @@ func upstreamTransport(raw string, opts UpstreamOptions) (*url.URL, http.RoundTr
 	if err != nil || u.Scheme == "" {
 		return nil, nil, fmt.Errorf("proxy: upstream %q is not a URL", raw)
 	}
+	if opts.IdleConnTimeout < 0 || opts.MaxIdleConns < 0 {
+		return nil, nil, errors.New("proxy: upstream options: IdleConnTimeout and MaxIdleConns must not be negative")
+	}
+	idleTimeout, maxIdle := opts.IdleConnTimeout, opts.MaxIdleConns
+	if idleTimeout == 0 {
+		idleTimeout = idleConnTimeout
+	}
+	if maxIdle == 0 {
+		maxIdle = maxIdleConns
+	}
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
 		DialContext:           dialer.DialContext,
-		MaxIdleConns:          maxIdleConns,
-		MaxIdleConnsPerHost:   maxIdleConns,
-		IdleConnTimeout:       idleConnTimeout,
+		MaxIdleConns:          maxIdle,
+		MaxIdleConnsPerHost:   maxIdle,
+		IdleConnTimeout:       idleTimeout,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
 		ForceAttemptHTTP2:     true,
 		DisableCompression:    true, // a proxy passes Accept-Encoding on as the client sent it
 	}
-	// lean puts the lean path in front of t for a plain HTTP/1.1 upstream.
-	lean := func(network, addr string) *leanTransport {
+	// lean puts the lean path in front of t for a plain HTTP/1.1 upstream,
+	// unless it is turned off.
+	lean := func(network, addr string) http.RoundTripper {
+		if opts.StandardTransport {
+			return t
+		}
 		return &leanTransport{
 			dial:                  func(ctx context.Context) (net.Conn, error) { return dialer.DialContext(ctx, network, addr) },
 			fallback:              t,
 			responseHeaderTimeout: opts.ResponseHeaderTimeout,
-			idleTimeout:           idleConnTimeout,
-			maxIdle:               maxIdleConns,
+			idleTimeout:           idleTimeout,
+			maxIdle:               maxIdle,
 		}
 	}
 	var rt http.RoundTripper = t
