@@ -85,7 +85,7 @@ func newGuard(cfg Config) (*guard, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &guard{cfg: cfg, realm: realm, identity: newIdentity(cfg.ClaimHeaders, cfg.ScopesHeader), log: log}, nil
+	return &guard{cfg: cfg, realm: realm, identity: newIdentity(cfg.ClaimHeaders, cfg.ScopesHeader, log), log: log}, nil
 }
 
 // decision is the outcome for one request.
