@@ -95,6 +95,10 @@ type identity struct {
 	// names holds every identity header in the form headerAlias gives.
 	names map[string]bool
 	log   *slog.Logger
+	// all holds every identity header: the claim headers, then the scopes
+	// header; allNames lists them comma-separated.
+	all      []string
+	allNames string
 	// omitLogged is set once a scope left out of the scopes header has
 	// been logged: logged once per handler, so a busy route cannot flood
 	// the log.
@@ -108,11 +112,43 @@ func newIdentity(claims []ClaimHeader, scopesHeader string, log *slog.Logger) *i
 			id.needsMap = true
 		}
 		id.names[headerAlias(c.Header)] = true
+		id.all = append(id.all, c.Header)
 	}
 	if scopesHeader != "" {
 		id.names[headerAlias(scopesHeader)] = true
+		id.all = append(id.all, scopesHeader)
 	}
+	id.allNames = strings.Join(id.all, ", ")
 	return id
+}
+
+// unset lists, comma-separated, the identity headers that h lacks: for a
+// gateway to remove from the request it forwards, since a gateway that
+// copies only the headers present in an answer would otherwise pass a
+// client's own copy on. "" when h has them all.
+func (id *identity) unset(h http.Header) string {
+	missing := 0
+	for _, name := range id.all {
+		if _, ok := h[name]; !ok {
+			missing++
+		}
+	}
+	switch missing {
+	case 0:
+		return ""
+	case len(id.all):
+		return id.allNames // a public route: no allocation
+	}
+	var b strings.Builder
+	for _, name := range id.all {
+		if _, ok := h[name]; !ok {
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(name)
+		}
+	}
+	return b.String()
 }
 
 // headerAlias is the name a CGI-style gateway (WSGI, Rack, PHP, many
