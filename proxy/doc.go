@@ -17,8 +17,9 @@
 //     Forwarded, every X-Forwarded-*, X-Real-IP, True-Client-IP, X-Client-IP,
 //     CF-Connecting-IP, Fastly-Client-IP, X-Cluster-Client-IP,
 //     X-Original-Forwarded-For, Client-Cert, Client-Cert-Chain — are removed
-//     from the client's request in any case and with "_" for "-" (CGI-style
-//     frameworks read X_Real_IP as X-Real-IP); then X-Forwarded-For, -Host
+//     from the client's request in any case and with "_" for "-" (servers
+//     naming headers CGI-style, such as Python's wsgiref, read X_Real_IP as
+//     X-Real-IP); then X-Forwarded-For, -Host
 //     and -Proto are set anew (httputil.ProxyRequest.SetXForwarded).
 //     Hop-by-hop headers are removed by httputil before the rewrite hook runs.
 //   - The scopes header carries only RFC 6749 scope-tokens without a comma,
