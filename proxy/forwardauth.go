@@ -28,6 +28,11 @@ func NewForwardAuth(cfg Config) (*ForwardAuth, error) {
 	return &ForwardAuth{g: g}, nil
 }
 
+// envoyHeadersToRemove names, in an allowing answer, the request headers
+// Envoy's ext_authz HTTP service removes before forwarding (comma-separated;
+// the name follows Envoy's default header prefix, x-envoy).
+const envoyHeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
+
 func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target, ok := originalRequest(r)
 	if !ok {
@@ -54,11 +59,6 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.g.allowed(r, d, target.Method, target.URL.Path)
 	w.WriteHeader(http.StatusOK)
 }
-
-// envoyHeadersToRemove names, in an allowing answer, the request headers
-// Envoy's ext_authz HTTP service removes before forwarding (comma-separated;
-// the name follows Envoy's default header prefix, x-envoy).
-const envoyHeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 
 // originalRequest rebuilds the request being asked about, for route matching.
 // The gateway sets one family of headers (X-Original-* for NGINX and
