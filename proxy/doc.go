@@ -13,9 +13,24 @@
 //   - Every configured identity header is deleted from the client's request
 //     before anything else, on every route, public ones included; on success
 //     it is set from the verified claims only.
-//   - X-Forwarded-* headers sent by the client are dropped and set anew
-//     (httputil.ProxyRequest.SetXForwarded); hop-by-hop headers are removed by
-//     httputil before the rewrite hook runs.
+//   - Headers that assert the client's address or the proxy chain —
+//     Forwarded, every X-Forwarded-*, X-Real-IP, True-Client-IP, X-Client-IP,
+//     CF-Connecting-IP, Fastly-Client-IP, X-Cluster-Client-IP,
+//     X-Original-Forwarded-For, Client-Cert, Client-Cert-Chain — are removed
+//     from the client's request in any case and with "_" for "-" (servers
+//     naming headers CGI-style, such as Python's wsgiref, read X_Real_IP as
+//     X-Real-IP); then X-Forwarded-For, -Host
+//     and -Proto are set anew (httputil.ProxyRequest.SetXForwarded).
+//     Hop-by-hop headers are removed by httputil before the rewrite hook runs.
+//   - The scopes header carries only RFC 6749 scope-tokens without a comma,
+//     whole, within 4,096 bytes: a granted scope with a space or comma (a
+//     "permissions" member "profile:edit admin") would be split by the
+//     upstream into scopes never granted, so it is left out (logged once,
+//     without the token).
+//   - A forward-auth 200 names in X-Envoy-Auth-Headers-To-Remove every
+//     configured identity header it does not set (all of them on a public
+//     route), since Envoy's ext_authz replaces only the headers an answer has
+//     and would pass on a client's copy of the others.
 //   - Request paths that are not canonical (dot segments, empty segments,
 //     backslashes, percent-encoded "/", "\" or ".") are refused with 400, so
 //     the rule that matched is the rule of the path the upstream serves.
@@ -26,9 +41,16 @@
 //     arrive within ReadHeaderTimeout ([NewServer]).
 //   - Upstream failures answer 502 (504 on timeout) with a fixed JSON body;
 //     refusals never echo the token or an internal error.
-//   - A pooled upstream connection is reused only if the upstream has
-//     neither closed it nor sent anything on it since its last answer, so
-//     stray bytes (a body on a HEAD answer, say) are never read as another
-//     client's response; upstream response headers are capped at 1 MiB.
+//   - On the lean upstream path, a connection is pooled only after an answer
+//     read to its end that may have a body: after an answer to HEAD, a 204 or
+//     a 304 it is closed, since a body the upstream sends anyway may arrive
+//     at any time. A pooled connection is reused only if the upstream has
+//     neither closed it nor sent anything on it since, so stray bytes are
+//     never read as another client's response — except bytes beyond a
+//     declared length that arrive after that check, as with net/http's
+//     Transport. A request that failed on a pooled connection before any
+//     answer is sent again only where net/http would (GET, HEAD, OPTIONS,
+//     TRACE, or an Idempotency-Key); upstream response headers are capped at
+//     1 MiB. [UpstreamOptions].StandardTransport turns the lean path off.
 //   - Metric labels are bounded: outcome, reason, configured issuer.
 package proxy

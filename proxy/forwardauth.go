@@ -12,7 +12,8 @@ import (
 // (Traefik, Envoy), X-Original-Method and X-Original-URI (NGINX) or
 // X-Original-URL (ingress-nginx). All that are present must agree, and a
 // question without them is refused with 400: a client can add headers the
-// gateway does not overwrite. The answer is 200 with the identity headers,
+// gateway does not overwrite. The answer is 200 with the identity headers
+// and X-Envoy-Auth-Headers-To-Remove naming the configured ones it lacks,
 // or the same 400/401/403/503 as the proxy.
 type ForwardAuth struct {
 	g *guard
@@ -26,6 +27,11 @@ func NewForwardAuth(cfg Config) (*ForwardAuth, error) {
 	}
 	return &ForwardAuth{g: g}, nil
 }
+
+// envoyHeadersToRemove names, in an allowing answer, the request headers
+// Envoy's ext_authz HTTP service removes before forwarding (comma-separated;
+// the name follows Envoy's default header prefix, x-envoy).
+const envoyHeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 
 func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target, ok := originalRequest(r)
@@ -42,6 +48,12 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	if d.claims != nil {
 		f.g.identity.set(h, d.claims)
+	}
+	// Envoy's ext_authz copies only the headers an answer has
+	// (allowed_upstream_headers): it must be told to remove a client's copy
+	// of each identity header this answer lacks.
+	if rm := f.g.identity.unset(h); rm != "" {
+		h[envoyHeadersToRemove] = []string{rm}
 	}
 	h.Set("Cache-Control", "no-store")
 	f.g.allowed(r, d, target.Method, target.URL.Path)

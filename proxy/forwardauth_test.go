@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tokenward/tokenward/jwks"
@@ -218,5 +220,61 @@ func TestForwardAuthKeysUnavailable(t *testing.T) {
 		header: http.Header{"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/x"}}})
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("status %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// TestForwardAuthEnvoyHeadersToRemove: Envoy's ext_authz copies to the
+// upstream request only the allowed headers an answer has, so a client's own
+// X-Auth-Subject would pass wherever tokenward sets none. An allowing answer
+// names every configured identity header it lacks in
+// X-Envoy-Auth-Headers-To-Remove, which Envoy removes from the request: all
+// of them on a public route, the absent claims' on a protected one.
+func TestForwardAuthEnvoyHeadersToRemove(t *testing.T) {
+	iss := newIssuer(t)
+	cfg := defaultConfig(t, iss)
+	cfg.ClaimHeaders = append(cfg.ClaimHeaders, proxy.ClaimHeader{Claim: "org.id", Header: "X-Auth-Org"})
+	cfg.ScopesHeader = "X-Auth-Scopes"
+	srv := startForwardAuth(t, cfg)
+	orig := func(uri string) http.Header {
+		return http.Header{"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {uri},
+			"X-Auth-Subject": {"auth0|admin"}, "X-Auth-Org": {"org_admin"}, "X-Auth-Scopes": {"admin"}}
+	}
+	withOrg := mint(t, iss, map[string]any{"scope": "api", "org": map[string]any{"id": "org_42"}})
+	tests := []struct {
+		name   string
+		req    request
+		status int
+		remove []string // nil: no X-Envoy-Auth-Headers-To-Remove
+	}{
+		{"every identity header set", request{path: "/auth", token: withOrg, header: orig("/x")}, 200, nil},
+		{"a configured claim absent", request{path: "/auth", token: withScope(t, iss, "api"), header: orig("/x")},
+			200, []string{"X-Auth-Org"}},
+		{"public route, no token", request{path: "/auth", header: orig("/public/x")},
+			200, []string{"X-Auth-Subject, X-Auth-Org, X-Auth-Scopes"}},
+		{"public route, valid token", request{path: "/auth", token: withOrg, header: orig("/public/x")},
+			200, []string{"X-Auth-Subject, X-Auth-Org, X-Auth-Scopes"}},
+		{"refused", request{path: "/auth", header: orig("/x")}, 401, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := do(t, srv, tc.req)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d (body %s)", resp.StatusCode, tc.status, body)
+			}
+			got := resp.Header.Values("X-Envoy-Auth-Headers-To-Remove")
+			if !slices.Equal(got, tc.remove) {
+				t.Errorf("X-Envoy-Auth-Headers-To-Remove %q, want %q", got, tc.remove)
+			}
+			// What the answer sets and what it removes cover every
+			// identity header: none is left for the client's copy.
+			if tc.status == 200 {
+				removed := strings.Join(got, ",")
+				for _, h := range []string{"X-Auth-Subject", "X-Auth-Org", "X-Auth-Scopes"} {
+					if (resp.Header.Get(h) != "") == strings.Contains(removed, h) {
+						t.Errorf("%s: set %q, removed %v; want exactly one of the two", h, resp.Header.Get(h), strings.Contains(removed, h))
+					}
+				}
+			}
+		})
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tokenward/tokenward/middleware"
+	"github.com/tokenward/tokenward/scopes"
 )
 
 // ClaimHeader sends one claim to the upstream as a header.
@@ -91,20 +94,61 @@ type identity struct {
 	needsMap     bool   // some claim is not served from the typed fields
 	// names holds every identity header in the form headerAlias gives.
 	names map[string]bool
+	log   *slog.Logger
+	// all holds every identity header: the claim headers, then the scopes
+	// header; allNames lists them comma-separated.
+	all      []string
+	allNames string
+	// omitLogged is set once a scope left out of the scopes header has
+	// been logged: logged once per handler, so a busy route cannot flood
+	// the log.
+	omitLogged atomic.Bool
 }
 
-func newIdentity(claims []ClaimHeader, scopesHeader string) *identity {
-	id := &identity{claims: claims, scopesHeader: scopesHeader, names: map[string]bool{}}
+func newIdentity(claims []ClaimHeader, scopesHeader string, log *slog.Logger) *identity {
+	id := &identity{claims: claims, scopesHeader: scopesHeader, names: map[string]bool{}, log: log}
 	for _, c := range claims {
 		if _, ok := typedClaim(nil, c.Claim); !ok {
 			id.needsMap = true
 		}
 		id.names[headerAlias(c.Header)] = true
+		id.all = append(id.all, c.Header)
 	}
 	if scopesHeader != "" {
 		id.names[headerAlias(scopesHeader)] = true
+		id.all = append(id.all, scopesHeader)
 	}
+	id.allNames = strings.Join(id.all, ", ")
 	return id
+}
+
+// unset lists, comma-separated, the identity headers that h lacks: for a
+// gateway to remove from the request it forwards, since a gateway that
+// copies only the headers present in an answer would otherwise pass a
+// client's own copy on. "" when h has them all.
+func (id *identity) unset(h http.Header) string {
+	missing := 0
+	for _, name := range id.all {
+		if _, ok := h[name]; !ok {
+			missing++
+		}
+	}
+	switch missing {
+	case 0:
+		return ""
+	case len(id.all):
+		return id.allNames // a public route: no allocation
+	}
+	var b strings.Builder
+	for _, name := range id.all {
+		if _, ok := h[name]; !ok {
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(name)
+		}
+	}
+	return b.String()
 }
 
 // headerAlias is the name a CGI-style gateway (WSGI, Rack, PHP, many
@@ -159,8 +203,63 @@ func (id *identity) set(h http.Header, c *middleware.Claims) {
 		}
 	}
 	if id.scopesHeader != "" && c.Scopes.Len() > 0 {
-		h[id.scopesHeader] = []string{sanitize(c.Scopes.String())}
+		if v := id.scopesValue(c.Scopes); v != "" {
+			h[id.scopesHeader] = []string{v}
+		}
 	}
+}
+
+// scopesValue is the scopes header's value: the granted scopes that are RFC
+// 6749 scope-tokens without a comma, separated by single spaces, as many
+// whole scopes as fit in maxHeaderValue. A scope with a space, comma, quote,
+// backslash, control or non-ASCII byte (possible in a "permissions" array:
+// "profile:edit admin") is left out, since an upstream splitting the header
+// on spaces or commas would read scopes that were never granted; so is a
+// scope cut by the length bound. The first such scope is logged.
+func (id *identity) scopesValue(granted scopes.Set) string {
+	all := granted.String()
+	// The common case allocates nothing more: as many separators as the
+	// set needs, and nothing but scope-token bytes between them.
+	if len(all) <= maxHeaderValue && strings.Count(all, " ") == granted.Len()-1 && headerScopes(all) {
+		return all
+	}
+	var b strings.Builder
+	for _, s := range granted.List() {
+		why := ""
+		switch {
+		case !scopes.ValidToken(s) || strings.IndexByte(s, ',') >= 0:
+			why = "not an RFC 6749 scope-token without a comma"
+		case b.Len()+1+len(s) > maxHeaderValue:
+			why = fmt.Sprintf("the header would exceed %d bytes", maxHeaderValue)
+		}
+		if why != "" {
+			if id.omitLogged.CompareAndSwap(false, true) {
+				if len(s) > 64 {
+					s = s[:64] + "…"
+				}
+				id.log.Warn("scope left out of the scopes header; further ones are not logged",
+					"header", id.scopesHeader, "scope", s, "why", why)
+			}
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// headerScopes reports whether s holds nothing but scope-token bytes other
+// than ',' and the spaces between them.
+func headerScopes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != ' ' && (c == ',' || c < 0x21 || c == '"' || c == '\\' || c > 0x7e) {
+			return false
+		}
+	}
+	return true
 }
 
 // typedClaim serves the common claims without decoding the JSON again. With

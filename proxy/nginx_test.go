@@ -205,6 +205,8 @@ func TestNGINXForwardAuth(t *testing.T) {
 				req: request{path: "/public/x", header: spoofed}},
 			{name: "public route with a token: no identity", want: 200,
 				req: request{path: "/public/x", token: tok("api"), header: spoofed}},
+			{name: "token without the claim: spoofed subject removed", want: 200,
+				req: request{path: "/x", token: mint(t, iss, map[string]any{"scope": "api", "sub": nil}), header: spoofed}},
 			{name: "no token", want: 401,
 				req:        request{path: "/api/contacts/"},
 				wantHeader: map[string]string{"WWW-Authenticate": `Bearer realm="api"`}},

@@ -85,7 +85,7 @@ func newGuard(cfg Config) (*guard, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &guard{cfg: cfg, realm: realm, identity: newIdentity(cfg.ClaimHeaders, cfg.ScopesHeader), log: log}, nil
+	return &guard{cfg: cfg, realm: realm, identity: newIdentity(cfg.ClaimHeaders, cfg.ScopesHeader, log), log: log}, nil
 }
 
 // decision is the outcome for one request.
@@ -193,6 +193,16 @@ type UpstreamOptions struct {
 	// ResponseHeaderTimeout bounds the wait for the upstream's response
 	// headers. Zero means none (long polls, slow APIs).
 	ResponseHeaderTimeout time.Duration
+	// StandardTransport sends every request through net/http's Transport,
+	// turning off the lean path for http:// and unix:// upstreams (see the
+	// README's "Sidecar reverse proxy"). False means the lean path.
+	StandardTransport bool
+	// IdleConnTimeout is how long a kept-alive upstream connection may stay
+	// unused before it is closed. Zero means 90 s.
+	IdleConnTimeout time.Duration
+	// MaxIdleConns bounds the kept-alive upstream connections; more are
+	// closed when their answer ends. Zero means 1,024.
+	MaxIdleConns int
 }
 
 // New returns the reverse proxy in front of upstream: an http://, https://,
@@ -214,12 +224,15 @@ func New(upstream string, cfg Config, opts UpstreamOptions) (*Proxy, error) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host // the upstream sees the Host the client asked for
-			pr.SetXForwarded()       // X-Forwarded-* from us only; client-sent values are dropped
-			// Client-sent client-address headers that frameworks read as the
-			// client's address (chi's RealIP, many others): never the client's to set.
-			for _, h := range clientAddressHeaders {
-				pr.Out.Header.Del(h)
+			// Headers that frameworks read as the client's address or the
+			// proxy chain (chi's RealIP, Rack, Django…): never the client's to
+			// set, in any spelling. Then X-Forwarded-For/Host/Proto from us.
+			for k := range pr.Out.Header {
+				if clientAddressHeader(k) {
+					delete(pr.Out.Header, k)
+				}
 			}
+			pr.SetXForwarded()
 			g.identity.restore(pr.Out.Header, pr.In.Header)
 		},
 		Transport:    transport,
@@ -252,10 +265,46 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // clientAddressHeaders are request headers that frameworks read as facts
-// about the client or the proxy chain, and that only a proxy may set. httputil
-// already removes Forwarded and the X-Forwarded-For/Host/Proto it replaces.
-var clientAddressHeaders = []string{"X-Real-Ip", "True-Client-Ip", "X-Forwarded-Prefix",
-	"X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Ssl", "X-Client-Ip", "Cf-Connecting-Ip"}
+// about the client or the proxy chain, and that only a proxy may set, in
+// lower case with "-"; every header starting with "x-forwarded" is one too.
+// httputil removes only the canonical Forwarded and X-Forwarded-For, -Host
+// and -Proto.
+var clientAddressHeaders = []string{"forwarded", "x-real-ip", "true-client-ip", "x-client-ip",
+	"cf-connecting-ip", "fastly-client-ip", "x-cluster-client-ip", "x-original-forwarded-for",
+	"client-cert", "client-cert-chain"}
+
+// clientAddressHeader reports whether name is one of clientAddressHeaders or
+// an X-Forwarded-* header, ignoring case and taking "_" for "-": CGI-style
+// gateways (WSGI, Rack, PHP) give X_Real_IP and X-Real-IP the same name,
+// HTTP_X_REAL_IP. It does not allocate.
+func clientAddressHeader(name string) bool {
+	if len(name) >= len("x-forwarded") && foldedEqual(name[:len("x-forwarded")], "x-forwarded") {
+		return true
+	}
+	for _, h := range clientAddressHeaders {
+		if len(name) == len(h) && foldedEqual(name, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// foldedEqual compares s, of any case and with "_" or "-", with lower, in
+// lower case with "-"; both have the same length.
+func foldedEqual(s, lower string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		} else if c == '_' {
+			c = '-'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
 
 // upstreamError answers when the upstream could not be reached or failed
 // mid-response: 502 (504 on timeout) with a JSON body and no internal detail.
@@ -302,25 +351,39 @@ func upstreamTransport(raw string, opts UpstreamOptions) (*url.URL, http.RoundTr
 	if err != nil || u.Scheme == "" {
 		return nil, nil, fmt.Errorf("proxy: upstream %q is not a URL", raw)
 	}
+	if opts.IdleConnTimeout < 0 || opts.MaxIdleConns < 0 {
+		return nil, nil, errors.New("proxy: upstream options: IdleConnTimeout and MaxIdleConns must not be negative")
+	}
+	idleTimeout, maxIdle := opts.IdleConnTimeout, opts.MaxIdleConns
+	if idleTimeout == 0 {
+		idleTimeout = idleConnTimeout
+	}
+	if maxIdle == 0 {
+		maxIdle = maxIdleConns
+	}
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
 		DialContext:           dialer.DialContext,
-		MaxIdleConns:          maxIdleConns,
-		MaxIdleConnsPerHost:   maxIdleConns,
-		IdleConnTimeout:       idleConnTimeout,
+		MaxIdleConns:          maxIdle,
+		MaxIdleConnsPerHost:   maxIdle,
+		IdleConnTimeout:       idleTimeout,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
 		ForceAttemptHTTP2:     true,
 		DisableCompression:    true, // a proxy passes Accept-Encoding on as the client sent it
 	}
-	// lean puts the lean path in front of t for a plain HTTP/1.1 upstream.
-	lean := func(network, addr string) *leanTransport {
+	// lean puts the lean path in front of t for a plain HTTP/1.1 upstream,
+	// unless it is turned off.
+	lean := func(network, addr string) http.RoundTripper {
+		if opts.StandardTransport {
+			return t
+		}
 		return &leanTransport{
 			dial:                  func(ctx context.Context) (net.Conn, error) { return dialer.DialContext(ctx, network, addr) },
 			fallback:              t,
 			responseHeaderTimeout: opts.ResponseHeaderTimeout,
-			idleTimeout:           idleConnTimeout,
-			maxIdle:               maxIdleConns,
+			idleTimeout:           idleTimeout,
+			maxIdle:               maxIdle,
 		}
 	}
 	var rt http.RoundTripper = t

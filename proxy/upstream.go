@@ -121,12 +121,20 @@ func leanEligible(r *http.Request) bool {
 		len(r.TransferEncoding) == 0 && len(r.Header["Upgrade"]) == 0
 }
 
-// replayable reports whether r may be sent again after a connection failed
-// before any answer: the rule of net/http's Transport for requests without
-// a body.
+// replayable reports whether r may be sent again after a pooled connection
+// failed before any answer: net/http's rule (Request.isReplayable) — GET,
+// HEAD, OPTIONS, TRACE, or any method with an Idempotency-Key or
+// X-Idempotency-Key header, and no body that could not be sent again. Not
+// PUT or DELETE: idempotent by RFC 9110, but an upstream may not implement
+// them so, and the first copy may have been carried out. (net/http also
+// retries any request of which not one byte was written; the lean path
+// does not, and answers 502 in that rare race instead.)
 func replayable(r *http.Request) bool {
+	if r.Body != nil && r.Body != http.NoBody && r.GetBody == nil {
+		return false
+	}
 	switch r.Method {
-	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
 		return true
 	}
 	_, key := r.Header["Idempotency-Key"]
@@ -225,13 +233,23 @@ func (t *leanTransport) exchange(ctx context.Context, pc *leanConn, req *http.Re
 			return fail(err) // the deadline set on cancellation may just have been cleared
 		}
 	}
-	reusable := !resp.Close && !req.Close
+	// An answer that must not have a body (to HEAD, 204, 304) ends the
+	// connection's use: an upstream that sends one anyway may send it after
+	// the peek in conn has looked, and it would be read as the answer to the
+	// next request, which may be another client's.
+	reusable := !resp.Close && !req.Close && !bodiless(req.Method, resp.StatusCode)
 	if resp.Body == http.NoBody {
 		t.release(pc, reusable, stop)
 		return resp, nil
 	}
 	resp.Body = &leanBody{body: resp.Body, pc: pc, t: t, stop: stop, reusable: reusable}
 	return resp, nil
+}
+
+// bodiless reports whether the answer to a request of method with status
+// code has no body by definition (RFC 9112 §6.3), whatever its headers say.
+func bodiless(method string, code int) bool {
+	return method == http.MethodHead || code < 200 || code == http.StatusNoContent || code == http.StatusNotModified
 }
 
 // release ends an exchange: pc goes back to the pool when its answer was read

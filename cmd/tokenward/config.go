@@ -67,6 +67,7 @@ type Config struct {
 	RequireATJWT           bool          `env:"TOKENWARD_REQUIRE_AT_JWT" envDefault:"false"`
 	Realm                  string        `env:"TOKENWARD_REALM" envDefault:"api"`
 	UpstreamTimeout        time.Duration `env:"TOKENWARD_UPSTREAM_TIMEOUT" envDefault:"0s"`
+	UpstreamTransport      string        `env:"TOKENWARD_UPSTREAM_TRANSPORT" envDefault:"lean"`
 
 	// Opaque tokens and revocation.
 	OpaqueTokens                  string        `env:"TOKENWARD_OPAQUE_TOKENS" envDefault:"reject"`
@@ -394,6 +395,9 @@ func (c *Config) checkServing() []string {
 	}
 	if c.UpstreamTimeout < 0 {
 		add("TOKENWARD_UPSTREAM_TIMEOUT: %s is negative; use 0 for none", c.UpstreamTimeout)
+	}
+	if c.UpstreamTransport != "lean" && c.UpstreamTransport != "standard" {
+		add("TOKENWARD_UPSTREAM_TRANSPORT: %q is neither lean nor standard", c.UpstreamTransport)
 	}
 	problems = append(problems, c.checkOpaque()...)
 	problems = append(problems, c.checkDenyList()...)

@@ -57,6 +57,7 @@ func TestEnvKeys(t *testing.T) {
 		"TOKENWARD_STRIP_AUTHORIZATION",
 		"TOKENWARD_UPSTREAM",
 		"TOKENWARD_UPSTREAM_TIMEOUT",
+		"TOKENWARD_UPSTREAM_TRANSPORT",
 		"TOKENWARD_USERINFO_URL",
 	}
 	got := envKeys()
@@ -103,6 +104,7 @@ func TestDefaults(t *testing.T) {
 	check("require at+jwt", c.RequireATJWT, false)
 	check("realm", c.Realm, "api")
 	check("upstream timeout", c.UpstreamTimeout, time.Duration(0))
+	check("upstream transport", c.UpstreamTransport, "lean")
 	check("required", c.required.IsZero(), true)
 	check("rules", c.rules.Len(), 0)
 	check("jwks", len(c.jwksURLs), 0)

@@ -753,6 +753,7 @@ func TestConfigErrors(t *testing.T) {
 				"TOKENWARD_STRIP_AUTHORIZATION":       "yes please",
 				"TOKENWARD_SHUTDOWN_GRACE":            "-1s",
 				"TOKENWARD_LOG_FORMAT":                "xml",
+				"TOKENWARD_UPSTREAM_TRANSPORT":        "fast",
 			},
 			wants: []string{
 				`TOKENWARD_ISSUERS: "http://login.example.com/" must use https`,
@@ -773,6 +774,7 @@ func TestConfigErrors(t *testing.T) {
 				`TOKENWARD_STRIP_AUTHORIZATION: "yes please" is not true or false`,
 				"TOKENWARD_SHUTDOWN_GRACE: -1s is negative",
 				`TOKENWARD_LOG_FORMAT: "xml" is neither json nor text`,
+				`TOKENWARD_UPSTREAM_TRANSPORT: "fast" is neither lean nor standard`,
 			},
 		},
 		{

@@ -208,7 +208,8 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 	case modeForwardAuth:
 		h, err = proxy.NewForwardAuth(pc)
 	default:
-		h, err = proxy.New(cfg.Upstream, pc, proxy.UpstreamOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout})
+		h, err = proxy.New(cfg.Upstream, pc, proxy.UpstreamOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout,
+			StandardTransport: cfg.UpstreamTransport == "standard"})
 	}
 	if err != nil {
 		return nil, asConfigError(err)
