@@ -286,16 +286,19 @@ func TestTamperedTokens(t *testing.T) {
 		{"signature too long for the stack buffer", h + "." + c + "." + b64.EncodeToString(make([]byte, 4096)), middleware.ErrSignature},
 		{"claims swapped with the header", c + "." + h + "." + s, middleware.ErrAlgorithm},
 		{"four segments", valid + "." + s, middleware.ErrMalformed},
-		{"five segments (JWE)", h + "." + c + "." + s + "." + s + "." + s, middleware.ErrMalformed},
+		{"five segments with a JWS header", h + "." + c + "." + s + "." + s + "." + s, middleware.ErrMalformed},
 		{"two segments", h + "." + c, middleware.ErrMalformed},
 		{"one dot", h + ".", middleware.ErrMalformed},
 		{"only dots", "..", middleware.ErrMalformed},
 		{"empty header", "." + c + "." + s, middleware.ErrMalformed},
 		{"empty claims", h + ".." + s, middleware.ErrMalformed},
 	})
+	// A JWE is opaque to tokenward, which does not decrypt: refused as
+	// opaque, saying so, when no opaque-token checker is configured.
 	t.Run("five segments says JWE", func(t *testing.T) {
-		_, err := v.Validate(testContext(t), "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d")
-		if e := wantReason(t, nil, err, middleware.ErrMalformed, ""); !strings.Contains(e.ClientDescription(), "JWE") {
+		jwe := b64.EncodeToString([]byte(`{"alg":"RSA-OAEP","enc":"A256GCM"}`)) + ".a.b.c.d"
+		_, err := v.Validate(testContext(t), jwe)
+		if e := wantReason(t, nil, err, middleware.ErrOpaque, ""); e.ClientDescription() != "encrypted tokens (JWE) are not accepted here: tokenward does not decrypt them" {
 			t.Errorf("description %q", e.ClientDescription())
 		}
 	})

@@ -30,6 +30,16 @@
 //   - "exp" is required; "nbf" and "iat" are checked when present; "aud"
 //     must contain an accepted audience.
 //
+// Anything shaped like a JWT is a JWT: a token with two dots or more, or
+// whose first segment decodes — even with padding or the standard alphabet
+// — to a JSON object naming "alg", is verified as above or refused as
+// malformed. It is never passed to [ValidatorOptions.Opaque], so an issuer
+// endpoint that decodes leniently cannot vouch for a JWT padded with "="
+// that is for another API, revoked, or of the wrong typ. Only a token of
+// no such shape, or a compact JWE (five segments, a protected header with
+// "enc" and a key-management "alg"), which tokenward does not decrypt, is
+// opaque.
+//
 // Errors shown to clients are fixed sentences; they never contain the token,
 // a key or an internal error string. [Error.Detail] and [Error.Err] carry
 // more for logs, never the token. A token failure is never a 500.

@@ -323,10 +323,12 @@ func (v *Validator) validate(ctx context.Context, token string) (*Claims, error)
 	if len(token) > v.maxBytes {
 		return nil, ErrTooLarge // shared: refusing a flood of huge tokens allocates nothing
 	}
-	if v.opaque != nil && token != "" {
-		if _, _, jws := split(token); !jws {
-			return v.checkOpaque(ctx, token)
-		}
+	// Anything shaped like a JWT is verified here or refused, never sent to
+	// the issuer: a /userinfo or introspection endpoint that reads a JWT
+	// leniently (padding, the standard alphabet) would vouch for a token
+	// that is not for this API, is revoked, or has the wrong typ.
+	if v.opaque != nil && token != "" && !jwtShaped(token) {
+		return v.checkOpaque(ctx, token)
 	}
 	if v.cache == nil {
 		return v.verify(ctx, token, nil)
@@ -628,18 +630,113 @@ var byteClass = func() (t [256]byte) {
 
 // structureError explains a token that is not three base64url segments.
 func (v *Validator) structureError(token string) *Error {
-	switch strings.Count(token, ".") {
-	case 0:
-		if token == "" {
-			return fail(ReasonMalformed, "empty token")
-		}
-		return &Error{Reason: ReasonOpaque}
-	case 4:
-		return fail(ReasonMalformed, "encrypted tokens (JWE) are not accepted: no decryption key is configured")
-	case 2:
+	switch {
+	case token == "":
+		return fail(ReasonMalformed, "empty token")
+	case isJWE(token):
+		return fail(ReasonOpaque, "encrypted tokens (JWE) are not accepted here: tokenward does not decrypt them")
+	case jwtShaped(token) && strings.Count(token, ".") == 2:
 		return fail(ReasonMalformed, "token is not base64url")
+	case jwtShaped(token):
+		return fail(ReasonMalformed, "token does not have three segments")
+	case strings.IndexByte(token, '.') < 0:
+		return &Error{Reason: ReasonOpaque}
 	}
 	return fail(ReasonMalformed, "token does not have three segments")
+}
+
+// jwtShaped reports whether a token is a JWS, or could be read as one by a
+// lenient parser: two dots or more (unless it is a JWE, see isJWE), or a
+// first segment that decodes, with padding or the standard alphabet allowed,
+// to a JSON object naming "alg". Such a token is verified locally or
+// refused; it is never an opaque token to ask the issuer about.
+func jwtShaped(token string) bool {
+	if strings.Count(token, ".") >= 2 {
+		return !isJWE(token)
+	}
+	return joseHeaderPrefix(token)
+}
+
+// joseHeaderPrefix reports whether the token's first segment (up to the
+// first byte of neither base64 alphabet) decodes leniently to what starts a
+// JSON object with an "alg" member.
+func joseHeaderPrefix(token string) bool {
+	end := 0
+	for end < len(token) && (byteClass[token[end]] == 0 || token[end] == '+' || token[end] == '/') {
+		end++
+	}
+	if end%4 == 1 {
+		end-- // a lone trailing character carries no byte
+	}
+	var buf [512]byte
+	seg := buf[:0]
+	if end > len(buf) {
+		seg = make([]byte, 0, end)
+	}
+	for i := range end {
+		switch c := token[i]; c {
+		case '+':
+			seg = append(seg, '-')
+		case '/':
+			seg = append(seg, '_')
+		default:
+			seg = append(seg, c)
+		}
+	}
+	// Decoded in place: the output is shorter than the input.
+	n, err := base64.RawURLEncoding.Decode(seg, seg)
+	if err != nil {
+		return false
+	}
+	b := seg[:n]
+	i := skipSpace(b, 0)
+	return i < len(b) && b[i] == '{' && bytes.Contains(b, []byte(`"alg"`))
+}
+
+// isJWE reports whether a token is a compact JWE (RFC 7516 §7.1): five
+// base64url segments, the protected header a JSON object with "enc" and a
+// key-management "alg", not a signature algorithm. tokenward cannot decrypt
+// it; for the issuer it is an opaque token (Auth0's opaque access tokens are
+// JWEs with "alg":"dir").
+func isJWE(token string) bool {
+	if strings.Count(token, ".") != 4 {
+		return false
+	}
+	for i := range len(token) {
+		if byteClass[token[i]]&classOther != 0 {
+			return false
+		}
+	}
+	seg, rest, _ := strings.Cut(token, ".")
+	_, rest, _ = strings.Cut(rest, ".") // the encrypted key, empty with "dir"
+	iv, rest, _ := strings.Cut(rest, ".")
+	ciphertext, tag, _ := strings.Cut(rest, ".")
+	if seg == "" || iv == "" || ciphertext == "" || tag == "" {
+		return false
+	}
+	hdr, err := b64.DecodeString(seg)
+	if err != nil {
+		return false
+	}
+	var h struct {
+		Alg *string `json:"alg"`
+		Enc *string `json:"enc"`
+	}
+	if json.Unmarshal(hdr, &h) != nil || h.Alg == nil || h.Enc == nil || *h.Enc == "" {
+		return false
+	}
+	return !signatureAlgorithm(*h.Alg)
+}
+
+// signatureAlgorithm reports whether alg names a JWS algorithm (RFC 7518
+// §3.1, RFC 8037), implemented here or not.
+func signatureAlgorithm(alg string) bool {
+	switch strings.ToUpper(alg) {
+	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+		"EDDSA", "HS256", "HS384", "HS512", "NONE", "ES256K", "ED25519", "ED448":
+		return true
+	}
+	return false
 }
 
 func decodeSegment(dst, seg []byte) ([]byte, error) {
