@@ -13,6 +13,11 @@
 //
 //   - a size limit before any parsing; compact serialization only, strict
 //     base64url (no padding, no standard alphabet, no whitespace);
+//   - "iss" must equal a trusted issuer exactly. It is checked first, from a
+//     scan of the claims that stops at the member encoding/json reads as
+//     iss, before the header or the rest of the claims is decoded, so that
+//     a forged token naming another issuer costs less to refuse than a
+//     valid token costs to verify (BenchmarkRefuseUntrustedIssuer16KB);
 //   - header and claims JSON bounded: at most 1,000 members, nesting at most
 //     32, no duplicate registered names, counting the other spellings
 //     encoding/json reads as the same name ("ISS", "\u0069ss") — parsers
@@ -23,8 +28,7 @@
 //   - "typ", when present, must be JWT, at+jwt or application/at+jwt; an
 //     option requires at+jwt. A "crit" header is refused: no extension is
 //     implemented;
-//   - "iss" must equal a trusted issuer exactly, checked before any key is
-//     looked up, and the key comes from that issuer's set only;
+//   - the key comes from the set of the issuer the token names only;
 //   - jku, x5u, jwk and x5c headers are never used to find a key;
 //   - a key is used only for its own published "alg" and key type;
 //   - "exp" is required; "nbf" and "iat" are checked when present; "aud"

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tokenward/tokenward/jwks"
@@ -94,6 +98,7 @@ const DefaultCacheMaxBytes = 64 << 20
 type Validator struct {
 	issuers   map[string]KeySet
 	trusted   []string // issuer URLs, for diagnostics
+	maxIss    int      // the length of the longest trusted issuer URL
 	audiences []string
 	algs      []string
 	leeway    time.Duration
@@ -128,6 +133,7 @@ func NewValidator(issuers []Issuer, audiences []string, opts ValidatorOptions) (
 		}
 		v.issuers[iss.URL] = iss.Keys
 		v.trusted = append(v.trusted, iss.URL)
+		v.maxIss = max(v.maxIss, len(iss.URL))
 	}
 	if len(audiences) == 0 {
 		errs = append(errs, errors.New("tokenward: no accepted audiences"))
@@ -296,11 +302,14 @@ func (v *Validator) headerFast(b []byte, h *header) bool {
 // returned:
 //
 //  1. size, then structure: three base64url segments (two dots);
-//  2. header: JSON limits, alg in the allow-list, typ, crit;
-//  3. claims JSON: limits, registered claims of the right types;
-//  4. iss is a trusted issuer — before any key is looked up;
-//  5. the key by kid, from that issuer's set only, and of the alg's type and
-//     the key's own alg;
+//  2. iss is a trusted issuer: found in the decoded claims by a scan that
+//     stops at the member, before the header or the rest of the claims is
+//     decoded, so that a forged token naming another issuer costs little;
+//  3. header: JSON limits, alg in the allow-list, typ, crit;
+//  4. claims JSON: limits, registered claims of the right types;
+//  5. the key by kid, from the set of the issuer the claims name only, and
+//     of the alg's type and the key's own alg (or, for a key published
+//     without alg, the first configured algorithm of its type);
 //  6. the signature;
 //  7. exp (required), nbf, iat, with the leeway; then aud.
 //
@@ -433,6 +442,14 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	// The token's bytes, only ever read: no copy.
 	raw := unsafe.Slice(unsafe.StringData(token), len(token))
 
+	// Issuer first: a token is verified only with the keys of the issuer it
+	// names, and one naming an untrusted issuer is refused before its
+	// header and the rest of its claims are decoded.
+	payload, ierr := v.claimsOfTrustedIssuer(raw[dot1+1 : dot2])
+	if ierr != nil {
+		return nil, ierr
+	}
+
 	// Header: one seen in a verified token before (tokens of one key share
 	// it byte for byte) is not decoded again.
 	h, known := v.knownHeader(token[:dot1])
@@ -465,10 +482,6 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	}
 
 	// Claims.
-	payload, err := decodeSegment(nil, raw[dot1+1:dot2])
-	if err != nil {
-		return nil, fail(ReasonMalformed, "token claims are not base64url")
-	}
 	if err := scanObject(payload, registered); err != nil {
 		return nil, &Error{Reason: ReasonMalformed, Description: "token claims are not a valid JSON object", Err: err}
 	}
@@ -477,8 +490,8 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 		return nil, &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: err}
 	}
 
-	// Issuer, before any key work: a token is verified only with the keys
-	// of the issuer it names.
+	// The issuer as decoded, which checkIssuer's scan agrees with for any
+	// claims that get this far.
 	keys, ok := v.issuers[wc.Iss]
 	if !ok {
 		return nil, &Error{Reason: ReasonIssuer, Detail: issuerHint(wc.Iss, v.trusted)}
@@ -534,6 +547,240 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	}
 	return wc.claims(payload), nil
 }
+
+// claimsOfTrustedIssuer decodes the claims segment and returns the claims
+// JSON if its iss is a trusted issuer (see checkIssuer). It decodes into a
+// stack buffer, or a pooled one for large claims, so that refusing a flood of
+// forged tokens allocates little, and copies the claims to the heap only
+// once the issuer is trusted: [Claims] keep them.
+func (v *Validator) claimsOfTrustedIssuer(seg []byte) ([]byte, *Error) {
+	check := func(scratch []byte, err error) ([]byte, *Error) {
+		if err != nil {
+			return nil, fail(ReasonMalformed, "token claims are not base64url")
+		}
+		if err := v.checkIssuer(scratch); err != nil {
+			return nil, err
+		}
+		return bytes.Clone(scratch), nil
+	}
+	if b64.DecodedLen(len(seg)) > 1024 {
+		buf := payloadPool.Get().(*[]byte)
+		scratch, err := decodeSegment((*buf)[:0], seg)
+		payload, ierr := check(scratch, err)
+		if cap(scratch) <= maxPooledPayload {
+			*buf = scratch[:0]
+			payloadPool.Put(buf)
+		}
+		return payload, ierr
+	}
+	var sbuf [1024]byte
+	return check(decodeSegment(sbuf[:0], seg))
+}
+
+// payloadPool holds buffers for decoding claims larger than verify's stack
+// buffer, up to maxPooledPayload bytes.
+var payloadPool = sync.Pool{New: func() any { b := make([]byte, 0, DefaultMaxTokenBytes); return &b }}
+
+const maxPooledPayload = 64 << 10
+
+// checkIssuer refuses claims whose "iss" is not a trusted issuer. It reads
+// only that member, found by issuerMember, so its cost is a scan of the
+// claims up to it; a token it lets through still has its claims decoded and
+// iss checked in full.
+func (v *Validator) checkIssuer(payload []byte) *Error {
+	val, found, malformed := issuerMember(payload)
+	switch {
+	case malformed:
+		return &Error{Reason: ReasonMalformed, Description: "token claims are not a valid JSON object", Err: errNotObject}
+	case !found || string(val) == "null": // encoding/json leaves iss empty
+		return &Error{Reason: ReasonIssuer, Detail: issuerHint("", v.trusted)}
+	case val[0] != '"':
+		return &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: errors.New("iss is not a string")}
+	case simpleString(val): // the usual case: the bytes are the string
+		if _, ok := v.issuers[string(val[1:len(val)-1])]; ok {
+			return nil
+		}
+		return &Error{Reason: ReasonIssuer, Detail: issuerHint(string(val[1:len(val)-1]), v.trusted)}
+	case len(val) > 6*v.maxIss+2:
+		// No escape takes more than 6 bytes per byte it stands for, so
+		// this cannot decode to a trusted issuer: not worth decoding.
+		return &Error{Reason: ReasonIssuer, Detail: fmt.Sprintf("iss of %d bytes is not a trusted issuer", len(val))}
+	}
+	var iss string
+	// A copy: val may be in verify's stack buffer.
+	if err := json.Unmarshal(bytes.Clone(val), &iss); err != nil {
+		return &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: err}
+	}
+	if _, ok := v.issuers[iss]; ok {
+		return nil
+	}
+	return &Error{Reason: ReasonIssuer, Detail: issuerHint(iss, v.trusted)}
+}
+
+// issNames is the claim issuerMember looks for, as foldIndex takes it.
+var issNames = []string{"iss"}
+
+// issuerMember returns the raw value of the top-level member of the claims
+// JSON b that encoding/json reads as "iss": the first one named iss in any
+// spelling it matches (letter case, escapes). A second one is a duplicate,
+// which scanObject refuses later. found is false when there is none;
+// malformed, when b is not an object or a string in it is unterminated.
+// Like scanObject it leaves the rest of the syntax to encoding/json: it need
+// only find the right member in JSON that is valid.
+func issuerMember(b []byte) (value []byte, found, malformed bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false, true
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return nil, false, false
+	}
+	for {
+		// A member: name, colon, value.
+		if i >= len(b) || b[i] != '"' {
+			return nil, false, true
+		}
+		end, escaped := quotedEnd(b, i)
+		if end < 0 {
+			return nil, false, true
+		}
+		iss := isIssName(b[i:end], escaped)
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return nil, false, true
+		}
+		i = skipSpace(b, i+1)
+		if i >= len(b) {
+			return nil, false, true
+		}
+		if iss {
+			return b[i:valueEnd(b, i)], true, false
+		}
+		if i = skipValue(b, i); i < 0 {
+			return nil, false, true
+		}
+		i = skipSpace(b, i)
+		switch {
+		case i >= len(b):
+			return nil, false, true
+		case b[i] == '}':
+			return nil, false, false
+		case b[i] != ',':
+			return nil, false, true
+		}
+		i = skipSpace(b, i+1)
+	}
+}
+
+// skipValue returns the offset just past the JSON value at b[i], or -1 if
+// it is unterminated. It finds the value's end, and checks nothing else.
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		end, _ := quotedEnd(b, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			// Eight bytes at a time while none is a quote or a backslash
+			// and the depth cannot fall to zero within them: deep nesting
+			// is what a forged token would use to make this slow.
+			for ; i+8 <= len(b); i += 8 {
+				w := binary.LittleEndian.Uint64(b[i:])
+				if zeroBytes(w^(ones*'"'))|zeroBytes(w^(ones*'\\')) != 0 {
+					break
+				}
+				// '[' and '{', ']' and '}' differ only in bit 5.
+				closes := bits.OnesCount64(zeroBytes((w | ones*0x20) ^ ones*'}'))
+				if closes >= depth {
+					break
+				}
+				depth += bits.OnesCount64(zeroBytes((w|ones*0x20)^ones*'{')) - closes
+			}
+			if i >= len(b) {
+				break
+			}
+			switch nestClass[b[i]] {
+			case 0:
+				i++
+				continue
+			case nestOpen:
+				depth++
+			case nestClose:
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			case nestQuote:
+				if i, _ = quotedEnd(b, i); i < 0 {
+					return -1
+				}
+				continue
+			}
+			i++
+		}
+		return -1
+	}
+	return valueEnd(b, i) // number, true, false, null
+}
+
+// isIssName reports whether a quoted member name is read as "iss".
+func isIssName(quoted []byte, escaped bool) bool {
+	if !escaped {
+		name := quoted[1 : len(quoted)-1]
+		// Only 'i' and 'I' fold to 'i': most names are out at once.
+		if len(name) < 3 || name[0] < utf8.RuneSelf && name[0]|0x20 != 'i' {
+			return false
+		}
+		return string(name) == "iss" || foldIndex(name, issNames) == 0
+	}
+	// An escape stands for at least one byte in at most 6, and a name that
+	// folds to "iss" has at most 9 bytes: a longer one is not worth
+	// decoding.
+	return len(quoted) <= 2+6*9 && watchedIndex(quoted, true, issNames) == 0
+}
+
+// quotedEnd returns the offset just past the JSON string starting at b[i]
+// and whether it has escapes, or -1 if it is unterminated.
+func quotedEnd(b []byte, i int) (int, bool) {
+	escaped := false
+	for j := i + 1; ; j += 2 {
+		for j < len(b) && !jsonStringSpecial[b[j]] {
+			j++
+		}
+		if j >= len(b) {
+			return -1, escaped
+		}
+		if b[j] == '"' {
+			return j + 1, escaped
+		}
+		escaped = true // a backslash: skip it and the byte it escapes
+	}
+}
+
+// Byte classes for the scans of issuerMember, as tables: they run over
+// attacker input up to the token size limit, and a table lookup per byte is
+// the cheapest test.
+var jsonStringSpecial = [256]bool{'"': true, '\\': true}
+
+// ones has a 1 in every byte: ones*c is c in every byte.
+const ones = 0x0101010101010101
+
+// zeroBytes returns w with 0x80 in each byte that is zero, and 0 in every
+// other byte (exactly: no borrow crosses bytes).
+func zeroBytes(w uint64) uint64 {
+	const low7 = 0x7f7f7f7f7f7f7f7f
+	return ^((w&low7 + low7) | w | low7)
+}
+
+// The classes of nestClass; 0 for any other byte.
+const (
+	nestOpen = 1 + iota
+	nestClose
+	nestQuote
+)
+
+var nestClass = [256]uint8{'{': nestOpen, '[': nestOpen, '}': nestClose, ']': nestClose, '"': nestQuote}
 
 // headerMemo is the decoded header of a verified token.
 type headerMemo struct {
