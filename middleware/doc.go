@@ -30,7 +30,11 @@
 //     implemented;
 //   - the key comes from the set of the issuer the token names only;
 //   - jku, x5u, jwk and x5c headers are never used to find a key;
-//   - a key is used only for its own published "alg" and key type;
+//   - a key is used only for its own published "alg" and key type; a key
+//     published without "alg" only for the first configured algorithm of
+//     its type, in [ValidatorOptions.Algorithms] order (with RS256 and
+//     PS256 allowed, in that order, an RSA key without alg verifies RS256
+//     only), so that one key never verifies two algorithms;
 //   - "exp" is required; "nbf" and "iat" are checked when present; "aud"
 //     must contain an accepted audience.
 //

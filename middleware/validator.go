@@ -509,6 +509,13 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	if !alg.fits(key.Public) {
 		return nil, &Error{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("key %q is not a %s key", key.ID, h.Alg)}
 	}
+	if key.Algorithm == "" {
+		// A key published without alg is bound to one algorithm all the
+		// same, so that one RSA key cannot verify both RS256 and PS256.
+		if bound := v.boundAlgorithm(key.Public); bound != h.Alg {
+			return nil, &Error{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("key %q is published without alg, so it verifies only %s, the first configured algorithm of its type; token says %s", key.ID, bound, h.Alg)}
+		}
+	}
 	if used != nil {
 		used.keys, used.kid, used.alg, used.pub = keys, h.Kid, key.Algorithm, key.Public
 	}
@@ -988,6 +995,18 @@ func signatureAlgorithm(alg string) bool {
 
 func decodeSegment(dst, seg []byte) ([]byte, error) {
 	return b64.AppendDecode(dst, seg)
+}
+
+// boundAlgorithm is the one algorithm a key published without "alg" verifies:
+// the first configured algorithm its key fits (for an RSA key, the first of
+// RS256…PS512 in the allow-list; an EC key fits only its curve's).
+func (v *Validator) boundAlgorithm(pub any) string {
+	for _, a := range v.algs {
+		if algorithms[a].fits(pub) {
+			return a
+		}
+	}
+	return ""
 }
 
 func (v *Validator) algorithm(name string) (algorithm, bool) {
