@@ -46,3 +46,29 @@ func TestKeyWithoutAlgBoundToOneAlgorithm(t *testing.T) {
 		})
 	}
 }
+
+// A key published for encryption ("key_ops":["encrypt"], no "use") is not a
+// verification key: a token it signed is refused (issue 9, finding 10).
+func TestEncryptionKeyDoesNotVerify(t *testing.T) {
+	rs, es, good := newKey(t, "RS256"), newKey(t, "ES256"), newKey(t, "ES384")
+	forEncryption := func(k *jwkstest.Key) map[string]any {
+		j := publicJWK(t, k)
+		delete(j, "use")
+		j["key_ops"] = []string{"encrypt"}
+		return j
+	}
+	set, err := jwks.NewStatic(jwksJSON(t, forEncryption(rs), forEncryption(es), publicJWK(t, good)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newValidator(t, []middleware.Issuer{{URL: tenant, Keys: set}},
+		middleware.ValidatorOptions{Algorithms: allAlgorithms, Now: func() time.Time { return epoch }})
+	c := claimsAt(tenant, epoch, nil)
+	if _, err := v.Validate(testContext(t), sign(t, good, nil, c)); err != nil {
+		t.Fatalf("control: %v", err)
+	}
+	runAttacks(t, v, []attackCase{
+		{"RSA key for encryption", sign(t, rs, nil, c), middleware.ErrUnknownKey},
+		{"EC key for encryption", sign(t, es, nil, c), middleware.ErrUnknownKey},
+	})
+}
