@@ -556,10 +556,10 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 }
 
 // claimsOfTrustedIssuer decodes the claims segment and returns the claims
-// JSON if its iss is a trusted issuer (see checkIssuer). It decodes into a
-// stack buffer, or a pooled one for large claims, so that refusing a flood of
-// forged tokens allocates little, and copies the claims to the heap only
-// once the issuer is trusted: [Claims] keep them.
+// JSON if its iss is a trusted issuer (see checkIssuer). Large claims are
+// decoded into a pooled buffer, so that refusing a flood of large forged
+// tokens allocates little, and copied to the heap only once the issuer is
+// trusted: [Claims] keep them.
 func (v *Validator) claimsOfTrustedIssuer(seg []byte) ([]byte, *Error) {
 	check := func(scratch []byte, err error) ([]byte, *Error) {
 		if err != nil {
@@ -580,8 +580,15 @@ func (v *Validator) claimsOfTrustedIssuer(seg []byte) ([]byte, *Error) {
 		}
 		return payload, ierr
 	}
-	var sbuf [1024]byte
-	return check(decodeSegment(sbuf[:0], seg))
+	// Small claims, those of real tokens: decoded where they will stay.
+	payload, err := decodeSegment(nil, seg)
+	if err != nil {
+		return nil, fail(ReasonMalformed, "token claims are not base64url")
+	}
+	if err := v.checkIssuer(payload); err != nil {
+		return nil, err
+	}
+	return payload, nil
 }
 
 // payloadPool holds buffers for decoding claims larger than verify's stack
