@@ -27,8 +27,8 @@
 //     published for encryption, with or without "use"), private key material,
 //     RSA keys under 2048 bits and RSA keys with the ROCA weakness
 //     (CVE-2017-15361: Infineon RSALib moduli, which can be factored; found by
-//     the subgroup test of Nemec et al., with no false positive on random
-//     keys) are dropped. Each dropped key is logged with its reason
+//     the subgroup test of Nemec et al., which a random key passes with
+//     negligible probability) are dropped. Each dropped key is logged with its reason
 //     ([RemoteOptions.Logger]) and listed in [RefreshEvent.Dropped] or
 //     [Static.Dropped]; never its key material. x5u URLs are never followed.
 //   - A key keeps the "alg" it was published with, so that a verifier can refuse
