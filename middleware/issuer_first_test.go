@@ -27,6 +27,7 @@ func TestIssuerCheckedFirst(t *testing.T) {
 		{"iss a number", signRaw(t, key, `{"alg":"RS256","kid":"`+key.ID+`"}`, `{"iss":1,"aud":"`+audience+`","exp":1900000000}`), middleware.ErrMalformed},
 		{"iss long and escaped", signRaw(t, key, `{"alg":"RS256","kid":"`+key.ID+`"}`, `{"iss":"`+strings.Repeat(`\u0041`, 1000)+`","aud":"`+audience+`","exp":1900000000}`), middleware.ErrIssuer},
 		{"iss escaped, untrusted", signRaw(t, key, `{"alg":"RS256","kid":"`+key.ID+`"}`, `{"iss":"https:\/\/evil.example.com\/","aud":"`+audience+`","exp":1900000000}`), middleware.ErrIssuer},
+		{"iss without a value", "e30." + b64.EncodeToString([]byte(`{"iss":}`)) + ".c2ln", middleware.ErrMalformed},
 		{"claims not an object", "e30." + b64.EncodeToString([]byte(`["iss"]`)) + ".c2ln", middleware.ErrMalformed},
 		{"claims with an unterminated string", "e30." + b64.EncodeToString([]byte(`{"sub":"x`)) + ".c2ln", middleware.ErrMalformed},
 	})

@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -136,4 +137,52 @@ func TestJWTNeverLaunderedThroughOpaqueChecker(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzNoJWTToOpaqueChecker: whatever the token, the opaque checker is asked
+// only about one that no lenient JWS parser could read: fewer than two dots
+// (or a JWE's four) and a first segment that does not decode, in either
+// base64 alphabet with or without padding, to a JSON object naming "alg".
+func FuzzNoJWTToOpaqueChecker(f *testing.F) {
+	key := newKey(f, "RS256")
+	valid := sign(f, key, nil, claimsAt(tenant, epoch, nil))
+	h, _, _ := segments(f, valid)
+	for _, seed := range []string{
+		valid, valid + "==", h, h + "=", h + ".x", "2YotnFZFEjr1zCsicMWpAA", "a.b", "a.b.c.d.e",
+		b64.EncodeToString([]byte(`{"alg":"dir","enc":"A256GCM"}`)) + "..a.b.c",
+	} {
+		f.Add(seed)
+	}
+	fake := &fakeUserInfo{claims: middleware.Claims{Issuer: tenant, Kind: middleware.KindUserInfo}}
+	v := newValidator(f, []middleware.Issuer{{URL: tenant, Keys: staticSet(f, key)}}, middleware.ValidatorOptions{
+		Now: func() time.Time { return epoch }, Opaque: fake,
+	})
+	f.Fuzz(func(t *testing.T, token string) {
+		before := fake.calls()
+		v.Validate(context.Background(), token)
+		if fake.calls() == before {
+			return
+		}
+		if n := strings.Count(token, "."); n >= 2 && n != 4 {
+			t.Fatalf("a token with %d dots was sent to the issuer", n)
+		}
+		first := token
+		if i := strings.IndexFunc(token, func(r rune) bool {
+			return !strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/", r)
+		}); i >= 0 {
+			first = token[:i]
+		}
+		first = strings.NewReplacer("-", "+", "_", "/").Replace(first)
+		first = first[:len(first)/4*4+min(len(first)%4, 3)] // whole bytes only
+		if len(first)%4 == 1 {
+			first = first[:len(first)-1]
+		}
+		for len(first)%4 != 0 {
+			first += "="
+		}
+		if b, err := base64.StdEncoding.DecodeString(first); err == nil && strings.HasPrefix(strings.TrimLeft(string(b), " \t\r\n"), "{") &&
+			strings.Contains(string(b), `"alg"`) && strings.Count(token, ".") != 4 {
+			t.Fatalf("a token whose first segment decodes to %q was sent to the issuer", b)
+		}
+	})
 }

@@ -75,9 +75,12 @@ type ValidatorOptions struct {
 	// Revoked, if set, is asked about every verified token, cached or not; a
 	// true answer refuses the token with reason revoked (a deny list).
 	Revoked func(*Claims) bool
-	// Opaque checks tokens that are not compact JWS (opaque tokens, and JWE,
-	// which tokenward cannot decrypt) with the issuer: RFC 7662
-	// introspection or /userinfo. Nil refuses them with reason opaque.
+	// Opaque checks opaque tokens with the issuer: RFC 7662 introspection
+	// or /userinfo. A token shaped like a JWT (two dots or more, or a first
+	// segment that decodes leniently to a header naming alg) is never
+	// passed to it: it is verified or refused as malformed. A compact JWE,
+	// which tokenward does not decrypt, is opaque. Nil refuses opaque
+	// tokens with reason opaque.
 	Opaque OpaqueChecker
 }
 
@@ -669,7 +672,10 @@ func issuerMember(b []byte) (value []byte, found, malformed bool) {
 			return nil, false, true
 		}
 		if iss {
-			return b[i:valueEnd(b, i)], true, false
+			if end := valueEnd(b, i); end > i {
+				return b[i:end], true, false
+			}
+			return nil, false, true // "iss":} and the like
 		}
 		if i = skipValue(b, i); i < 0 {
 			return nil, false, true
