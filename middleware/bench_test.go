@@ -222,3 +222,37 @@ func BenchmarkRefuseUntrustedIssuer16KB(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRefuseForgedToken16KB is a flood of forged tokens that name the
+// trusted issuer (its URL and kid are public) with 16 KB of claims shaped to
+// be expensive to decode, and a signature that does not verify.
+func BenchmarkRefuseForgedToken16KB(b *testing.B) {
+	key := newKey(b, "RS256")
+	v := staticFixture(b, key, middleware.ValidatorOptions{})
+	header := b64.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT","kid":"` + key.ID + `"}`))
+	sig := b64.EncodeToString(make([]byte, 256))
+	const size = middleware.DefaultMaxTokenBytes - 400
+	trusted := func(claims string) string {
+		return strings.Replace(claims, "https://attacker.example/", tenant, 1)
+	}
+	for _, tc := range []struct {
+		name   string
+		claims string
+	}{
+		{"members", trusted(hostileClaims(size, func(i int) string { return fmt.Sprintf(`,"c%d":"%08d"`, i, i) }))},
+		{"escaped", trusted(hostileClaims(size, func(i int) string { return fmt.Sprintf(`,"c%d":"\u00e9\u00e9\n\"\\x"`, i) }))},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			token := header + "." + b64.EncodeToString([]byte(tc.claims)) + "." + sig
+			ctx := context.Background()
+			if _, err := v.Validate(ctx, token); !errors.Is(err, middleware.ErrSignature) {
+				b.Fatalf("got %v, want a bad signature", err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(token)))
+			for b.Loop() {
+				v.Validate(ctx, token)
+			}
+		})
+	}
+}

@@ -18,10 +18,10 @@
 //     iss, before the header or the rest of the claims is decoded, so that
 //     a forged token naming another issuer costs less to refuse than a
 //     valid token costs to verify (BenchmarkRefuseUntrustedIssuer16KB);
-//   - header and claims JSON bounded: at most 1,000 members, nesting at most
-//     32, no duplicate registered names, counting the other spellings
-//     encoding/json reads as the same name ("ISS", "\u0069ss") — parsers
-//     disagree on duplicates;
+//   - header JSON bounded: at most 1,000 members, nesting at most 32, no
+//     duplicate names we act on, counting the other spellings encoding/json
+//     reads as the same name ("ALG", "\u0061lg") — parsers disagree on
+//     duplicates;
 //   - an algorithm allow-list (RS256 by default). "none" and the HMAC
 //     algorithms cannot be configured, so a token "signed" with a public key
 //     as an HMAC secret has nothing to verify with;
@@ -35,6 +35,13 @@
 //     its type, in [ValidatorOptions.Algorithms] order (with RS256 and
 //     PS256 allowed, in that order, an RSA key without alg verifies RS256
 //     only), so that one key never verifies two algorithms;
+//   - the signature; only then are the claims decoded, so that a forged
+//     token naming a trusted issuer (whose URL and key IDs are public)
+//     costs a signature check, not the decoding of up to 16 KiB of JSON
+//     (BenchmarkRefuseForgedToken16KB);
+//   - claims JSON bounded as the header's, with no duplicate registered
+//     claim names ("ISS", "\u0069ss" count); registered claims of the right
+//     JSON types;
 //   - "exp" is required; "nbf" and "iat" are checked when present; "aud"
 //     must contain an accepted audience.
 //

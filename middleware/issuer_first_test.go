@@ -64,3 +64,27 @@ func TestIssuerScanAgreesWithDecoder(t *testing.T) {
 		})
 	}
 }
+
+// The claims JSON is decoded only once the signature verifies: a forged
+// token naming the trusted issuer (its URL and kid are public) is refused for
+// its signature, whatever its claims, and costs a signature check rather than
+// the decoding of its claims (BenchmarkRefuseForgedToken16KB).
+func TestClaimsDecodedAfterSignature(t *testing.T) {
+	key := newKey(t, "RS256")
+	v := staticFixture(t, key, middleware.ValidatorOptions{})
+	header := b64.EncodeToString([]byte(`{"alg":"RS256","kid":"` + key.ID + `"}`))
+	forged := func(claims string) string {
+		return header + "." + b64.EncodeToString([]byte(claims)) + "." + b64.EncodeToString(make([]byte, 256))
+	}
+	runAttacks(t, v, []attackCase{
+		{"exp of the wrong type", forged(`{"iss":"` + tenant + `","exp":"tomorrow"}`), middleware.ErrSignature},
+		{"duplicate sub", forged(`{"iss":"` + tenant + `","sub":"a","sub":"b"}`), middleware.ErrSignature},
+		{"nested too deeply", forged(`{"iss":"` + tenant + `","x":` + strings.Repeat("[", 40) + strings.Repeat("]", 40) + `}`), middleware.ErrSignature},
+		{"not JSON after iss", forged(`{"iss":"` + tenant + `",}`), middleware.ErrSignature},
+	})
+	// Signed by the issuer, the same claims are refused for what they are.
+	runAttacks(t, v, []attackCase{
+		{"signed, exp of the wrong type", signRaw(t, key, `{"alg":"RS256","kid":"`+key.ID+`"}`, `{"iss":"`+tenant+`","exp":"tomorrow"}`), middleware.ErrMalformed},
+		{"signed, duplicate sub", signRaw(t, key, `{"alg":"RS256","kid":"`+key.ID+`"}`, `{"iss":"`+tenant+`","sub":"a","sub":"b"}`), middleware.ErrMalformed},
+	})
+}

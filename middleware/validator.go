@@ -309,11 +309,13 @@ func (v *Validator) headerFast(b []byte, h *header) bool {
 //     stops at the member, before the header or the rest of the claims is
 //     decoded, so that a forged token naming another issuer costs little;
 //  3. header: JSON limits, alg in the allow-list, typ, crit;
-//  4. claims JSON: limits, registered claims of the right types;
-//  5. the key by kid, from the set of the issuer the claims name only, and
+//  4. the key by kid, from the set of the issuer the claims name only, and
 //     of the alg's type and the key's own alg (or, for a key published
 //     without alg, the first configured algorithm of its type);
-//  6. the signature;
+//  5. the signature;
+//  6. claims JSON: limits, registered claims of the right types — only
+//     now, so that a forged token naming a trusted issuer costs a signature
+//     check, not the decoding of its claims;
 //  7. exp (required), nbf, iat, with the leeway; then aud.
 //
 // jku, x5u, jwk and x5c headers are never used. The error is an [*Error].
@@ -448,7 +450,7 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	// Issuer first: a token is verified only with the keys of the issuer it
 	// names, and one naming an untrusted issuer is refused before its
 	// header and the rest of its claims are decoded.
-	payload, ierr := v.claimsOfTrustedIssuer(raw[dot1+1 : dot2])
+	payload, iss, keys, ierr := v.claimsOfTrustedIssuer(raw[dot1+1 : dot2])
 	if ierr != nil {
 		return nil, ierr
 	}
@@ -484,27 +486,13 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 		return nil, &Error{Reason: ReasonUnsupported}
 	}
 
-	// Claims.
-	if err := scanObject(payload, registered); err != nil {
-		return nil, &Error{Reason: ReasonMalformed, Description: "token claims are not a valid JSON object", Err: err}
-	}
-	wc, err := decodeClaims(payload)
-	if err != nil {
-		return nil, &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: err}
-	}
-
-	// The issuer as decoded, which checkIssuer's scan agrees with for any
-	// claims that get this far.
-	keys, ok := v.issuers[wc.Iss]
-	if !ok {
-		return nil, &Error{Reason: ReasonIssuer, Detail: issuerHint(wc.Iss, v.trusted)}
-	}
+	// The key, from the set of the issuer the claims name only.
 	key, err := keys.Key(ctx, h.Kid)
 	if err != nil {
 		if errors.Is(err, jwks.ErrUnavailable) {
 			return nil, &Error{Reason: ReasonKeysUnavailable, Err: err}
 		}
-		return nil, &Error{Reason: ReasonUnknownKey, Detail: fmt.Sprintf("kid %.64q not in the key set of %s", h.Kid, wc.Iss), Err: err}
+		return nil, &Error{Reason: ReasonUnknownKey, Detail: fmt.Sprintf("kid %.64q not in the key set of %s", h.Kid, iss), Err: err}
 	}
 	if key.Algorithm != "" && key.Algorithm != h.Alg {
 		return nil, &Error{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("key %q is published for %s, token says %s", key.ID, key.Algorithm, h.Alg)}
@@ -533,6 +521,21 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 		return nil, &Error{Reason: ReasonSignature}
 	}
 
+	// Claims, decoded once the issuer's key vouches for them: a forged
+	// token costs a signature check, not the decoding of 16 KB of JSON.
+	if err := scanObject(payload, registered); err != nil {
+		return nil, &Error{Reason: ReasonMalformed, Description: "token claims are not a valid JSON object", Err: err}
+	}
+	wc, err := decodeClaims(payload)
+	if err != nil {
+		return nil, &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: err}
+	}
+	if wc.Iss != iss {
+		// The scan and the decoder agree on claims scanObject accepts; a
+		// guard, should they ever not.
+		return nil, &Error{Reason: ReasonIssuer, Detail: issuerHint(wc.Iss, v.trusted)}
+	}
+
 	// Time and audience.
 	now := v.now()
 	if !wc.Exp.set {
@@ -558,80 +561,78 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	return wc.claims(payload), nil
 }
 
-// claimsOfTrustedIssuer decodes the claims segment and returns the claims
-// JSON if its iss is a trusted issuer (see checkIssuer). Large claims are
-// decoded into a pooled buffer, so that refusing a flood of large forged
-// tokens allocates little, and copied to the heap only once the issuer is
-// trusted: [Claims] keep them.
-func (v *Validator) claimsOfTrustedIssuer(seg []byte) ([]byte, *Error) {
-	check := func(scratch []byte, err error) ([]byte, *Error) {
-		if err != nil {
-			return nil, fail(ReasonMalformed, "token claims are not base64url")
-		}
-		if err := v.checkIssuer(scratch); err != nil {
-			return nil, err
-		}
-		return bytes.Clone(scratch), nil
-	}
+// claimsOfTrustedIssuer decodes the claims segment and, if its iss is a
+// trusted issuer (see checkIssuer), returns the claims JSON, the issuer as
+// the claims name it, and its key set. Large claims are decoded into a pooled
+// buffer, so that refusing a flood of large forged tokens allocates little,
+// and copied to the heap only once the issuer is trusted: [Claims] keep them.
+func (v *Validator) claimsOfTrustedIssuer(seg []byte) (payload []byte, iss string, keys KeySet, _ *Error) {
 	if b64.DecodedLen(len(seg)) > 1024 {
 		buf := payloadPool.Get().(*[]byte)
 		scratch, err := decodeSegment((*buf)[:0], seg)
-		payload, ierr := check(scratch, err)
+		var ierr *Error
+		if err != nil {
+			ierr = fail(ReasonMalformed, "token claims are not base64url")
+		} else if iss, keys, ierr = v.checkIssuer(scratch); ierr == nil {
+			payload = bytes.Clone(scratch)
+			iss = strings.Clone(iss) // it may be in scratch
+		}
 		if cap(scratch) <= maxPooledPayload {
 			*buf = scratch[:0]
 			payloadPool.Put(buf)
 		}
-		return payload, ierr
+		return payload, iss, keys, ierr
 	}
 	// Small claims, those of real tokens: decoded where they will stay.
 	payload, err := decodeSegment(nil, seg)
 	if err != nil {
-		return nil, fail(ReasonMalformed, "token claims are not base64url")
+		return nil, "", nil, fail(ReasonMalformed, "token claims are not base64url")
 	}
-	if err := v.checkIssuer(payload); err != nil {
-		return nil, err
+	iss, keys, ierr := v.checkIssuer(payload)
+	if ierr != nil {
+		return nil, "", nil, ierr
 	}
-	return payload, nil
+	return payload, iss, keys, nil
 }
 
-// payloadPool holds buffers for decoding claims larger than verify's stack
-// buffer, up to maxPooledPayload bytes.
+// payloadPool holds buffers for decoding claims larger than 1 KiB, up to
+// maxPooledPayload bytes.
 var payloadPool = sync.Pool{New: func() any { b := make([]byte, 0, DefaultMaxTokenBytes); return &b }}
 
 const maxPooledPayload = 64 << 10
 
-// checkIssuer refuses claims whose "iss" is not a trusted issuer. It reads
-// only that member, found by issuerMember, so its cost is a scan of the
-// claims up to it; a token it lets through still has its claims decoded and
-// iss checked in full.
-func (v *Validator) checkIssuer(payload []byte) *Error {
+// checkIssuer refuses claims whose "iss" is not a trusted issuer, and
+// returns the issuer and its key set otherwise. It reads only that member,
+// found by issuerMember, so its cost is a scan of the claims up to it. The
+// issuer returned may share payload's memory.
+func (v *Validator) checkIssuer(payload []byte) (string, KeySet, *Error) {
 	val, found, malformed := issuerMember(payload)
+	var iss string
 	switch {
 	case malformed:
-		return &Error{Reason: ReasonMalformed, Description: "token claims are not a valid JSON object", Err: errNotObject}
+		return "", nil, &Error{Reason: ReasonMalformed, Description: "token claims are not a valid JSON object", Err: errNotObject}
 	case !found || string(val) == "null": // encoding/json leaves iss empty
-		return &Error{Reason: ReasonIssuer, Detail: issuerHint("", v.trusted)}
+		return "", nil, &Error{Reason: ReasonIssuer, Detail: issuerHint("", v.trusted)}
 	case val[0] != '"':
-		return &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: errors.New("iss is not a string")}
+		return "", nil, &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: errors.New("iss is not a string")}
 	case simpleString(val): // the usual case: the bytes are the string
-		if _, ok := v.issuers[string(val[1:len(val)-1])]; ok {
-			return nil
-		}
-		return &Error{Reason: ReasonIssuer, Detail: issuerHint(string(val[1:len(val)-1]), v.trusted)}
+		iss = unsafe.String(&val[1], len(val)-2)
 	case len(val) > 6*v.maxIss+2:
 		// No escape takes more than 6 bytes per byte it stands for, so
 		// this cannot decode to a trusted issuer: not worth decoding.
-		return &Error{Reason: ReasonIssuer, Detail: fmt.Sprintf("iss of %d bytes is not a trusted issuer", len(val))}
+		return "", nil, &Error{Reason: ReasonIssuer, Detail: fmt.Sprintf("iss of %d bytes is not a trusted issuer", len(val))}
+	default:
+		var unescaped string // in a branch of its own: it escapes to the heap
+		if err := json.Unmarshal(val, &unescaped); err != nil {
+			return "", nil, &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: err}
+		}
+		iss = unescaped
 	}
-	var iss string
-	// A copy: val may be in verify's stack buffer.
-	if err := json.Unmarshal(bytes.Clone(val), &iss); err != nil {
-		return &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: err}
+	keys, ok := v.issuers[iss]
+	if !ok {
+		return "", nil, &Error{Reason: ReasonIssuer, Detail: issuerHint(iss, v.trusted)}
 	}
-	if _, ok := v.issuers[iss]; ok {
-		return nil
-	}
-	return &Error{Reason: ReasonIssuer, Detail: issuerHint(iss, v.trusted)}
+	return iss, keys, nil
 }
 
 // issNames is the claim issuerMember looks for, as foldIndex takes it.
