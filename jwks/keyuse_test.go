@@ -148,3 +148,26 @@ func readHex(t testing.TB, path string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// A key set read from a file:// URL logs its dropped keys too.
+func TestRegistryFileLogsDroppedKeys(t *testing.T) {
+	es, rs := newKey(t, "ES256"), newKey(t, "RS256")
+	enc := publicJWK(t, rs)
+	delete(enc, "use")
+	enc["key_ops"] = []string{"encrypt"}
+	path := writeFile(t, "jwks.json", jwksJSON(t, publicJWK(t, es), enc))
+	const issuer = "https://login.northwind.com/"
+	var log syncbuf.Buffer
+	r := newRegistry(t, []string{issuer}, jwks.RegistryOptions{
+		JWKSURLs: map[string]string{issuer: "file://" + path},
+		Remote:   jwks.RemoteOptions{Logger: slog.New(slog.NewJSONHandler(&log, nil))},
+	})
+	set, _ := r.Set(issuer)
+	mustKey(t, set, es.ID)
+	if _, err := set.Key(testContext(t), rs.ID); err == nil {
+		t.Fatal("the encryption key is in the set")
+	}
+	if out := log.String(); !strings.Contains(out, `"msg":"jwks: key dropped"`) || !strings.Contains(out, "key_ops") || strings.Contains(out, enc["n"].(string)[:16]) {
+		t.Fatalf("log %s", out)
+	}
+}
