@@ -23,8 +23,14 @@
 //     concurrent lookups share one fetch. A flood of random key IDs cannot
 //     amplify traffic to the issuer.
 //   - Only public signature keys are kept: symmetric ("oct") keys, keys with
-//     "use" other than "sig", private key material and RSA keys under 2048 bits
-//     are dropped. x5u URLs are never followed.
+//     "use" other than "sig", keys with "key_ops" that lacks "verify" (a key
+//     published for encryption, with or without "use"), private key material,
+//     RSA keys under 2048 bits and RSA keys with the ROCA weakness
+//     (CVE-2017-15361: Infineon RSALib moduli, which can be factored; found by
+//     the subgroup test of Nemec et al., which a random key passes with
+//     negligible probability) are dropped. Each dropped key is logged with its reason
+//     ([RemoteOptions.Logger]) and listed in [RefreshEvent.Dropped] or
+//     [Static.Dropped]; never its key material. x5u URLs are never followed.
 //   - A key keeps the "alg" it was published with, so that a verifier can refuse
 //     to use it for any other algorithm.
 //   - Every fetch has a timeout and a body size limit and checks the status code.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/MicahParks/jwkset"
 )
@@ -126,6 +127,11 @@ func parseKey(raw json.RawMessage) (Key, string) {
 	if m.USE != "" && m.USE != jwkset.UseSig {
 		return Key{}, fmt.Sprintf("use %q is not sig", m.USE)
 	}
+	if m.KEYOPS != nil && !slices.Contains(m.KEYOPS, jwkset.KeyOpsVerify) {
+		// RFC 7517 §4.3: a key published for other operations (encrypt,
+		// wrapKey, …) must not verify signatures.
+		return Key{}, fmt.Sprintf("key_ops %.100q has no verify", m.KEYOPS)
+	}
 	if m.D != "" || m.K != "" || m.KTY == jwkset.KtyOct {
 		// A published private or symmetric key is an issuer misconfiguration;
 		// trusting it would let anyone who read the set mint tokens.
@@ -141,6 +147,9 @@ func parseKey(raw json.RawMessage) (Key, string) {
 	case *rsa.PublicKey:
 		if pub.N.BitLen() < minRSABits {
 			return Key{}, fmt.Sprintf("RSA key of %d bits (minimum %d)", pub.N.BitLen(), minRSABits)
+		}
+		if hasROCAFingerprint(pub.N) {
+			return Key{}, "RSA key with the ROCA weakness (CVE-2017-15361): its modulus can be factored"
 		}
 	case *ecdsa.PublicKey, ed25519.PublicKey:
 	default:

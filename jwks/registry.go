@@ -131,6 +131,11 @@ func (r *Registry) newSet(issuer, rawURL string, explicit bool, served []string,
 			if err != nil {
 				return nil, fmt.Errorf("key set of %s: %w", issuer, err)
 			}
+			if l := opts.Remote.Logger; l != nil {
+				for _, d := range s.dropped {
+					l.Warn("jwks: key dropped", "url", rawURL, "reason", d)
+				}
+			}
 			return s, nil
 		}
 	}

@@ -51,6 +51,9 @@ type RefreshEvent struct {
 	Err      error         // nil on success
 	Keys     int           // keys loaded (after success) or kept (after failure)
 	Duration time.Duration // time the attempt took
+	// Dropped says why each key of the fetched set that is not used was
+	// dropped (also logged), for a metric; never key material.
+	Dropped []string
 }
 
 // Status is a readiness view of one key set.
@@ -275,7 +278,7 @@ func (r *Remote) refresh() {
 	for _, d := range dropped {
 		r.opts.Logger.Warn("jwks: key dropped", "url", jwksURL, "reason", d)
 	}
-	event := RefreshEvent{URL: jwksURL, Err: err, Duration: time.Since(start)}
+	event := RefreshEvent{URL: jwksURL, Err: err, Duration: time.Since(start), Dropped: dropped}
 	if event.URL == "" {
 		event.URL = r.issuer
 	}

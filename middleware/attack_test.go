@@ -284,18 +284,21 @@ func TestTamperedTokens(t *testing.T) {
 		{"signature doubled", h + "." + c + "." + s + s, middleware.ErrSignature},
 		{"signature of zeros", h + "." + c + "." + b64.EncodeToString(make([]byte, 256)), middleware.ErrSignature},
 		{"signature too long for the stack buffer", h + "." + c + "." + b64.EncodeToString(make([]byte, 4096)), middleware.ErrSignature},
-		{"claims swapped with the header", c + "." + h + "." + s, middleware.ErrAlgorithm},
+		{"claims swapped with the header", c + "." + h + "." + s, middleware.ErrIssuer},
 		{"four segments", valid + "." + s, middleware.ErrMalformed},
-		{"five segments (JWE)", h + "." + c + "." + s + "." + s + "." + s, middleware.ErrMalformed},
+		{"five segments with a JWS header", h + "." + c + "." + s + "." + s + "." + s, middleware.ErrMalformed},
 		{"two segments", h + "." + c, middleware.ErrMalformed},
 		{"one dot", h + ".", middleware.ErrMalformed},
 		{"only dots", "..", middleware.ErrMalformed},
 		{"empty header", "." + c + "." + s, middleware.ErrMalformed},
 		{"empty claims", h + ".." + s, middleware.ErrMalformed},
 	})
+	// A JWE is opaque to tokenward, which does not decrypt: refused as
+	// opaque, saying so, when no opaque-token checker is configured.
 	t.Run("five segments says JWE", func(t *testing.T) {
-		_, err := v.Validate(testContext(t), "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d")
-		if e := wantReason(t, nil, err, middleware.ErrMalformed, ""); !strings.Contains(e.ClientDescription(), "JWE") {
+		jwe := b64.EncodeToString([]byte(`{"alg":"RSA-OAEP","enc":"A256GCM"}`)) + ".a.b.c.d"
+		_, err := v.Validate(testContext(t), jwe)
+		if e := wantReason(t, nil, err, middleware.ErrOpaque, ""); e.ClientDescription() != "encrypted tokens (JWE) are not accepted here: tokenward does not decrypt them" {
 			t.Errorf("description %q", e.ClientDescription())
 		}
 	})
@@ -363,6 +366,9 @@ func TestHostileJSON(t *testing.T) {
 	header := `{"alg":"RS256","typ":"JWT","kid":"` + key.ID + `"}`
 	// withMember inserts a raw "name":value member before the others.
 	withMember := func(obj, member string) string { return "{" + member + "," + obj[1:] }
+	// appended puts a member last: after the trusted iss, which
+	// encoding/json would let a second iss override.
+	appended := func(obj, member string) string { return obj[:len(obj)-1] + "," + member + "}" }
 	nested := func(depth int) json.RawMessage {
 		return json.RawMessage(strings.Repeat("[", depth) + strings.Repeat("]", depth))
 	}
@@ -390,7 +396,7 @@ func TestHostileJSON(t *testing.T) {
 
 	deep := sign(t, key, nil, claimsAt(tenant, epoch, map[string]any{"deep": nested(32)}))
 	tooMany := sign(t, key, nil, claimsAt(tenant, epoch, many(1001-registered)))
-	dupIss := signRaw(t, key, header, withMember(base, `"iss":"https://evil.example.com/"`))
+	dupIss := signRaw(t, key, header, appended(base, `"iss":"https://evil.example.com/"`))
 	runAttacks(t, v, []attackCase{
 		{"duplicate alg", signRaw(t, key, `{"alg":"none","typ":"JWT","kid":"`+key.ID+`","alg":"RS256"}`, base), middleware.ErrMalformed},
 		{"duplicate alg, same value", signRaw(t, key, `{"alg":"RS256","alg":"RS256","kid":"`+key.ID+`"}`, base), middleware.ErrMalformed},
@@ -398,7 +404,10 @@ func TestHostileJSON(t *testing.T) {
 		{"alg and ALG", signRaw(t, key, `{"alg":"none","ALG":"RS256","kid":"`+key.ID+`"}`, base), middleware.ErrMalformed},
 		{"escaped duplicate alg", signRaw(t, key, `{"\u0061lg":"none","alg":"RS256","kid":"`+key.ID+`"}`, base), middleware.ErrMalformed},
 		{"duplicate iss", dupIss, middleware.ErrMalformed},
-		{"iss and ISS", signRaw(t, key, header, withMember(base, `"ISS":"https://evil.example.com/"`)), middleware.ErrMalformed},
+		{"iss and ISS", signRaw(t, key, header, appended(base, `"ISS":"https://evil.example.com/"`)), middleware.ErrMalformed},
+		// The first iss is untrusted: refused for that, before the rest.
+		{"duplicate iss, untrusted first", signRaw(t, key, header, withMember(base, `"iss":"https://evil.example.com/"`)), middleware.ErrIssuer},
+		{"ISS untrusted, then iss", signRaw(t, key, header, withMember(base, `"ISS":"https://evil.example.com/"`)), middleware.ErrIssuer},
 		{"sub and ſub (long s folds to s)", signRaw(t, key, header, withMember(base, `"ſub":"auth0|admin"`)), middleware.ErrMalformed},
 		{"escaped duplicate sub", signRaw(t, key, header, withMember(base, `"\u0073ub":"auth0|admin"`)), middleware.ErrMalformed},
 		{"duplicate aud", signRaw(t, key, header, withMember(base, `"aud":"https://other.example.com"`)), middleware.ErrMalformed},

@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -140,5 +142,117 @@ func BenchmarkExtractBearer(b *testing.B) {
 		if got, err := middleware.ExtractBearer(h); err != nil || got != token {
 			b.Fatal(got, err)
 		}
+	}
+}
+
+// hostileClaims returns claims JSON whose "iss" is untrusted and comes last,
+// after filler members that make the token about size bytes: the worst case
+// for a validator that reads the whole payload before the issuer.
+func hostileClaims(size int, filler func(i int) string) string {
+	var sb strings.Builder
+	sb.WriteString(`{"sub":"x","aud":"https://api.example.com","exp":4102444800`)
+	const iss = `,"iss":"https://attacker.example/"}`
+	for i := 0; ; i++ {
+		f := filler(i)
+		if b64.EncodedLen(sb.Len()+len(f)+len(iss)) > size {
+			break
+		}
+		sb.WriteString(f)
+	}
+	sb.WriteString(iss)
+	return sb.String()
+}
+
+// BenchmarkRefuseUntrustedIssuer16KB is what a flood of forged tokens costs:
+// tokens just under the 16 KiB limit naming an untrusted issuer, each shaped
+// to be expensive to decode. Run it with BenchmarkValidateRS256, which
+// verifies a real token: refusing must cost less.
+//
+//	go test -run '^$' -bench 'UntrustedIssuer|ValidateRS256$' -benchmem ./middleware/
+func BenchmarkRefuseUntrustedIssuer16KB(b *testing.B) {
+	key := newKey(b, "RS256")
+	v := staticFixture(b, key, middleware.ValidatorOptions{})
+	header := b64.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT","kid":"` + key.ID + `"}`))
+	sig := b64.EncodeToString(make([]byte, 256))
+	const size = middleware.DefaultMaxTokenBytes - 400 // room for header and signature
+	for _, tc := range []struct {
+		name   string
+		claims string
+	}{
+		// 1,000 claims is the limit on members.
+		{"members", hostileClaims(size, func(i int) string {
+			if i >= 990 {
+				return fmt.Sprintf(`,"p%d":[%d]`, i, i) // the rest is in an array
+			}
+			return fmt.Sprintf(`,"c%d":"%08d"`, i, i)
+		})},
+		// Escapes take encoding/json's slow path.
+		{"escaped", hostileClaims(size, func(i int) string {
+			return fmt.Sprintf(`,"c%d":"\u00e9\u00e9\n\"\\x"`, i)
+		})},
+		// Nesting to the limit, repeatedly.
+		{"nested", hostileClaims(size, func(i int) string {
+			return fmt.Sprintf(`,"n%d":%s1%s`, i, strings.Repeat("[", 30), strings.Repeat("]", 30))
+		})},
+		// The claims are small, the header is not.
+		{"header", ""},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			header, claims := header, b64.EncodeToString([]byte(tc.claims))
+			if tc.claims == "" {
+				claims = b64.EncodeToString([]byte(`{"iss":"https://attacker.example/","sub":"x","aud":"https://api.example.com","exp":4102444800}`))
+				h := hostileClaims(size-len(claims), func(i int) string {
+					return fmt.Sprintf(`,"h%d":"\u00e9\n\\x"`, i)
+				})
+				header = b64.EncodeToString([]byte(`{"alg":"RS256","kid":"` + key.ID + `"` + h[strings.IndexByte(h, ','):]))
+			}
+			token := header + "." + claims + "." + sig
+			if len(token) > middleware.DefaultMaxTokenBytes || len(token) < middleware.DefaultMaxTokenBytes-1024 {
+				b.Fatalf("token of %d bytes", len(token))
+			}
+			ctx := context.Background()
+			if _, err := v.Validate(ctx, token); !errors.Is(err, middleware.ErrIssuer) {
+				b.Fatalf("got %v, want an untrusted issuer", err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(token)))
+			for b.Loop() {
+				v.Validate(ctx, token)
+			}
+		})
+	}
+}
+
+// BenchmarkRefuseForgedToken16KB is a flood of forged tokens that name the
+// trusted issuer (its URL and kid are public) with 16 KB of claims shaped to
+// be expensive to decode, and a signature that does not verify.
+func BenchmarkRefuseForgedToken16KB(b *testing.B) {
+	key := newKey(b, "RS256")
+	v := staticFixture(b, key, middleware.ValidatorOptions{})
+	header := b64.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT","kid":"` + key.ID + `"}`))
+	sig := b64.EncodeToString(make([]byte, 256))
+	const size = middleware.DefaultMaxTokenBytes - 400
+	trusted := func(claims string) string {
+		return strings.Replace(claims, "https://attacker.example/", tenant, 1)
+	}
+	for _, tc := range []struct {
+		name   string
+		claims string
+	}{
+		{"members", trusted(hostileClaims(size, func(i int) string { return fmt.Sprintf(`,"c%d":"%08d"`, i, i) }))},
+		{"escaped", trusted(hostileClaims(size, func(i int) string { return fmt.Sprintf(`,"c%d":"\u00e9\u00e9\n\"\\x"`, i) }))},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			token := header + "." + b64.EncodeToString([]byte(tc.claims)) + "." + sig
+			ctx := context.Background()
+			if _, err := v.Validate(ctx, token); !errors.Is(err, middleware.ErrSignature) {
+				b.Fatalf("got %v, want a bad signature", err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(token)))
+			for b.Loop() {
+				v.Validate(ctx, token)
+			}
+		})
 	}
 }

@@ -13,22 +13,47 @@
 //
 //   - a size limit before any parsing; compact serialization only, strict
 //     base64url (no padding, no standard alphabet, no whitespace);
-//   - header and claims JSON bounded: at most 1,000 members, nesting at most
-//     32, no duplicate registered names, counting the other spellings
-//     encoding/json reads as the same name ("ISS", "\u0069ss") — parsers
-//     disagree on duplicates;
+//   - "iss" must equal a trusted issuer exactly. It is checked first, from a
+//     scan of the claims that stops at the member encoding/json reads as
+//     iss, before the header or the rest of the claims is decoded, so that
+//     a forged token naming another issuer costs less to refuse than a
+//     valid token costs to verify (BenchmarkRefuseUntrustedIssuer16KB);
+//   - header JSON bounded: at most 1,000 members, nesting at most 32, no
+//     duplicate names we act on, counting the other spellings encoding/json
+//     reads as the same name ("ALG", "\u0061lg") — parsers disagree on
+//     duplicates;
 //   - an algorithm allow-list (RS256 by default). "none" and the HMAC
 //     algorithms cannot be configured, so a token "signed" with a public key
 //     as an HMAC secret has nothing to verify with;
 //   - "typ", when present, must be JWT, at+jwt or application/at+jwt; an
 //     option requires at+jwt. A "crit" header is refused: no extension is
 //     implemented;
-//   - "iss" must equal a trusted issuer exactly, checked before any key is
-//     looked up, and the key comes from that issuer's set only;
+//   - the key comes from the set of the issuer the token names only;
 //   - jku, x5u, jwk and x5c headers are never used to find a key;
-//   - a key is used only for its own published "alg" and key type;
+//   - a key is used only for its own published "alg" and key type; a key
+//     published without "alg" only for the first configured algorithm of
+//     its type, in [ValidatorOptions.Algorithms] order (with RS256 and
+//     PS256 allowed, in that order, an RSA key without alg verifies RS256
+//     only), so that one key never verifies two algorithms;
+//   - the signature; only then are the claims decoded, so that a forged
+//     token naming a trusted issuer (whose URL and key IDs are public)
+//     costs a signature check, not the decoding of up to 16 KiB of JSON
+//     (BenchmarkRefuseForgedToken16KB);
+//   - claims JSON bounded as the header's, with no duplicate registered
+//     claim names ("ISS", "\u0069ss" count); registered claims of the right
+//     JSON types;
 //   - "exp" is required; "nbf" and "iat" are checked when present; "aud"
 //     must contain an accepted audience.
+//
+// Anything shaped like a JWT is a JWT: a token with two dots or more, or
+// whose first segment decodes — even with padding or the standard alphabet
+// — to a JSON object naming "alg", is verified as above or refused as
+// malformed. It is never passed to [ValidatorOptions.Opaque], so an issuer
+// endpoint that decodes leniently cannot vouch for a JWT padded with "="
+// that is for another API, revoked, or of the wrong typ. Only a token of
+// no such shape, or a compact JWE (five segments, a protected header with
+// "enc" and a key-management "alg"), which tokenward does not decrypt, is
+// opaque.
 //
 // Errors shown to clients are fixed sentences; they never contain the token,
 // a key or an internal error string. [Error.Detail] and [Error.Err] carry

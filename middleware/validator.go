@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tokenward/tokenward/jwks"
@@ -71,9 +75,12 @@ type ValidatorOptions struct {
 	// Revoked, if set, is asked about every verified token, cached or not; a
 	// true answer refuses the token with reason revoked (a deny list).
 	Revoked func(*Claims) bool
-	// Opaque checks tokens that are not compact JWS (opaque tokens, and JWE,
-	// which tokenward cannot decrypt) with the issuer: RFC 7662
-	// introspection or /userinfo. Nil refuses them with reason opaque.
+	// Opaque checks opaque tokens with the issuer: RFC 7662 introspection
+	// or /userinfo. A token shaped like a JWT (two dots or more, or a first
+	// segment that decodes leniently to a header naming alg) is never
+	// passed to it: it is verified or refused as malformed. A compact JWE,
+	// which tokenward does not decrypt, is opaque. Nil refuses opaque
+	// tokens with reason opaque.
 	Opaque OpaqueChecker
 }
 
@@ -94,6 +101,7 @@ const DefaultCacheMaxBytes = 64 << 20
 type Validator struct {
 	issuers   map[string]KeySet
 	trusted   []string // issuer URLs, for diagnostics
+	maxIss    int      // the length of the longest trusted issuer URL
 	audiences []string
 	algs      []string
 	leeway    time.Duration
@@ -128,6 +136,7 @@ func NewValidator(issuers []Issuer, audiences []string, opts ValidatorOptions) (
 		}
 		v.issuers[iss.URL] = iss.Keys
 		v.trusted = append(v.trusted, iss.URL)
+		v.maxIss = max(v.maxIss, len(iss.URL))
 	}
 	if len(audiences) == 0 {
 		errs = append(errs, errors.New("tokenward: no accepted audiences"))
@@ -296,12 +305,17 @@ func (v *Validator) headerFast(b []byte, h *header) bool {
 // returned:
 //
 //  1. size, then structure: three base64url segments (two dots);
-//  2. header: JSON limits, alg in the allow-list, typ, crit;
-//  3. claims JSON: limits, registered claims of the right types;
-//  4. iss is a trusted issuer — before any key is looked up;
-//  5. the key by kid, from that issuer's set only, and of the alg's type and
-//     the key's own alg;
-//  6. the signature;
+//  2. iss is a trusted issuer: found in the decoded claims by a scan that
+//     stops at the member, before the header or the rest of the claims is
+//     decoded, so that a forged token naming another issuer costs little;
+//  3. header: JSON limits, alg in the allow-list, typ, crit;
+//  4. the key by kid, from the set of the issuer the claims name only, and
+//     of the alg's type and the key's own alg (or, for a key published
+//     without alg, the first configured algorithm of its type);
+//  5. the signature;
+//  6. claims JSON: limits, registered claims of the right types — only
+//     now, so that a forged token naming a trusted issuer costs a signature
+//     check, not the decoding of its claims;
 //  7. exp (required), nbf, iat, with the leeway; then aud.
 //
 // jku, x5u, jwk and x5c headers are never used. The error is an [*Error].
@@ -323,10 +337,12 @@ func (v *Validator) validate(ctx context.Context, token string) (*Claims, error)
 	if len(token) > v.maxBytes {
 		return nil, ErrTooLarge // shared: refusing a flood of huge tokens allocates nothing
 	}
-	if v.opaque != nil && token != "" {
-		if _, _, jws := split(token); !jws {
-			return v.checkOpaque(ctx, token)
-		}
+	// Anything shaped like a JWT is verified here or refused, never sent to
+	// the issuer: a /userinfo or introspection endpoint that reads a JWT
+	// leniently (padding, the standard alphabet) would vouch for a token
+	// that is not for this API, is revoked, or has the wrong typ.
+	if v.opaque != nil && token != "" && !jwtShaped(token) {
+		return v.checkOpaque(ctx, token)
 	}
 	if v.cache == nil {
 		return v.verify(ctx, token, nil)
@@ -431,6 +447,14 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	// The token's bytes, only ever read: no copy.
 	raw := unsafe.Slice(unsafe.StringData(token), len(token))
 
+	// Issuer first: a token is verified only with the keys of the issuer it
+	// names, and one naming an untrusted issuer is refused before its
+	// header and the rest of its claims are decoded.
+	payload, iss, keys, ierr := v.claimsOfTrustedIssuer(raw[dot1+1 : dot2])
+	if ierr != nil {
+		return nil, ierr
+	}
+
 	// Header: one seen in a verified token before (tokens of one key share
 	// it byte for byte) is not decoded again.
 	h, known := v.knownHeader(token[:dot1])
@@ -462,37 +486,26 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 		return nil, &Error{Reason: ReasonUnsupported}
 	}
 
-	// Claims.
-	payload, err := decodeSegment(nil, raw[dot1+1:dot2])
-	if err != nil {
-		return nil, fail(ReasonMalformed, "token claims are not base64url")
-	}
-	if err := scanObject(payload, registered); err != nil {
-		return nil, &Error{Reason: ReasonMalformed, Description: "token claims are not a valid JSON object", Err: err}
-	}
-	wc, err := decodeClaims(payload)
-	if err != nil {
-		return nil, &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: err}
-	}
-
-	// Issuer, before any key work: a token is verified only with the keys
-	// of the issuer it names.
-	keys, ok := v.issuers[wc.Iss]
-	if !ok {
-		return nil, &Error{Reason: ReasonIssuer, Detail: issuerHint(wc.Iss, v.trusted)}
-	}
+	// The key, from the set of the issuer the claims name only.
 	key, err := keys.Key(ctx, h.Kid)
 	if err != nil {
 		if errors.Is(err, jwks.ErrUnavailable) {
 			return nil, &Error{Reason: ReasonKeysUnavailable, Err: err}
 		}
-		return nil, &Error{Reason: ReasonUnknownKey, Detail: fmt.Sprintf("kid %.64q not in the key set of %s", h.Kid, wc.Iss), Err: err}
+		return nil, &Error{Reason: ReasonUnknownKey, Detail: fmt.Sprintf("kid %.64q not in the key set of %s", h.Kid, iss), Err: err}
 	}
 	if key.Algorithm != "" && key.Algorithm != h.Alg {
 		return nil, &Error{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("key %q is published for %s, token says %s", key.ID, key.Algorithm, h.Alg)}
 	}
 	if !alg.fits(key.Public) {
 		return nil, &Error{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("key %q is not a %s key", key.ID, h.Alg)}
+	}
+	if key.Algorithm == "" {
+		// A key published without alg is bound to one algorithm all the
+		// same, so that one RSA key cannot verify both RS256 and PS256.
+		if bound := v.boundAlgorithm(key.Public); bound != h.Alg {
+			return nil, &Error{Reason: ReasonAlgorithm, Detail: fmt.Sprintf("key %q is published without alg, so it verifies only %s, the first configured algorithm of its type; token says %s", key.ID, bound, h.Alg)}
+		}
 	}
 	if used != nil {
 		used.keys, used.kid, used.alg, used.pub = keys, h.Kid, key.Algorithm, key.Public
@@ -506,6 +519,21 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	}
 	if !alg.verify(key.Public, raw[:dot2], sig) {
 		return nil, &Error{Reason: ReasonSignature}
+	}
+
+	// Claims, decoded once the issuer's key vouches for them: a forged
+	// token costs a signature check, not the decoding of 16 KB of JSON.
+	if err := scanObject(payload, registered); err != nil {
+		return nil, &Error{Reason: ReasonMalformed, Description: "token claims are not a valid JSON object", Err: err}
+	}
+	wc, err := decodeClaims(payload)
+	if err != nil {
+		return nil, &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: err}
+	}
+	if wc.Iss != iss {
+		// The scan and the decoder agree on claims scanObject accepts; a
+		// guard, should they ever not.
+		return nil, &Error{Reason: ReasonIssuer, Detail: issuerHint(wc.Iss, v.trusted)}
 	}
 
 	// Time and audience.
@@ -532,6 +560,248 @@ func (v *Validator) verify(ctx context.Context, token string, used *usedKey) (*C
 	}
 	return wc.claims(payload), nil
 }
+
+// claimsOfTrustedIssuer decodes the claims segment and, if its iss is a
+// trusted issuer (see checkIssuer), returns the claims JSON, the issuer as
+// the claims name it, and its key set. Large claims are decoded into a pooled
+// buffer, so that refusing a flood of large forged tokens allocates little,
+// and copied to the heap only once the issuer is trusted: [Claims] keep them.
+func (v *Validator) claimsOfTrustedIssuer(seg []byte) (payload []byte, iss string, keys KeySet, _ *Error) {
+	if b64.DecodedLen(len(seg)) > 1024 {
+		buf := payloadPool.Get().(*[]byte)
+		scratch, err := decodeSegment((*buf)[:0], seg)
+		var ierr *Error
+		if err != nil {
+			ierr = fail(ReasonMalformed, "token claims are not base64url")
+		} else if iss, keys, ierr = v.checkIssuer(scratch); ierr == nil {
+			payload = bytes.Clone(scratch)
+			iss = strings.Clone(iss) // it may be in scratch
+		}
+		if cap(scratch) <= maxPooledPayload {
+			*buf = scratch[:0]
+			payloadPool.Put(buf)
+		}
+		return payload, iss, keys, ierr
+	}
+	// Small claims, those of real tokens: decoded where they will stay.
+	payload, err := decodeSegment(nil, seg)
+	if err != nil {
+		return nil, "", nil, fail(ReasonMalformed, "token claims are not base64url")
+	}
+	iss, keys, ierr := v.checkIssuer(payload)
+	if ierr != nil {
+		return nil, "", nil, ierr
+	}
+	return payload, iss, keys, nil
+}
+
+// payloadPool holds buffers for decoding claims larger than 1 KiB, up to
+// maxPooledPayload bytes.
+var payloadPool = sync.Pool{New: func() any { b := make([]byte, 0, DefaultMaxTokenBytes); return &b }}
+
+const maxPooledPayload = 64 << 10
+
+// checkIssuer refuses claims whose "iss" is not a trusted issuer, and
+// returns the issuer and its key set otherwise. It reads only that member,
+// found by issuerMember, so its cost is a scan of the claims up to it. The
+// issuer returned may share payload's memory.
+func (v *Validator) checkIssuer(payload []byte) (string, KeySet, *Error) {
+	val, found, malformed := issuerMember(payload)
+	var iss string
+	switch {
+	case malformed:
+		return "", nil, &Error{Reason: ReasonMalformed, Description: "token claims are not a valid JSON object", Err: errNotObject}
+	case !found || string(val) == "null": // encoding/json leaves iss empty
+		return "", nil, &Error{Reason: ReasonIssuer, Detail: issuerHint("", v.trusted)}
+	case val[0] != '"':
+		return "", nil, &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: errors.New("iss is not a string")}
+	case simpleString(val): // the usual case: the bytes are the string
+		iss = unsafe.String(&val[1], len(val)-2)
+	case len(val) > 6*v.maxIss+2:
+		// No escape takes more than 6 bytes per byte it stands for, so
+		// this cannot decode to a trusted issuer: not worth decoding.
+		return "", nil, &Error{Reason: ReasonIssuer, Detail: fmt.Sprintf("iss of %d bytes is not a trusted issuer", len(val))}
+	default:
+		var unescaped string // in a branch of its own: it escapes to the heap
+		if err := json.Unmarshal(val, &unescaped); err != nil {
+			return "", nil, &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: err}
+		}
+		iss = unescaped
+	}
+	keys, ok := v.issuers[iss]
+	if !ok {
+		return "", nil, &Error{Reason: ReasonIssuer, Detail: issuerHint(iss, v.trusted)}
+	}
+	return iss, keys, nil
+}
+
+// issNames is the claim issuerMember looks for, as foldIndex takes it.
+var issNames = []string{"iss"}
+
+// issuerMember returns the raw value of the top-level member of the claims
+// JSON b that encoding/json reads as "iss": the first one named iss in any
+// spelling it matches (letter case, escapes). A second one is a duplicate,
+// which scanObject refuses later. found is false when there is none;
+// malformed, when b is not an object or a string in it is unterminated.
+// Like scanObject it leaves the rest of the syntax to encoding/json: it need
+// only find the right member in JSON that is valid.
+func issuerMember(b []byte) (value []byte, found, malformed bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, false, true
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return nil, false, false
+	}
+	for {
+		// A member: name, colon, value.
+		if i >= len(b) || b[i] != '"' {
+			return nil, false, true
+		}
+		end, escaped := quotedEnd(b, i)
+		if end < 0 {
+			return nil, false, true
+		}
+		iss := isIssName(b[i:end], escaped)
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return nil, false, true
+		}
+		i = skipSpace(b, i+1)
+		if i >= len(b) {
+			return nil, false, true
+		}
+		if iss {
+			if end := valueEnd(b, i); end > i {
+				return b[i:end], true, false
+			}
+			return nil, false, true // "iss":} and the like
+		}
+		if i = skipValue(b, i); i < 0 {
+			return nil, false, true
+		}
+		i = skipSpace(b, i)
+		switch {
+		case i >= len(b):
+			return nil, false, true
+		case b[i] == '}':
+			return nil, false, false
+		case b[i] != ',':
+			return nil, false, true
+		}
+		i = skipSpace(b, i+1)
+	}
+}
+
+// skipValue returns the offset just past the JSON value at b[i], or -1 if
+// it is unterminated. It finds the value's end, and checks nothing else.
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		end, _ := quotedEnd(b, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			// Eight bytes at a time while none is a quote or a backslash
+			// and the depth cannot fall to zero within them: deep nesting
+			// is what a forged token would use to make this slow.
+			for ; i+8 <= len(b); i += 8 {
+				w := binary.LittleEndian.Uint64(b[i:])
+				if zeroBytes(w^(ones*'"'))|zeroBytes(w^(ones*'\\')) != 0 {
+					break
+				}
+				// '[' and '{', ']' and '}' differ only in bit 5.
+				closes := bits.OnesCount64(zeroBytes((w | ones*0x20) ^ ones*'}'))
+				if closes >= depth {
+					break
+				}
+				depth += bits.OnesCount64(zeroBytes((w|ones*0x20)^ones*'{')) - closes
+			}
+			if i >= len(b) {
+				break
+			}
+			switch nestClass[b[i]] {
+			case 0:
+				i++
+				continue
+			case nestOpen:
+				depth++
+			case nestClose:
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			case nestQuote:
+				if i, _ = quotedEnd(b, i); i < 0 {
+					return -1
+				}
+				continue
+			}
+			i++
+		}
+		return -1
+	}
+	return valueEnd(b, i) // number, true, false, null
+}
+
+// isIssName reports whether a quoted member name is read as "iss".
+func isIssName(quoted []byte, escaped bool) bool {
+	if !escaped {
+		name := quoted[1 : len(quoted)-1]
+		// Only 'i' and 'I' fold to 'i': most names are out at once.
+		if len(name) < 3 || name[0] < utf8.RuneSelf && name[0]|0x20 != 'i' {
+			return false
+		}
+		return string(name) == "iss" || foldIndex(name, issNames) == 0
+	}
+	// An escape stands for at least one byte in at most 6, and a name that
+	// folds to "iss" has at most 9 bytes: a longer one is not worth
+	// decoding.
+	return len(quoted) <= 2+6*9 && watchedIndex(quoted, true, issNames) == 0
+}
+
+// quotedEnd returns the offset just past the JSON string starting at b[i]
+// and whether it has escapes, or -1 if it is unterminated.
+func quotedEnd(b []byte, i int) (int, bool) {
+	escaped := false
+	for j := i + 1; ; j += 2 {
+		for j < len(b) && !jsonStringSpecial[b[j]] {
+			j++
+		}
+		if j >= len(b) {
+			return -1, escaped
+		}
+		if b[j] == '"' {
+			return j + 1, escaped
+		}
+		escaped = true // a backslash: skip it and the byte it escapes
+	}
+}
+
+// Byte classes for the scans of issuerMember, as tables: they run over
+// attacker input up to the token size limit, and a table lookup per byte is
+// the cheapest test.
+var jsonStringSpecial = [256]bool{'"': true, '\\': true}
+
+// ones has a 1 in every byte: ones*c is c in every byte.
+const ones = 0x0101010101010101
+
+// zeroBytes returns w with 0x80 in each byte that is zero, and 0 in every
+// other byte (exactly: no borrow crosses bytes).
+func zeroBytes(w uint64) uint64 {
+	const low7 = 0x7f7f7f7f7f7f7f7f
+	return ^((w&low7 + low7) | w | low7)
+}
+
+// The classes of nestClass; 0 for any other byte.
+const (
+	nestOpen = 1 + iota
+	nestClose
+	nestQuote
+)
+
+var nestClass = [256]uint8{'{': nestOpen, '[': nestOpen, '}': nestClose, ']': nestClose, '"': nestQuote}
 
 // headerMemo is the decoded header of a verified token.
 type headerMemo struct {
@@ -628,22 +898,129 @@ var byteClass = func() (t [256]byte) {
 
 // structureError explains a token that is not three base64url segments.
 func (v *Validator) structureError(token string) *Error {
-	switch strings.Count(token, ".") {
-	case 0:
-		if token == "" {
-			return fail(ReasonMalformed, "empty token")
-		}
-		return &Error{Reason: ReasonOpaque}
-	case 4:
-		return fail(ReasonMalformed, "encrypted tokens (JWE) are not accepted: no decryption key is configured")
-	case 2:
+	switch {
+	case token == "":
+		return fail(ReasonMalformed, "empty token")
+	case isJWE(token):
+		return fail(ReasonOpaque, "encrypted tokens (JWE) are not accepted here: tokenward does not decrypt them")
+	case jwtShaped(token) && strings.Count(token, ".") == 2:
 		return fail(ReasonMalformed, "token is not base64url")
+	case jwtShaped(token):
+		return fail(ReasonMalformed, "token does not have three segments")
+	case strings.IndexByte(token, '.') < 0:
+		return &Error{Reason: ReasonOpaque}
 	}
 	return fail(ReasonMalformed, "token does not have three segments")
 }
 
+// jwtShaped reports whether a token is a JWS, or could be read as one by a
+// lenient parser: two dots or more (unless it is a JWE, see isJWE), or a
+// first segment that decodes, with padding or the standard alphabet allowed,
+// to a JSON object naming "alg". Such a token is verified locally or
+// refused; it is never an opaque token to ask the issuer about.
+func jwtShaped(token string) bool {
+	if strings.Count(token, ".") >= 2 {
+		return !isJWE(token)
+	}
+	return joseHeaderPrefix(token)
+}
+
+// joseHeaderPrefix reports whether the token's first segment (up to the
+// first byte of neither base64 alphabet) decodes leniently to what starts a
+// JSON object with an "alg" member.
+func joseHeaderPrefix(token string) bool {
+	end := 0
+	for end < len(token) && (byteClass[token[end]] == 0 || token[end] == '+' || token[end] == '/') {
+		end++
+	}
+	if end%4 == 1 {
+		end-- // a lone trailing character carries no byte
+	}
+	var buf [512]byte
+	seg := buf[:0]
+	if end > len(buf) {
+		seg = make([]byte, 0, end)
+	}
+	for i := range end {
+		switch c := token[i]; c {
+		case '+':
+			seg = append(seg, '-')
+		case '/':
+			seg = append(seg, '_')
+		default:
+			seg = append(seg, c)
+		}
+	}
+	// Decoded in place: the output is shorter than the input.
+	n, err := base64.RawURLEncoding.Decode(seg, seg)
+	if err != nil {
+		return false
+	}
+	b := seg[:n]
+	i := skipSpace(b, 0)
+	return i < len(b) && b[i] == '{' && bytes.Contains(b, []byte(`"alg"`))
+}
+
+// isJWE reports whether a token is a compact JWE (RFC 7516 §7.1): five
+// base64url segments, the protected header a JSON object with "enc" and a
+// key-management "alg", not a signature algorithm. tokenward cannot decrypt
+// it; for the issuer it is an opaque token (Auth0's opaque access tokens are
+// JWEs with "alg":"dir").
+func isJWE(token string) bool {
+	if strings.Count(token, ".") != 4 {
+		return false
+	}
+	for i := range len(token) {
+		if byteClass[token[i]]&classOther != 0 {
+			return false
+		}
+	}
+	seg, rest, _ := strings.Cut(token, ".")
+	_, rest, _ = strings.Cut(rest, ".") // the encrypted key, empty with "dir"
+	iv, rest, _ := strings.Cut(rest, ".")
+	ciphertext, tag, _ := strings.Cut(rest, ".")
+	if seg == "" || iv == "" || ciphertext == "" || tag == "" {
+		return false
+	}
+	hdr, err := b64.DecodeString(seg)
+	if err != nil {
+		return false
+	}
+	var h struct {
+		Alg *string `json:"alg"`
+		Enc *string `json:"enc"`
+	}
+	if json.Unmarshal(hdr, &h) != nil || h.Alg == nil || h.Enc == nil || *h.Enc == "" {
+		return false
+	}
+	return !signatureAlgorithm(*h.Alg)
+}
+
+// signatureAlgorithm reports whether alg names a JWS algorithm (RFC 7518
+// §3.1, RFC 8037), implemented here or not.
+func signatureAlgorithm(alg string) bool {
+	switch strings.ToUpper(alg) {
+	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+		"EDDSA", "HS256", "HS384", "HS512", "NONE", "ES256K", "ED25519", "ED448":
+		return true
+	}
+	return false
+}
+
 func decodeSegment(dst, seg []byte) ([]byte, error) {
 	return b64.AppendDecode(dst, seg)
+}
+
+// boundAlgorithm is the one algorithm a key published without "alg" verifies:
+// the first configured algorithm its key fits (for an RSA key, the first of
+// RS256…PS512 in the allow-list; an EC key fits only its curve's).
+func (v *Validator) boundAlgorithm(pub any) string {
+	for _, a := range v.algs {
+		if algorithms[a].fits(pub) {
+			return a
+		}
+	}
+	return ""
 }
 
 func (v *Validator) algorithm(name string) (algorithm, bool) {

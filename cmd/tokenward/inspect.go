@@ -191,7 +191,7 @@ func printDecoded(w *reportWriter, token string) (map[string]any, bool) {
 	switch len(parts) {
 	case 3:
 	case 5:
-		w.printf("This is an encrypted token (JWE, five segments): its claims cannot be read here, and tokenward does not accept encrypted tokens.\n")
+		w.printf("This has five segments, as an encrypted token (JWE) does: tokenward does not decrypt JWEs, so its claims cannot be read here. If its header has \"enc\" and a key-management \"alg\", tokenward treats it as opaque (refused with TOKENWARD_OPAQUE_TOKENS=reject, asked about otherwise); if not, it is refused as malformed.\n")
 		return nil, false
 	case 1:
 		w.printf("This is not a JWT (no \".\"): an opaque token, which only its issuer can check.\n")
