@@ -31,7 +31,9 @@
 // When a subject is listed twice, the later time counts. "{}" is an empty
 // list. Parsing is strict, so that a typo does not silently revoke nothing:
 // no other members, no empty strings, "before" required, nothing after the
-// object. The size (default 16 MiB) and the number of entries (default
+// object, and member names exactly as shown, each at most once per object
+// (encoding/json would keep the last of two "jti" members, and read "JTI"
+// as "jti", dropping revocations). The size (default 16 MiB) and the number of entries (default
 // 1,000,000) are limited. Entries can be removed once the tokens they name
 // have expired (24 hours for a default Auth0 API token).
 //
