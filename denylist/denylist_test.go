@@ -364,7 +364,9 @@ func TestMalformedListKeepsTheOld(t *testing.T) {
 func TestMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "denylist.json")
 	events := make(reloads, 64)
-	list, err := denylist.New(denylist.Options{File: path, Interval: 10 * time.Millisecond, OnReload: events.hook})
+	var logs syncbuf.Buffer
+	list, err := denylist.New(denylist.Options{File: path, Interval: 10 * time.Millisecond, OnReload: events.hook,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,6 +376,10 @@ func TestMissingFile(t *testing.T) {
 	defer list.Close()
 	if err := events.next(t); err == nil {
 		t.Fatal("no error reported")
+	}
+	// No list is in force yet: the log must not say one stays.
+	if out := logs.String(); !strings.Contains(out, "load failed; no list has loaded yet, so nothing is revoked") || strings.Contains(out, "in force") {
+		t.Errorf("the failed first load is logged as:\n%s", out)
 	}
 	// Polling goes on: the file appears and is loaded.
 	writeFile(t, path, `{"jti":["a"]}`)

@@ -355,25 +355,32 @@ func TestStartFailures(t *testing.T) {
 	down.SetDown(true)
 	deadList := "http://" + closedAddr(t) + "/denylist.json"
 
+	// No list is in force before the first load: no log line may say that
+	// one stays.
+	firstLoad := "denylist: load failed; no list has loaded yet, so nothing is revoked"
 	for _, tc := range []struct {
-		name  string
-		env   map[string]string
-		code  int
-		wants []string
+		name     string
+		env      map[string]string
+		code     int
+		wants    []string
+		notWants []string
 	}{
 		{"malformed deny list file", base(down.URL(), "TOKENWARD_DENYLIST_FILE", writeFile(t, "deny.json", `{"jti": "not-a-list"}`)), 2, []string{
-			"TOKENWARD_DENYLIST_FILE: the list is not valid", "nothing would be revoked, so tokenward does not start",
-		}},
+			"TOKENWARD_DENYLIST_FILE: the list is not valid", "nothing would be revoked, so tokenward does not start", firstLoad,
+		}, []string{"in force stays"}},
+		{"deny list with a member twice", base(down.URL(), "TOKENWARD_DENYLIST_FILE", writeFile(t, "deny.json", `{"jti":["a"],"jti":["b"]}`)), 2, []string{
+			`TOKENWARD_DENYLIST_FILE: the list: member "jti" appears twice`, "does not start", firstLoad,
+		}, []string{"in force stays"}},
 		{"deny list URL unreachable", base(down.URL(), "TOKENWARD_DENYLIST_URL", deadList), 1, []string{
-			"TOKENWARD_DENYLIST_URL: the first load failed (4 attempts)", "does not start",
-		}},
+			"TOKENWARD_DENYLIST_URL: the first load failed (4 attempts)", "does not start", firstLoad,
+		}, []string{"in force stays"}},
 		{"no introspection endpoint in discovery", base(noIntrospection.URL+"/", introspection...), 2, []string{
 			"TOKENWARD_INTROSPECTION_URL is not set, and the discovery document of " + noIntrospection.URL + "/ lists no introspection_endpoint",
-		}},
+		}, nil},
 		{"discovery fails", base(down.URL(), introspection...), 1, []string{
 			"the introspection_endpoint of " + down.URL() + " could not be discovered (4 attempts)",
 			"status 503", "set TOKENWARD_INTROSPECTION_URL to start without discovery",
-		}},
+		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -385,6 +392,11 @@ func TestStartFailures(t *testing.T) {
 			for _, want := range tc.wants {
 				if !strings.Contains(out, want) {
 					t.Errorf("stderr lacks %q", want)
+				}
+			}
+			for _, no := range tc.notWants {
+				if strings.Contains(out, no) {
+					t.Errorf("stderr has %q", no)
 				}
 			}
 			if strings.Contains(out, `"msg":"listening"`) {
