@@ -182,6 +182,45 @@ func TestOpaqueUserInfo(t *testing.T) {
 	}
 }
 
+// TestOpaqueClientCredentials: a machine-to-machine token (client_credentials)
+// has no sub, as the README says, so the upstream gets no X-Auth-Subject (a
+// copy the client sent is removed too) but the calling client in the header
+// configured for client_id.
+func TestOpaqueClientCredentials(t *testing.T) {
+	t.Parallel()
+	iss := newIssuer(t)
+	iss.SetIntrospectionClient("tokenward-proxy", "hunter2")
+	up := echoUpstream(t)
+	srv := serveBinary(t, map[string]string{
+		"TOKENWARD_ISSUERS":                     iss.URL(),
+		"TOKENWARD_AUDIENCES":                   audience,
+		"TOKENWARD_UPSTREAM":                    up.URL,
+		"TOKENWARD_RULES_FILE":                  writeFile(t, "rules.yaml", testRules),
+		"TOKENWARD_OPAQUE_TOKENS":               "introspection",
+		"TOKENWARD_INTROSPECTION_URL":           iss.IntrospectionURL(),
+		"TOKENWARD_INTROSPECTION_CLIENT_ID":     "tokenward-proxy",
+		"TOKENWARD_INTROSPECTION_CLIENT_SECRET": "hunter2",
+		"TOKENWARD_CLAIM_HEADERS":               "sub=X-Auth-Subject,client_id=X-Auth-Client",
+	})
+	token := iss.MintOpaque(iss.Claims(audience, map[string]any{
+		"sub": nil, "client_id": "billing-batch", "scope": "read:contacts",
+	}))
+	r := do(t, srv.client, "GET", srv.url+"/api/contacts/1", func(r *http.Request) {
+		bearer(token)(r)
+		r.Header.Set("X-Auth-Subject", "auth0|admin") // a forged identity
+	})
+	if r.status != 200 {
+		t.Fatalf("status %d, body %s", r.status, r.body)
+	}
+	h := r.seen(t).Header
+	if got, ok := h["X-Auth-Subject"]; ok {
+		t.Errorf("X-Auth-Subject %q reached the upstream for a token without sub", got)
+	}
+	if got := h.Get("X-Auth-Client"); got != "billing-batch" {
+		t.Errorf("X-Auth-Client %q, want the introspection answer's client_id", got)
+	}
+}
+
 // TestOpaqueWrongClientSecret: an issuer that refuses tokenward's client
 // credentials makes opaque tokens 503, never accepted; the secret from the
 // environment is never printed.
