@@ -5,15 +5,18 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tokenward/tokenward/internal/syncbuf"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/opaque"
 )
@@ -93,6 +96,13 @@ func (h *heldIssuer) peaks() (calls, conns int) {
 	return h.maxCalls, h.maxConns
 }
 
+// total returns the calls for unknown tokens so far.
+func (h *heldIssuer) total() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.calls
+}
+
 func randomToken(t testing.TB) string {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -115,10 +125,12 @@ func TestFloodOfMadeUpTokens(t *testing.T) {
 	)
 	user := randomToken(t)
 	iss := newHeldIssuer(t, user)
+	var logs syncbuf.Buffer
 	in, err := opaque.NewIntrospector(iss.URL, opaque.IntrospectorOptions{
 		ClientID: clientID, ClientSecret: clientSecret, Issuer: iss.URL,
 		Timeout:        time.Hour, // only Release ends a held call
 		MaxConcurrency: bound,
+		Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -236,12 +248,19 @@ wait:
 
 	calls, conns := iss.peaks()
 	t.Logf("issuer: %d calls, at most %d at once on %d connections; %d answers 503; goroutines %d before, %d at most",
-		iss.calls, calls, conns, busy, base, peakGoroutines.Load())
+		iss.total(), calls, conns, busy, base, peakGoroutines.Load())
 	if calls > bound || conns > bound {
 		t.Errorf("the issuer had %d calls and %d connections open at once, want at most MaxConcurrency %d", calls, conns, bound)
 	}
 	if s := in.Stats(); s.Busy != uint64(busy) {
 		t.Errorf("Stats.Busy %d, want the %d answers 503", s.Busy, busy)
+	}
+	// The operator hears of it, once, not once per refused token.
+	if n := strings.Count(logs.String(), "the most calls allowed to the issuer are in progress"); n != 1 {
+		t.Errorf("%d warnings about the bound, want 1:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), tokens[0][0]) {
+		t.Error("a token was logged")
 	}
 	// Each client holds a handful of goroutines (its own, its connection's
 	// and the server's); the checker adds a few per call in progress, never
