@@ -69,5 +69,8 @@
 //   - A URL must be https (http only on a loopback host), without user
 //     info; redirects are followed only to such URLs; the query, which may
 //     carry a credential, is never logged.
+//   - Parsing is strict: a member given twice or spelt in another case
+//     ("JTI", "Sub") is refused, since encoding/json would silently keep
+//     one of the two and drop the other's revocations.
 //   - Logs name the source and the failure, never a listed value.
 package denylist
