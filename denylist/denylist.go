@@ -229,8 +229,9 @@ func (l *List) Close() {
 }
 
 // Reload reads the source now and, if it changed, loads the new list. A
-// list that cannot be read or parsed leaves the list in force in place; the
-// error is returned, logged and counted ([Status.ReloadErrors]). Polling
+// list that cannot be read or parsed leaves the list in force in place (before
+// the first load there is none, and nothing is revoked, which the log says);
+// the error is returned, logged and counted ([Status.ReloadErrors]). Polling
 // calls it; tests may too.
 func (l *List) Reload(ctx context.Context) error {
 	select {
@@ -304,7 +305,12 @@ func (l *List) failed(err error) error {
 	loaded := l.status.Loaded
 	l.mu.Unlock()
 	if prev == nil || prev.Error() != err.Error() {
-		l.log.Warn("denylist: reload failed; the list in force stays", "source", l.src.String(), "error", err.Error(), "loaded", loaded)
+		if loaded {
+			l.log.Warn("denylist: reload failed; the list in force stays", "source", l.src.String(), "error", err.Error(), "loaded", loaded)
+		} else {
+			// Nothing to fall back on: say so, rather than promise a list.
+			l.log.Warn("denylist: load failed; no list has loaded yet, so nothing is revoked", "source", l.src.String(), "error", err.Error(), "loaded", loaded)
+		}
 	}
 	if l.onReload != nil {
 		l.onReload(err)

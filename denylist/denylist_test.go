@@ -86,6 +86,17 @@ func TestParse(t *testing.T) {
 		{"before not RFC 3339", `{"sub":[{"sub":"s","before":"22/11/2026"}]}`, 0, 0, "not valid"},
 		{"data after the object", `{} {}`, 0, 0, "data after"},
 		{"too many entries", `{"jti":["a","b","c","d"]}`, 0, 0, "more than the limit"},
+		// encoding/json keeps the last of two members, and matches names
+		// case-insensitively: each of these would drop a revocation.
+		{"jti twice", `{"jti":["a"],"jti":["b"]}`, 0, 0, `member "jti" appears twice`},
+		{"sub twice", `{"sub":[{"sub":"s","before":"2026-01-01T00:00:00Z"}],"sub":[]}`, 0, 0, `member "sub" appears twice`},
+		{"JTI after jti", `{"jti":["a"],"JTI":["b"]}`, 0, 0, `member "JTI" is not "jti": member names are case-sensitive`},
+		{"JTI alone", `{"JTI":["a"]}`, 0, 0, "case-sensitive"},
+		{"Sub", `{"sub":[{"sub":"s","before":"2026-01-01T00:00:00Z"}],"Sub":[]}`, 0, 0, `member "Sub" is not "sub"`},
+		{"long s", `{"ſub":[{"sub":"s","before":"2026-01-01T00:00:00Z"}]}`, 0, 0, "case-sensitive"},
+		{"sub entry's sub twice", `{"sub":[{"sub":"a","sub":"b","before":"2026-01-01T00:00:00Z"}]}`, 0, 0, `sub[0]: member "sub" appears twice`},
+		{"sub entry's Before", `{"sub":[{"sub":"a","before":"2026-01-01T00:00:00Z"},{"sub":"b","before":"2026-01-01T00:00:00Z","Before":"2020-01-01T00:00:00Z"}]}`, 0, 0, `sub[1]: member "Before" is not "before"`},
+		{"a jti value like a name", `{"jti":["jti","JTI","sub"]}`, 3, 0, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "denylist.json")
@@ -353,7 +364,9 @@ func TestMalformedListKeepsTheOld(t *testing.T) {
 func TestMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "denylist.json")
 	events := make(reloads, 64)
-	list, err := denylist.New(denylist.Options{File: path, Interval: 10 * time.Millisecond, OnReload: events.hook})
+	var logs syncbuf.Buffer
+	list, err := denylist.New(denylist.Options{File: path, Interval: 10 * time.Millisecond, OnReload: events.hook,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,6 +376,10 @@ func TestMissingFile(t *testing.T) {
 	defer list.Close()
 	if err := events.next(t); err == nil {
 		t.Fatal("no error reported")
+	}
+	// No list is in force yet: the log must not say one stays.
+	if out := logs.String(); !strings.Contains(out, "load failed; no list has loaded yet, so nothing is revoked") || strings.Contains(out, "in force") {
+		t.Errorf("the failed first load is logged as:\n%s", out)
 	}
 	// Polling goes on: the file appears and is loaded.
 	writeFile(t, path, `{"jti":["a"]}`)

@@ -31,7 +31,9 @@
 // When a subject is listed twice, the later time counts. "{}" is an empty
 // list. Parsing is strict, so that a typo does not silently revoke nothing:
 // no other members, no empty strings, "before" required, nothing after the
-// object. The size (default 16 MiB) and the number of entries (default
+// object, and member names exactly as shown, each at most once per object
+// (encoding/json would keep the last of two "jti" members, and read "JTI"
+// as "jti", dropping revocations). The size (default 16 MiB) and the number of entries (default
 // 1,000,000) are limited. Entries can be removed once the tokens they name
 // have expired (24 hours for a default Auth0 API token).
 //
@@ -67,5 +69,8 @@
 //   - A URL must be https (http only on a loopback host), without user
 //     info; redirects are followed only to such URLs; the query, which may
 //     carry a credential, is never logged.
+//   - Parsing is strict: a member given twice or spelt in another case
+//     ("JTI", "Sub") is refused, since encoding/json would silently keep
+//     one of the two and drop the other's revocations.
 //   - Logs name the source and the failure, never a listed value.
 package denylist

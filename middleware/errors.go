@@ -29,6 +29,7 @@ const (
 	ReasonRevoked           Reason = "revoked"            // on the deny list
 	ReasonInactive          Reason = "inactive"           // the issuer says the opaque token is not active
 	ReasonIssuerUnavailable Reason = "issuer_unavailable" // the issuer could not be asked about an opaque token
+	ReasonIssuerBusy        Reason = "issuer_busy"        // as many calls to the issuer in progress as allowed: not asked
 	ReasonInsufficientScope Reason = "insufficient_scope" // valid token, missing scopes
 )
 
@@ -60,6 +61,7 @@ var answers = map[Reason]answer{
 	ReasonRevoked:           {http.StatusUnauthorized, "invalid_token", "token revoked"},
 	ReasonInactive:          {http.StatusUnauthorized, "invalid_token", "token not active"},
 	ReasonIssuerUnavailable: {http.StatusServiceUnavailable, "", "issuer unavailable"},
+	ReasonIssuerBusy:        {http.StatusServiceUnavailable, "", "issuer busy"},
 	ReasonInsufficientScope: {http.StatusForbidden, "insufficient_scope", "insufficient scope"},
 }
 
@@ -86,6 +88,7 @@ var (
 	ErrRevoked           = &Error{Reason: ReasonRevoked}
 	ErrInactive          = &Error{Reason: ReasonInactive}
 	ErrIssuerUnavailable = &Error{Reason: ReasonIssuerUnavailable}
+	ErrIssuerBusy        = &Error{Reason: ReasonIssuerBusy}
 	ErrInsufficientScope = &Error{Reason: ReasonInsufficientScope}
 )
 

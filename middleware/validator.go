@@ -88,7 +88,8 @@ type ValidatorOptions struct {
 type OpaqueChecker interface {
 	// CheckOpaque returns the claims the issuer vouches for, with Kind set,
 	// or an [*Error] (reason inactive for a token the issuer does not
-	// know, issuer_unavailable when it cannot be asked).
+	// know, issuer_unavailable when it cannot be asked, issuer_busy when
+	// too many calls to it are in progress).
 	CheckOpaque(ctx context.Context, token string) (*Claims, error)
 }
 

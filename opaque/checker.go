@@ -23,6 +23,11 @@ const (
 	DefaultNegativeTTL   = 10 * time.Second
 	DefaultMaxEntries    = 100000
 	DefaultCacheMaxBytes = 64 << 20
+	// DefaultMaxConcurrency bounds the calls to the issuer in progress at
+	// once: enough for a burst of new users against an issuer answering in
+	// 100 ms (about 300 checks a second), few enough that a flood of
+	// made-up tokens cannot open hundreds of connections to it.
+	DefaultMaxConcurrency = 32
 )
 
 // The results an [IntrospectorOptions.OnCheck] hook is called with: a small
@@ -30,7 +35,7 @@ const (
 const (
 	ResultActive   = "active"   // the issuer vouches for the token
 	ResultInactive = "inactive" // the issuer does not, or its answer is refused
-	ResultError    = "error"    // the issuer could not be asked
+	ResultError    = "error"    // the issuer could not be asked, or was not (too many calls in progress)
 )
 
 // maxBody bounds an answer of the issuer: introspection answers and
@@ -47,6 +52,7 @@ type Stats struct {
 	Hits    uint64 // checks answered from the cache
 	Misses  uint64 // checks that needed the issuer (shared calls included)
 	Errors  uint64 // calls that failed: the issuer could not be asked, or its answer was unusable
+	Busy    uint64 // checks refused without a call: MaxConcurrency calls were in progress
 	Entries int    // answers cached now, expired ones not yet evicted included
 }
 
@@ -58,6 +64,7 @@ type settings struct {
 	ttl, negTTL time.Duration // <= 0: that kind of answer is not cached
 	maxEntries  int
 	maxBytes    int64
+	concurrency int // calls to the issuer in progress at once, at most
 	client      *http.Client
 	log         *slog.Logger
 	onCheck     func(result string, cached bool)
@@ -82,6 +89,9 @@ func newSettings(what, endpoint string, s settings) (settings, []error) {
 	if s.maxEntries < 0 || s.maxBytes < 0 {
 		errs = append(errs, fmt.Errorf("opaque: %s: negative cache bound", what))
 	}
+	if s.concurrency < 0 {
+		errs = append(errs, fmt.Errorf("opaque: %s: negative MaxConcurrency", what))
+	}
 	if s.timeout == 0 {
 		s.timeout = DefaultTimeout
 	}
@@ -97,16 +107,39 @@ func newSettings(what, endpoint string, s settings) (settings, []error) {
 	if s.maxBytes == 0 {
 		s.maxBytes = DefaultCacheMaxBytes
 	}
+	if s.concurrency == 0 {
+		s.concurrency = DefaultMaxConcurrency
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.client == nil {
+		s.client = &http.Client{Transport: boundedTransport(s.concurrency)}
+	}
 	// A redirect is not followed (nil policy): the request carries a token
 	// or the client's credentials, and an issuer's endpoints do not move.
 	s.client = httpfetch.Client(s.client, maxBody, nil)
 	return s, errs
+}
+
+// boundedTransport is http.DefaultTransport's setup with at most n
+// connections to a host, all of which may stay idle for reuse. The
+// semaphore already bounds the calls; this bounds the connections too, which
+// a cancelled call can otherwise leave dialling past its end.
+func boundedTransport(n int) *http.Transport {
+	var t *http.Transport
+	if d, ok := http.DefaultTransport.(*http.Transport); ok {
+		t = d.Clone()
+	} else {
+		t = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true,
+			IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second}
+	}
+	t.MaxConnsPerHost = n
+	t.MaxIdleConnsPerHost = n
+	return t
 }
 
 // fetchFunc asks the issuer about a token. It returns the claims it vouches
@@ -125,7 +158,8 @@ type core struct {
 	cache    *cache
 	flight   flight
 
-	calls, hits, misses, errors atomic.Uint64
+	calls, hits, misses, errors, busy atomic.Uint64
+	busyLogged                        atomic.Int64 // unix nanoseconds of the last busy warning
 }
 
 func newCore(what, endpoint string, s settings, fetch fetchFunc) *core {
@@ -135,6 +169,7 @@ func newCore(what, endpoint string, s settings, fetch fetchFunc) *core {
 		endpoint: endpoint,
 		fetch:    fetch,
 		cache:    newCache(s.maxEntries, s.maxBytes),
+		flight:   flight{slots: make(chan struct{}, s.concurrency)},
 	}
 }
 
@@ -168,7 +203,11 @@ func (c *core) miss(ctx context.Context, token string, k key) (*middleware.Claim
 		return c.call(ctx, token, &k)
 	})
 	if err != nil {
-		if errors.Is(err, middleware.ErrIssuerUnavailable) {
+		if errors.Is(err, middleware.ErrIssuerBusy) {
+			c.busy.Add(1)
+			c.warnBusy(ctx)
+			c.report(ResultError, false)
+		} else if errors.Is(err, middleware.ErrIssuerUnavailable) {
 			c.report(ResultError, false)
 		} else {
 			c.report(ResultInactive, false)
@@ -213,6 +252,23 @@ func (c *core) call(ctx context.Context, token string, k *key) (*middleware.Clai
 	}
 }
 
+// busyLogEvery spaces the warnings that the bound on calls is reached: a
+// flood of made-up tokens would otherwise log one line per request.
+const busyLogEvery = time.Minute
+
+// warnBusy logs that a check was refused because MaxConcurrency calls were in
+// progress, at most once per busyLogEvery.
+func (c *core) warnBusy(ctx context.Context) {
+	now := time.Now().UnixNano()
+	last := c.busyLogged.Load()
+	if now-last < int64(busyLogEvery) || !c.busyLogged.CompareAndSwap(last, now) {
+		return
+	}
+	c.log.LogAttrs(ctx, slog.LevelWarn, "opaque: the most calls allowed to the issuer are in progress; tokens not cached get 503 until one ends (a flood of unknown tokens, or a slow issuer)",
+		slog.String("check", c.what), slog.String("endpoint", c.endpoint),
+		slog.Int("max_concurrency", cap(c.flight.slots)), slog.Uint64("refused_so_far", c.busy.Load()))
+}
+
 func (c *core) report(result string, cached bool) {
 	if c.onCheck != nil {
 		c.onCheck(result, cached)
@@ -225,6 +281,7 @@ func (c *core) stats() Stats {
 		Hits:    c.hits.Load(),
 		Misses:  c.misses.Load(),
 		Errors:  c.errors.Load(),
+		Busy:    c.busy.Load(),
 		Entries: c.cache.len(),
 	}
 }

@@ -28,7 +28,8 @@
 // inactive answers apart; when full it evicts expired entries, else those that
 // expire first, among a random sample. Concurrent checks of a token that is
 // not cached share one call to the issuer; a check whose request is cancelled
-// stops waiting, and the call goes on for the others.
+// stops waiting, and the call goes on for the others. At most MaxConcurrency
+// calls are in progress at once (see Security).
 //
 // # Security
 //
@@ -56,7 +57,16 @@
 //     without asking the issuer, so they cannot break the request they
 //     would be sent in.
 //   - Revocation at the issuer takes effect when the cached answer expires:
-//     CacheTTL is the longest a revoked token stays accepted. A flood of
-//     made-up tokens costs one issuer call each (then a cached negative
-//     answer) and cannot evict cached active answers.
+//     CacheTTL is the longest a revoked token stays accepted.
+//   - A flood of made-up tokens is bounded: at most MaxConcurrency (default
+//     32) calls to the issuer are in progress at once, and, with the default
+//     HTTP client, at most as many connections to it
+//     (http.Transport.MaxConnsPerHost). A check that would need one more
+//     call is refused at once with reason issuer_busy (503 with
+//     Retry-After), neither queued nor cached, so the flood holds a few
+//     goroutines per client, not per token. The cache answers before the
+//     bound is consulted, and a check of a token already being checked
+//     joins that call: tokens of real users already cached keep working.
+//     Each made-up token that gets a call costs one (then a cached negative
+//     answer), and cannot evict cached active answers.
 package opaque

@@ -2,6 +2,7 @@ package opaque
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -16,9 +17,15 @@ import (
 // answer, and only when every waiter has given up is the call cancelled. A
 // call always ends by the timeout, so its goroutine never outlives it by
 // more.
+//
+// slots bounds the calls in progress: a check that would start one more is
+// refused at once (issuer_busy) rather than queued, so a flood of made-up
+// tokens holds at most cap(slots) goroutines and connections to the issuer,
+// and a check that joins a call in progress needs no slot.
 type flight struct {
 	mu    sync.Mutex // guards calls and every call's waiters
 	calls map[key]*call
+	slots chan struct{} // one element per call in progress
 }
 
 // call is one request to the issuer in progress. claims and err are written
@@ -34,7 +41,8 @@ type call struct {
 // do returns the result of fn for k, starting fn unless a call for k is in
 // progress, in which case it waits for that one. fn gets a context that ends
 // after timeout, or when every waiter is gone. If ctx ends first, do returns
-// an issuer_unavailable error wrapping ctx.Err().
+// an issuer_unavailable error wrapping ctx.Err(). If fn would be started but
+// every slot is taken, do returns an issuer_busy error at once.
 func (f *flight) do(ctx context.Context, k *key, timeout time.Duration, fn func(context.Context) (*middleware.Claims, error)) (*middleware.Claims, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, &middleware.Error{Reason: middleware.ReasonIssuerUnavailable, Detail: "request ended before the issuer was asked", Err: err}
@@ -45,6 +53,13 @@ func (f *flight) do(ctx context.Context, k *key, timeout time.Duration, fn func(
 	}
 	c, ok := f.calls[*k]
 	if !ok {
+		select {
+		case f.slots <- struct{}{}: // released by run
+		default:
+			f.mu.Unlock()
+			return nil, &middleware.Error{Reason: middleware.ReasonIssuerBusy,
+				Detail: fmt.Sprintf("%d calls to the issuer in progress, the most allowed; the issuer was not asked", cap(f.slots))}
+		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		c = &call{done: make(chan struct{}), cancel: cancel}
 		f.calls[*k] = c
@@ -79,6 +94,7 @@ func (f *flight) do(ctx context.Context, k *key, timeout time.Duration, fn func(
 func (f *flight) run(ctx context.Context, k key, c *call, fn func(context.Context) (*middleware.Claims, error)) {
 	defer c.cancel()
 	c.claims, c.err = fn(ctx)
+	<-f.slots
 	f.mu.Lock()
 	if f.calls[k] == c {
 		delete(f.calls, k)

@@ -33,7 +33,7 @@ type outcome struct {
 }
 
 func TestFlightSurvivesOneWaitersCancellation(t *testing.T) {
-	var f flight
+	f := flight{slots: make(chan struct{}, 8)}
 	k := tokenKey("token")
 	started := make(chan context.Context, 1)
 	release := make(chan struct{})
@@ -78,7 +78,7 @@ func TestFlightSurvivesOneWaitersCancellation(t *testing.T) {
 }
 
 func TestFlightCancelledWhenAllWaitersLeave(t *testing.T) {
-	var f flight
+	f := flight{slots: make(chan struct{}, 8)}
 	k := tokenKey("token")
 	started := make(chan context.Context, 2)
 	fn := func(ctx context.Context) (*middleware.Claims, error) {
@@ -103,7 +103,7 @@ func TestFlightCancelledWhenAllWaitersLeave(t *testing.T) {
 }
 
 func TestFlightDoneContext(t *testing.T) {
-	var f flight
+	f := flight{slots: make(chan struct{}, 8)}
 	k := tokenKey("token")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

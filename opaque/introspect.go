@@ -45,9 +45,19 @@ type IntrospectorOptions struct {
 	// CacheMaxBytes bounds the estimated memory of the cached active
 	// answers. Zero means [DefaultCacheMaxBytes].
 	CacheMaxBytes int64
+	// MaxConcurrency bounds the calls to the issuer in progress at once.
+	// When that many are in progress, a check that needs one more (a token
+	// neither cached nor being checked already) is refused at once with
+	// reason issuer_busy (503 with Retry-After) rather than queued: a flood
+	// of made-up tokens cannot pile up goroutines or connections, and
+	// cached tokens are answered as before. Zero means
+	// [DefaultMaxConcurrency].
+	MaxConcurrency int
 	// HTTPClient makes the calls; its Transport and Timeout are used, but
 	// redirects are never followed. Nil means a client with
-	// http.DefaultTransport.
+	// http.DefaultTransport's settings and at most MaxConcurrency
+	// connections to the endpoint's host; a client given here should bound
+	// its connections too (http.Transport.MaxConnsPerHost).
 	HTTPClient *http.Client
 	// Logger receives failures to ask the issuer, never a token or the
 	// secret. Nil means no logging.
@@ -76,16 +86,17 @@ type Introspector struct {
 // is reported at once.
 func NewIntrospector(endpoint string, opts IntrospectorOptions) (*Introspector, error) {
 	s, errs := newSettings("introspection", endpoint, settings{
-		issuer:     opts.Issuer,
-		timeout:    opts.Timeout,
-		ttl:        opts.CacheTTL,
-		negTTL:     opts.NegativeTTL,
-		maxEntries: opts.MaxEntries,
-		maxBytes:   opts.CacheMaxBytes,
-		client:     opts.HTTPClient,
-		log:        opts.Logger,
-		onCheck:    opts.OnCheck,
-		now:        opts.Now,
+		issuer:      opts.Issuer,
+		timeout:     opts.Timeout,
+		ttl:         opts.CacheTTL,
+		negTTL:      opts.NegativeTTL,
+		maxEntries:  opts.MaxEntries,
+		maxBytes:    opts.CacheMaxBytes,
+		concurrency: opts.MaxConcurrency,
+		client:      opts.HTTPClient,
+		log:         opts.Logger,
+		onCheck:     opts.OnCheck,
+		now:         opts.Now,
 	})
 	if opts.ClientID == "" {
 		errs = append(errs, errors.New("opaque: introspection: no client ID"))

@@ -390,7 +390,9 @@ func TestCacheHitAvoidsTheCall(t *testing.T) {
 
 func TestConcurrentChecksMakeOneCall(t *testing.T) {
 	iss := newIssuer(t)
-	in := newIntrospector(t, iss, opaque.IntrospectorOptions{})
+	// One call at a time: the checks that join the call in progress need
+	// no slot of their own, so none is refused as busy.
+	in := newIntrospector(t, iss, opaque.IntrospectorOptions{MaxConcurrency: 1})
 	api := newAPI(t, newValidator(t, iss.URL(), in, middleware.ValidatorOptions{}))
 	token := iss.MintOpaque(iss.Claims(audience, nil))
 
@@ -721,11 +723,11 @@ func TestImplausibleTokenNotSent(t *testing.T) {
 }
 
 func TestOptionsErrors(t *testing.T) {
-	_, err := opaque.NewIntrospector("http://issuer.example.com/introspect", opaque.IntrospectorOptions{Timeout: -1, MaxEntries: -1})
+	_, err := opaque.NewIntrospector("http://issuer.example.com/introspect", opaque.IntrospectorOptions{Timeout: -1, MaxEntries: -1, MaxConcurrency: -1})
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"endpoint", "no issuer", "no client ID", "no client secret", "negative timeout", "negative cache bound"} {
+	for _, want := range []string{"endpoint", "no issuer", "no client ID", "no client secret", "negative timeout", "negative cache bound", "negative MaxConcurrency"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

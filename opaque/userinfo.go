@@ -37,8 +37,11 @@ type UserInfoOptions struct {
 	// CacheMaxBytes bounds the estimated memory of the cached profiles. Zero
 	// means [DefaultCacheMaxBytes].
 	CacheMaxBytes int64
+	// MaxConcurrency is as [IntrospectorOptions.MaxConcurrency].
+	MaxConcurrency int
 	// HTTPClient makes the calls; redirects are never followed. Nil means a
-	// client with http.DefaultTransport.
+	// client with http.DefaultTransport's settings and at most
+	// MaxConcurrency connections to the endpoint's host.
 	HTTPClient *http.Client
 	// Logger receives failures to ask the issuer, never a token. Nil means
 	// no logging.
@@ -64,16 +67,17 @@ type UserInfo struct {
 // once.
 func NewUserInfo(endpoint string, opts UserInfoOptions) (*UserInfo, error) {
 	s, errs := newSettings("userinfo", endpoint, settings{
-		issuer:     opts.Issuer,
-		timeout:    opts.Timeout,
-		ttl:        opts.CacheTTL,
-		negTTL:     opts.NegativeTTL,
-		maxEntries: opts.MaxEntries,
-		maxBytes:   opts.CacheMaxBytes,
-		client:     opts.HTTPClient,
-		log:        opts.Logger,
-		onCheck:    opts.OnCheck,
-		now:        opts.Now,
+		issuer:      opts.Issuer,
+		timeout:     opts.Timeout,
+		ttl:         opts.CacheTTL,
+		negTTL:      opts.NegativeTTL,
+		maxEntries:  opts.MaxEntries,
+		maxBytes:    opts.CacheMaxBytes,
+		concurrency: opts.MaxConcurrency,
+		client:      opts.HTTPClient,
+		log:         opts.Logger,
+		onCheck:     opts.OnCheck,
+		now:         opts.Now,
 	})
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

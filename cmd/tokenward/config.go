@@ -81,6 +81,7 @@ type Config struct {
 	OpaqueCacheTTL                time.Duration `env:"TOKENWARD_OPAQUE_CACHE_TTL" envDefault:"5m"`
 	OpaqueNegativeTTL             time.Duration `env:"TOKENWARD_OPAQUE_NEGATIVE_TTL" envDefault:"10s"`
 	OpaqueCacheSize               int           `env:"TOKENWARD_OPAQUE_CACHE_SIZE" envDefault:"100000"`
+	OpaqueMaxConcurrency          int           `env:"TOKENWARD_OPAQUE_MAX_CONCURRENCY" envDefault:"32"`
 	DenyListFile                  string        `env:"TOKENWARD_DENYLIST_FILE"`
 	DenyListURL                   string        `env:"TOKENWARD_DENYLIST_URL"`
 	DenyListInterval              time.Duration `env:"TOKENWARD_DENYLIST_INTERVAL"`
@@ -422,6 +423,9 @@ func (c *Config) checkOpaque() []string {
 	}
 	if c.OpaqueCacheSize < 0 && ok("TOKENWARD_OPAQUE_CACHE_SIZE") {
 		add("TOKENWARD_OPAQUE_CACHE_SIZE: %d is negative; use 0 to disable the cache", c.OpaqueCacheSize)
+	}
+	if c.OpaqueMaxConcurrency <= 0 && ok("TOKENWARD_OPAQUE_MAX_CONCURRENCY") {
+		add("TOKENWARD_OPAQUE_MAX_CONCURRENCY: %d must be positive: calls to the issuer are always bounded", c.OpaqueMaxConcurrency)
 	}
 
 	// Variables that only one mode reads.

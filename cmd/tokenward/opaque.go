@@ -93,25 +93,27 @@ func newOpaqueChecker(ctx context.Context, cfg *Config, log *slog.Logger, onChec
 	switch cfg.OpaqueTokens {
 	case opaqueIntrospection:
 		checker, err = opaque.NewIntrospector(endpoint, opaque.IntrospectorOptions{
-			ClientID:     cfg.IntrospectionClientID,
-			ClientSecret: cfg.clientSecret,
-			Issuer:       cfg.opaqueIssuer,
-			Timeout:      cfg.OpaqueTimeout,
-			CacheTTL:     ttl,
-			NegativeTTL:  negativeTTL,
-			MaxEntries:   entries,
-			Logger:       log,
-			OnCheck:      onCheck,
+			ClientID:       cfg.IntrospectionClientID,
+			ClientSecret:   cfg.clientSecret,
+			Issuer:         cfg.opaqueIssuer,
+			Timeout:        cfg.OpaqueTimeout,
+			CacheTTL:       ttl,
+			NegativeTTL:    negativeTTL,
+			MaxEntries:     entries,
+			MaxConcurrency: cfg.OpaqueMaxConcurrency,
+			Logger:         log,
+			OnCheck:        onCheck,
 		})
 	default:
 		checker, err = opaque.NewUserInfo(endpoint, opaque.UserInfoOptions{
-			Issuer:      cfg.opaqueIssuer,
-			Timeout:     cfg.OpaqueTimeout,
-			CacheTTL:    ttl,
-			NegativeTTL: negativeTTL,
-			MaxEntries:  entries,
-			Logger:      log,
-			OnCheck:     onCheck,
+			Issuer:         cfg.opaqueIssuer,
+			Timeout:        cfg.OpaqueTimeout,
+			CacheTTL:       ttl,
+			NegativeTTL:    negativeTTL,
+			MaxEntries:     entries,
+			MaxConcurrency: cfg.OpaqueMaxConcurrency,
+			Logger:         log,
+			OnCheck:        onCheck,
 		})
 	}
 	if err != nil {

@@ -182,6 +182,45 @@ func TestOpaqueUserInfo(t *testing.T) {
 	}
 }
 
+// TestOpaqueClientCredentials: a machine-to-machine token (client_credentials)
+// has no sub, as the README says, so the upstream gets no X-Auth-Subject (a
+// copy the client sent is removed too) but the calling client in the header
+// configured for client_id.
+func TestOpaqueClientCredentials(t *testing.T) {
+	t.Parallel()
+	iss := newIssuer(t)
+	iss.SetIntrospectionClient("tokenward-proxy", "hunter2")
+	up := echoUpstream(t)
+	srv := serveBinary(t, map[string]string{
+		"TOKENWARD_ISSUERS":                     iss.URL(),
+		"TOKENWARD_AUDIENCES":                   audience,
+		"TOKENWARD_UPSTREAM":                    up.URL,
+		"TOKENWARD_RULES_FILE":                  writeFile(t, "rules.yaml", testRules),
+		"TOKENWARD_OPAQUE_TOKENS":               "introspection",
+		"TOKENWARD_INTROSPECTION_URL":           iss.IntrospectionURL(),
+		"TOKENWARD_INTROSPECTION_CLIENT_ID":     "tokenward-proxy",
+		"TOKENWARD_INTROSPECTION_CLIENT_SECRET": "hunter2",
+		"TOKENWARD_CLAIM_HEADERS":               "sub=X-Auth-Subject,client_id=X-Auth-Client",
+	})
+	token := iss.MintOpaque(iss.Claims(audience, map[string]any{
+		"sub": nil, "client_id": "billing-batch", "scope": "read:contacts",
+	}))
+	r := do(t, srv.client, "GET", srv.url+"/api/contacts/1", func(r *http.Request) {
+		bearer(token)(r)
+		r.Header.Set("X-Auth-Subject", "auth0|admin") // a forged identity
+	})
+	if r.status != 200 {
+		t.Fatalf("status %d, body %s", r.status, r.body)
+	}
+	h := r.seen(t).Header
+	if got, ok := h["X-Auth-Subject"]; ok {
+		t.Errorf("X-Auth-Subject %q reached the upstream for a token without sub", got)
+	}
+	if got := h.Get("X-Auth-Client"); got != "billing-batch" {
+		t.Errorf("X-Auth-Client %q, want the introspection answer's client_id", got)
+	}
+}
+
 // TestOpaqueWrongClientSecret: an issuer that refuses tokenward's client
 // credentials makes opaque tokens 503, never accepted; the secret from the
 // environment is never printed.
@@ -355,25 +394,32 @@ func TestStartFailures(t *testing.T) {
 	down.SetDown(true)
 	deadList := "http://" + closedAddr(t) + "/denylist.json"
 
+	// No list is in force before the first load: no log line may say that
+	// one stays.
+	firstLoad := "denylist: load failed; no list has loaded yet, so nothing is revoked"
 	for _, tc := range []struct {
-		name  string
-		env   map[string]string
-		code  int
-		wants []string
+		name     string
+		env      map[string]string
+		code     int
+		wants    []string
+		notWants []string
 	}{
 		{"malformed deny list file", base(down.URL(), "TOKENWARD_DENYLIST_FILE", writeFile(t, "deny.json", `{"jti": "not-a-list"}`)), 2, []string{
-			"TOKENWARD_DENYLIST_FILE: the list is not valid", "nothing would be revoked, so tokenward does not start",
-		}},
+			"TOKENWARD_DENYLIST_FILE: the list is not valid", "nothing would be revoked, so tokenward does not start", firstLoad,
+		}, []string{"in force stays"}},
+		{"deny list with a member twice", base(down.URL(), "TOKENWARD_DENYLIST_FILE", writeFile(t, "deny.json", `{"jti":["a"],"jti":["b"]}`)), 2, []string{
+			`TOKENWARD_DENYLIST_FILE: the list: member "jti" appears twice`, "does not start", firstLoad,
+		}, []string{"in force stays"}},
 		{"deny list URL unreachable", base(down.URL(), "TOKENWARD_DENYLIST_URL", deadList), 1, []string{
-			"TOKENWARD_DENYLIST_URL: the first load failed (4 attempts)", "does not start",
-		}},
+			"TOKENWARD_DENYLIST_URL: the first load failed (4 attempts)", "does not start", firstLoad,
+		}, []string{"in force stays"}},
 		{"no introspection endpoint in discovery", base(noIntrospection.URL+"/", introspection...), 2, []string{
 			"TOKENWARD_INTROSPECTION_URL is not set, and the discovery document of " + noIntrospection.URL + "/ lists no introspection_endpoint",
-		}},
+		}, nil},
 		{"discovery fails", base(down.URL(), introspection...), 1, []string{
 			"the introspection_endpoint of " + down.URL() + " could not be discovered (4 attempts)",
 			"status 503", "set TOKENWARD_INTROSPECTION_URL to start without discovery",
-		}},
+		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -385,6 +431,11 @@ func TestStartFailures(t *testing.T) {
 			for _, want := range tc.wants {
 				if !strings.Contains(out, want) {
 					t.Errorf("stderr lacks %q", want)
+				}
+			}
+			for _, no := range tc.notWants {
+				if strings.Contains(out, no) {
+					t.Errorf("stderr has %q", no)
 				}
 			}
 			if strings.Contains(out, `"msg":"listening"`) {
