@@ -237,7 +237,7 @@ var sentinels = []*middleware.Error{
 	middleware.ErrOpaque, middleware.ErrAlgorithm, middleware.ErrType, middleware.ErrUnsupported,
 	middleware.ErrIssuer, middleware.ErrUnknownKey, middleware.ErrKeysUnavailable, middleware.ErrSignature,
 	middleware.ErrExpired, middleware.ErrNotYetValid, middleware.ErrIssuedInFuture, middleware.ErrAudience,
-	middleware.ErrRevoked, middleware.ErrInactive, middleware.ErrIssuerUnavailable, middleware.ErrInsufficientScope,
+	middleware.ErrRevoked, middleware.ErrInactive, middleware.ErrIssuerUnavailable, middleware.ErrIssuerBusy, middleware.ErrInsufficientScope,
 }
 
 // wantReason checks the error contracts of a refusal: errors.Is matches the

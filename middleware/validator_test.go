@@ -161,6 +161,7 @@ func TestErrorAnswers(t *testing.T) {
 		{middleware.ErrRevoked, 401, "invalid_token", "token revoked"},
 		{middleware.ErrInactive, 401, "invalid_token", "token not active"},
 		{middleware.ErrIssuerUnavailable, 503, "", "issuer unavailable"},
+		{middleware.ErrIssuerBusy, 503, "", "issuer busy"},
 		{middleware.ErrInsufficientScope, 403, "insufficient_scope", "insufficient scope"},
 		// A reason the table does not know fails closed as an invalid token.
 		{&middleware.Error{Reason: "made_up"}, 401, "invalid_token", "token invalid"},

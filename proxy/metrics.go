@@ -39,7 +39,7 @@ var reasons = []middleware.Reason{
 	middleware.ReasonUnknownKey, middleware.ReasonKeysUnavailable, middleware.ReasonSignature,
 	middleware.ReasonExpired, middleware.ReasonNotYetValid, middleware.ReasonIssuedInFuture,
 	middleware.ReasonAudience, middleware.ReasonRevoked, middleware.ReasonInsufficientScope,
-	middleware.ReasonInactive, middleware.ReasonIssuerUnavailable,
+	middleware.ReasonInactive, middleware.ReasonIssuerUnavailable, middleware.ReasonIssuerBusy,
 }
 
 // NewMetrics registers the metrics with reg. keys, if not nil, is read at
