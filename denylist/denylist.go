@@ -230,7 +230,7 @@ func (l *List) Close() {
 
 // Reload reads the source now and, if it changed, loads the new list. A
 // list that cannot be read or parsed leaves the list in force in place; the
-// error is returned, logged and counted ([Status.ReloadErrors]). Polling
+// error, a [*LoadError], is returned, logged and counted ([Status.ReloadErrors]). Polling
 // calls it; tests may too.
 func (l *List) Reload(ctx context.Context) error {
 	select {
@@ -246,7 +246,7 @@ func (l *List) Reload(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err() // stopped, not failed
 		}
-		return l.failed(err)
+		return l.failed(loadError(l.src.String(), err))
 	}
 	if data == nil {
 		l.unchanged(now)
@@ -261,7 +261,7 @@ func (l *List) Reload(ctx context.Context) error {
 	s, err := parse(data, l.maxEntries)
 	if err != nil {
 		l.lastBad = true
-		return l.failed(fmt.Errorf("%w (in %s)", err, l.src))
+		return l.failed(loadError(l.src.String(), fmt.Errorf("%w (in %s)", err, l.src)))
 	}
 	l.lastBad = false
 	l.snap.Store(s)

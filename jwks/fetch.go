@@ -14,27 +14,43 @@ import (
 	"github.com/tokenward/tokenward/internal/httpfetch"
 )
 
+// URLError is the error of a URL that [CheckURL] refuses; CheckURL wraps it,
+// so find it with errors.As. Its Problem is a client-safe sentence naming the
+// URL (user info hidden) and what is wrong with it.
+type URLError = httpfetch.URLError
+
 // CheckURL accepts an issuer or key set URL: https, or http on a loopback host
 // (127.0.0.0/8, [::1], localhost) for tests and demos. It also refuses URLs with
-// user info, a query or a fragment, which no issuer identifier has.
+// user info, a query or a fragment, which no issuer identifier has. A refused
+// URL's error wraps a [*URLError].
 func CheckURL(raw string) error {
+	if p := urlProblem(raw); p != "" {
+		return fmt.Errorf("jwks: %w", &URLError{URL: httpfetch.Redact(raw), Problem: fmt.Sprintf("%q %s", httpfetch.Redact(raw), p)})
+	}
+	return nil
+}
+
+// urlProblem says what CheckURL refuses raw for, or "".
+func urlProblem(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("jwks: %q is not a URL", raw)
+		return "is not a URL"
 	}
 	switch {
 	case u.Host == "" || u.Opaque != "":
-		return fmt.Errorf("jwks: %q is not an absolute URL with a host", raw)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("jwks: %q must not have user info, a query or a fragment", raw)
+		return "is not an absolute URL with a host"
+	case u.User != nil:
+		return "must not have user info"
+	case u.RawQuery != "" || u.Fragment != "":
+		return "must not have a query or a fragment"
 	case u.Scheme == "https":
-		return nil
+		return ""
 	case u.Scheme == "http" && IsLoopback(u.Hostname()):
-		return nil
+		return ""
 	case u.Scheme == "http":
-		return fmt.Errorf("jwks: %q must use https (http is allowed only for loopback hosts)", raw)
+		return "must use https (http is allowed only for loopback hosts)"
 	default:
-		return fmt.Errorf("jwks: %q must be an https URL", raw)
+		return "must be an https URL"
 	}
 }
 

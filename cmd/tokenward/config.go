@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -303,7 +304,7 @@ func (c *Config) check(p purpose) []string {
 	c.required = scopes.All(c.RequiredScopes...)
 	if err := c.required.Validate(); err != nil {
 		for _, e := range unjoin(err) {
-			add("TOKENWARD_REQUIRED_SCOPES: %s", strings.TrimPrefix(e.Error(), "scopes: "))
+			add("TOKENWARD_REQUIRED_SCOPES: %s", problem(e))
 		}
 	}
 
@@ -489,7 +490,7 @@ func (c *Config) checkOpaque() []string {
 	case c.IntrospectionClientSecretFile != "":
 		secret, err := opaque.ReadSecretFile(c.IntrospectionClientSecretFile)
 		if err != nil {
-			add("TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE: %s", strings.TrimPrefix(err.Error(), "opaque: "))
+			add("TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE: %s", problem(err))
 		}
 		c.clientSecret = secret
 	default:
@@ -614,14 +615,11 @@ func splitJWKSPair(pair string) (issuer, keySetURL string, ok bool) {
 	return "", "", false
 }
 
-// checkURL is jwks.CheckURL without echoing user info, which could be a
-// password.
+// checkURL is jwks.CheckURL, whose problem is printed after the variable's
+// name (user info, which could be a password, is not echoed).
 func checkURL(raw string) error {
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		return fmt.Errorf("%s must not have user info", redact(raw))
-	}
 	if err := jwks.CheckURL(raw); err != nil {
-		return errors.New(strings.TrimPrefix(err.Error(), "jwks: "))
+		return errors.New(problem(err))
 	}
 	return nil
 }
@@ -636,10 +634,20 @@ func checkKeySetURL(raw string) error {
 	if (u.Host != "" && u.Host != "localhost") || u.Path == "" {
 		return fmt.Errorf("%q must be file:///absolute/path", raw)
 	}
-	if _, err := jwks.LoadFile(u.Path); err != nil {
-		return errors.New(strings.TrimPrefix(err.Error(), "jwks: "))
+	_, err = jwks.LoadFile(u.Path)
+	var (
+		pe      *jwks.ParseError
+		pathErr *fs.PathError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pe):
+		return fmt.Errorf("%s (in %s)", pe.Reason, u.Path)
+	case errors.As(err, &pathErr):
+		return fmt.Errorf("read key set: %w", pathErr)
 	}
-	return nil
+	return err
 }
 
 // checkUpstream accepts what proxy.New accepts: http, https, h2c (HTTP/2
@@ -707,6 +715,28 @@ func validRealm(s string) bool {
 		}
 	}
 	return true
+}
+
+// problem is the client-safe text of a typed error, which names no package,
+// to print after a variable's name; other errors are printed whole.
+func problem(err error) string {
+	var (
+		ue *jwks.URLError
+		se *opaque.SecretFileError
+		le *denylist.LoadError
+		ie *scopes.InvalidScopeError
+	)
+	switch {
+	case errors.As(err, &ue):
+		return ue.Problem
+	case errors.As(err, &se):
+		return se.Problem
+	case errors.As(err, &le):
+		return le.Problem
+	case errors.As(err, &ie):
+		return ie.Problem
+	}
+	return err.Error()
 }
 
 // unjoin flattens errors.Join trees into their leaves.

@@ -396,7 +396,7 @@ func TestOpaqueAndDenyListConfig(t *testing.T) {
 		{
 			name:     "userinfo URL with user info",
 			env:      base("TOKENWARD_OPAQUE_TOKENS", "userinfo", "TOKENWARD_USERINFO_URL", "https://u:env-s3cret@idp.example.com/userinfo"),
-			problems: []string{"TOKENWARD_USERINFO_URL: https://REDACTED@idp.example.com/userinfo must not have user info"},
+			problems: []string{`TOKENWARD_USERINFO_URL: "https://REDACTED@idp.example.com/userinfo" must not have user info`},
 		},
 		{
 			name: "bad numbers",
