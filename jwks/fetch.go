@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -23,45 +22,19 @@ type URLError = httpfetch.URLError
 // (127.0.0.0/8, [::1], localhost) for tests and demos. It also refuses URLs with
 // user info, a query or a fragment, which no issuer identifier has. A refused
 // URL's error wraps a [*URLError].
+//
+// It is the policy every package of this module applies to issuer URLs (kept
+// in one internal place); it stays here for the library's users.
 func CheckURL(raw string) error {
-	if p := urlProblem(raw); p != "" {
-		return fmt.Errorf("jwks: %w", &URLError{URL: httpfetch.Redact(raw), Problem: fmt.Sprintf("%q %s", httpfetch.Redact(raw), p)})
+	if err := httpfetch.CheckURL(raw); err != nil {
+		return fmt.Errorf("jwks: %w", err)
 	}
 	return nil
 }
 
-// urlProblem says what CheckURL refuses raw for, or "".
-func urlProblem(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "is not a URL"
-	}
-	switch {
-	case u.Host == "" || u.Opaque != "":
-		return "is not an absolute URL with a host"
-	case u.User != nil:
-		return "must not have user info"
-	case u.RawQuery != "" || u.Fragment != "":
-		return "must not have a query or a fragment"
-	case u.Scheme == "https":
-		return ""
-	case u.Scheme == "http" && IsLoopback(u.Hostname()):
-		return ""
-	case u.Scheme == "http":
-		return "must use https (http is allowed only for loopback hosts)"
-	default:
-		return "must be an https URL"
-	}
-}
-
-// IsLoopback reports whether host is localhost or a loopback IP address.
-func IsLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+// IsLoopback reports whether host is localhost or a loopback IP address: the
+// hosts [CheckURL] allows over http.
+func IsLoopback(host string) bool { return httpfetch.IsLoopback(host) }
 
 // newClient returns a client whose responses are read through a size limit and
 // that follows redirects only to URLs [CheckURL] accepts.

@@ -17,6 +17,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/tokenward/tokenward/denylist"
+	"github.com/tokenward/tokenward/internal/httpfetch"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/opaque"
@@ -520,12 +521,10 @@ func (c *Config) checkDenyList() []string {
 			add("TOKENWARD_DENYLIST_FILE: %s is not a regular file", c.DenyListFile)
 		}
 	case c.DenyListURL != "":
-		// New reads nothing: it checks the URL (https, or http on
-		// loopback; no user info), without echoing credentials.
-		if _, err := denylist.New(denylist.Options{URL: c.DenyListURL}); err != nil {
-			for _, e := range unjoin(err) {
-				add("TOKENWARD_DENYLIST_URL: %s", hideQuery(strings.TrimPrefix(e.Error(), "denylist: "), c.DenyListURL))
-			}
+		// The deny list's own URL policy: https, or http on loopback; no
+		// user info; the query, which may hold a credential, never shown.
+		if err := httpfetch.CheckSourceURL(c.DenyListURL); err != nil {
+			add("TOKENWARD_DENYLIST_URL: %s", problem(err))
 		}
 	case c.DenyListInterval != 0:
 		c.ignored = append(c.ignored, "TOKENWARD_DENYLIST_INTERVAL is ignored without TOKENWARD_DENYLIST_FILE or TOKENWARD_DENYLIST_URL")
@@ -615,10 +614,10 @@ func splitJWKSPair(pair string) (issuer, keySetURL string, ok bool) {
 	return "", "", false
 }
 
-// checkURL is jwks.CheckURL, whose problem is printed after the variable's
+// checkURL is the issuer URL policy (httpfetch.CheckURL), whose problem is printed after the variable's
 // name (user info, which could be a password, is not echoed).
 func checkURL(raw string) error {
-	if err := jwks.CheckURL(raw); err != nil {
+	if err := httpfetch.CheckURL(raw); err != nil {
 		return errors.New(problem(err))
 	}
 	return nil
@@ -688,16 +687,6 @@ func redact(raw string) string {
 	}
 	u.User = url.User("REDACTED")
 	return u.String()
-}
-
-// hideQuery removes raw's query, which may carry a credential (a signed
-// URL, an API key), from msg.
-func hideQuery(msg, raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.RawQuery == "" {
-		return msg
-	}
-	return strings.ReplaceAll(msg, "?"+u.RawQuery, "?(query not shown)")
 }
 
 func redactPair(pair string) string {

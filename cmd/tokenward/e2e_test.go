@@ -798,7 +798,7 @@ func TestConfigErrors(t *testing.T) {
 				"TOKENWARD_INTROSPECTION_CLIENT_SECRET and TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE are both set",
 				"TOKENWARD_OPAQUE_TIMEOUT: 0s must be positive",
 				"TOKENWARD_OPAQUE_CACHE_SIZE: -1 is negative",
-				"TOKENWARD_DENYLIST_URL: URL must not carry credentials",
+				`TOKENWARD_DENYLIST_URL: "https://REDACTED@lists.example.com/deny.json" must not have user info`,
 				`TOKENWARD_DENYLIST_INTERVAL: "often" is not a duration`,
 			},
 		},
