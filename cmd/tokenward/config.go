@@ -88,7 +88,8 @@ type Config struct {
 	DenyListInterval              time.Duration `env:"TOKENWARD_DENYLIST_INTERVAL"`
 
 	// Derived by check from the fields above.
-	jwksURLs     map[string]string // issuer → key set URL
+	jwksURLs     map[string]string       // issuer → key set URL
+	keyFiles     map[string]*jwks.Static // file:// key set URL → the set read from it
 	required     scopes.Requirement
 	rules        *proxy.Rules
 	claimHeaders []proxy.ClaimHeader
@@ -247,6 +248,7 @@ func (c *Config) check(p purpose) []string {
 
 	// Key set URLs.
 	c.jwksURLs = map[string]string{}
+	c.keyFiles = map[string]*jwks.Static{}
 	for _, pair := range c.JWKSURIs {
 		iss, u, ok := splitJWKSPair(pair)
 		switch {
@@ -260,7 +262,7 @@ func (c *Config) check(p purpose) []string {
 			add("TOKENWARD_JWKS_URIS: %s is given twice", redact(iss))
 			continue
 		}
-		if err := checkKeySetURL(u); err != nil {
+		if err := c.checkKeySetURL(u); err != nil {
 			add("TOKENWARD_JWKS_URIS: key set of %s: %v", iss, err)
 			continue
 		}
@@ -561,12 +563,17 @@ func (c *Config) validatorOptions() middleware.ValidatorOptions {
 	}
 }
 
-// remoteOptions maps the configuration to the key sets' options.
-func (c *Config) remoteOptions(log *slog.Logger) jwks.RemoteOptions {
-	return jwks.RemoteOptions{
-		RefreshInterval:    c.JWKSRefreshInterval,
-		MinRefreshInterval: c.JWKSMinRefreshInterval,
-		Logger:             log,
+// registryOptions maps the configuration to the key sets' options: the key
+// set files read by check are used as read.
+func (c *Config) registryOptions(log *slog.Logger) jwks.RegistryOptions {
+	return jwks.RegistryOptions{
+		JWKSURLs: c.jwksURLs,
+		Static:   c.keyFiles,
+		Remote: jwks.RemoteOptions{
+			RefreshInterval:    c.JWKSRefreshInterval,
+			MinRefreshInterval: c.JWKSMinRefreshInterval,
+			Logger:             log,
+		},
 	}
 }
 
@@ -624,8 +631,10 @@ func checkURL(raw string) error {
 }
 
 // checkKeySetURL accepts an https key set URL (http on loopback), or a
-// readable file:///path holding a usable key set.
-func checkKeySetURL(raw string) error {
+// readable file:///path holding a usable key set, which it keeps in
+// c.keyFiles for the registry (a file is read once, however many issuers
+// name it).
+func (c *Config) checkKeySetURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "file" {
 		return checkURL(raw)
@@ -633,13 +642,17 @@ func checkKeySetURL(raw string) error {
 	if (u.Host != "" && u.Host != "localhost") || u.Path == "" {
 		return fmt.Errorf("%q must be file:///absolute/path", raw)
 	}
-	_, err = jwks.LoadFile(u.Path)
+	if c.keyFiles[raw] != nil {
+		return nil
+	}
+	set, err := jwks.LoadFile(u.Path)
 	var (
 		pe      *jwks.ParseError
 		pathErr *fs.PathError
 	)
 	switch {
 	case err == nil:
+		c.keyFiles[raw] = set
 		return nil
 	case errors.As(err, &pe):
 		return fmt.Errorf("%s (in %s)", pe.Reason, u.Path)

@@ -151,11 +151,9 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 		}
 	}()
 	obs := &refreshObserver{}
-	g.keys, err = jwks.NewRegistry(cfg.Issuers, jwks.RegistryOptions{
-		JWKSURLs:  cfg.jwksURLs,
-		Remote:    cfg.remoteOptions(log),
-		OnRefresh: obs.observe,
-	})
+	ro := cfg.registryOptions(log)
+	ro.OnRefresh = obs.observe
+	g.keys, err = jwks.NewRegistry(cfg.Issuers, ro)
 	if err != nil {
 		return nil, asConfigError(err)
 	}
