@@ -21,7 +21,6 @@ type Metrics struct {
 	validation     prometheus.Histogram
 	upstream       prometheus.Histogram
 	upstreamErrors *prometheus.CounterVec
-	refreshes      *prometheus.CounterVec
 	opaqueChecks   *prometheus.CounterVec
 	opaqueBy       [len(opaqueResults)][2]prometheus.Counter // [result][cached]: pre-resolved
 }
@@ -64,10 +63,6 @@ func NewMetrics(reg prometheus.Registerer, keys *jwks.Registry) *Metrics {
 			Name: "tokenward_upstream_errors_total",
 			Help: "Failed upstream requests by kind (unreachable, timeout, client_gone).",
 		}, []string{"kind"}),
-		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tokenward_jwks_refreshes_total",
-			Help: "Key set fetches by issuer and result (success, failure).",
-		}, []string{"issuer", "result"}),
 		opaqueChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokenward_opaque_checks_total",
 			Help: "Opaque-token checks by result (active, inactive, error) and whether the cache answered (hit, miss).",
@@ -86,12 +81,8 @@ func NewMetrics(reg prometheus.Registerer, keys *jwks.Registry) *Metrics {
 		m.opaqueBy[i][0] = m.opaqueChecks.WithLabelValues(r, "miss")
 		m.opaqueBy[i][1] = m.opaqueChecks.WithLabelValues(r, "hit")
 	}
-	reg.MustRegister(m.requests, m.validation, m.upstream, m.upstreamErrors, m.refreshes, m.opaqueChecks)
+	reg.MustRegister(m.requests, m.validation, m.upstream, m.upstreamErrors, m.opaqueChecks)
 	if keys != nil {
-		for _, iss := range keys.Issuers() {
-			m.refreshes.WithLabelValues(iss, "success")
-			m.refreshes.WithLabelValues(iss, "failure")
-		}
 		reg.MustRegister(keySetCollector{keys})
 	}
 	return m
@@ -105,17 +96,12 @@ func (m *Metrics) denied(r middleware.Reason) {
 	m.requests.WithLabelValues("denied", string(r)).Inc()
 }
 
-// ObserveRefresh records a key set fetch; pass it as
-// jwks.RegistryOptions.OnRefresh.
-func (m *Metrics) ObserveRefresh(issuers []string, e jwks.RefreshEvent) {
-	result := "success"
-	if e.Err != nil {
-		result = "failure"
-	}
-	for _, iss := range issuers {
-		m.refreshes.WithLabelValues(iss, result).Inc()
-	}
-}
+// ObserveRefresh does nothing.
+//
+// Deprecated: key set fetches are counted by the key sets themselves
+// (jwks.Status) and read at each scrape from the registry given to
+// [NewMetrics]; counting events too would count each fetch twice.
+func (m *Metrics) ObserveRefresh(issuers []string, e jwks.RefreshEvent) {}
 
 // ObserveOpaque records an opaque-token check: its result ("active",
 // "inactive" or "error") and whether the cache answered. Pass it as
@@ -144,15 +130,20 @@ var (
 		"Seconds since the last successful key set fetch per issuer (absent until the first).", []string{"issuer"}, nil)
 	loadedDesc = prometheus.NewDesc("tokenward_jwks_loaded",
 		"1 when the issuer's keys have been loaded.", []string{"issuer"}, nil)
+	refreshesDesc = prometheus.NewDesc("tokenward_jwks_refreshes_total",
+		"Key set fetches by issuer and result (success, failure).", []string{"issuer", "result"}, nil)
 )
 
-// keySetCollector reads the registry's status at scrape time.
+// keySetCollector reads the registry's status at scrape time, fetch counts
+// included: issuers that share a key set URL share its counts, as they share
+// its fetches.
 type keySetCollector struct{ keys *jwks.Registry }
 
 func (keySetCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- keysDesc
 	ch <- ageDesc
 	ch <- loadedDesc
+	ch <- refreshesDesc
 }
 
 func (c keySetCollector) Collect(ch chan<- prometheus.Metric) {
@@ -163,6 +154,8 @@ func (c keySetCollector) Collect(ch chan<- prometheus.Metric) {
 			loaded = 1
 		}
 		ch <- prometheus.MustNewConstMetric(loadedDesc, prometheus.GaugeValue, loaded, s.Issuer)
+		ch <- prometheus.MustNewConstMetric(refreshesDesc, prometheus.CounterValue, float64(s.FetchesOK), s.Issuer, "success")
+		ch <- prometheus.MustNewConstMetric(refreshesDesc, prometheus.CounterValue, float64(s.FetchesFailed), s.Issuer, "failure")
 		if !s.LastRefresh.IsZero() {
 			ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, time.Since(s.LastRefresh).Seconds(), s.Issuer)
 		}

@@ -199,6 +199,12 @@ func TestAnswers(t *testing.T) {
 				t.Errorf("/metrics has no %q", want)
 			}
 		}
+		// The fetch that loaded the keys is counted, though it was made
+		// before the metrics existed.
+		success := `tokenward_jwks_refreshes_total{issuer="` + iss.URL() + `",result="success"} `
+		if i := strings.Index(string(r.body), success); i < 0 || strings.HasPrefix(string(r.body[i+len(success):]), "0\n") {
+			t.Errorf("/metrics counts no successful key set fetch")
+		}
 	})
 
 	t.Run("logs never hold a token", func(t *testing.T) {

@@ -150,10 +150,7 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 			g.close()
 		}
 	}()
-	obs := &refreshObserver{}
-	ro := cfg.registryOptions(log)
-	ro.OnRefresh = obs.observe
-	g.keys, err = jwks.NewRegistry(cfg.Issuers, ro)
+	g.keys, err = jwks.NewRegistry(cfg.Issuers, cfg.registryOptions(log))
 	if err != nil {
 		return nil, asConfigError(err)
 	}
@@ -162,8 +159,9 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	// Read at each scrape, key set fetches included: none is missed, even
+	// those made before the metrics exist.
 	metrics := proxy.NewMetrics(reg, g.keys)
-	obs.bind(metrics)
 
 	if g.deny, err = startDenyList(ctx, cfg, log); err != nil {
 		return nil, err
@@ -224,42 +222,4 @@ func asConfigError(err error) error {
 		ce.problems = append(ce.problems, e.Error())
 	}
 	return ce
-}
-
-// refreshObserver passes key set refreshes to the metrics. The registry must
-// exist before the metrics (which read its state) and starts fetching at
-// once, so the first events may come before the metrics do: they are kept and
-// replayed.
-type refreshObserver struct {
-	mu      sync.Mutex // guards m and pending
-	m       *proxy.Metrics
-	pending []refresh
-}
-
-type refresh struct {
-	issuers []string
-	event   jwks.RefreshEvent
-}
-
-// observe is jwks.RegistryOptions.OnRefresh. It does not block.
-func (o *refreshObserver) observe(issuers []string, e jwks.RefreshEvent) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.m != nil {
-		o.m.ObserveRefresh(issuers, e)
-		return
-	}
-	if len(o.pending) < 64 {
-		o.pending = append(o.pending, refresh{issuers, e})
-	}
-}
-
-func (o *refreshObserver) bind(m *proxy.Metrics) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.m = m
-	for _, r := range o.pending {
-		m.ObserveRefresh(r.issuers, r.event)
-	}
-	o.pending = nil
 }
