@@ -234,7 +234,7 @@ func (c *Config) check(p purpose) []string {
 	seen := map[string]bool{}
 	for _, iss := range c.Issuers {
 		if seen[iss] {
-			add("TOKENWARD_ISSUERS: %s is given twice", redact(iss))
+			add("TOKENWARD_ISSUERS: %s is given twice", httpfetch.Redact(iss))
 			continue
 		}
 		seen[iss] = true
@@ -256,10 +256,10 @@ func (c *Config) check(p purpose) []string {
 			add("TOKENWARD_JWKS_URIS: %q is not issuer=url (the url must start with https://, http:// or file://)", redactPair(pair))
 			continue
 		case !slices.Contains(c.Issuers, iss):
-			add("TOKENWARD_JWKS_URIS: %s is not one of TOKENWARD_ISSUERS", redact(iss))
+			add("TOKENWARD_JWKS_URIS: %s is not one of TOKENWARD_ISSUERS", httpfetch.Redact(iss))
 			continue
 		case c.jwksURLs[iss] != "":
-			add("TOKENWARD_JWKS_URIS: %s is given twice", redact(iss))
+			add("TOKENWARD_JWKS_URIS: %s is given twice", httpfetch.Redact(iss))
 			continue
 		}
 		if err := c.checkKeySetURL(u); err != nil {
@@ -461,7 +461,7 @@ func (c *Config) checkOpaque() []string {
 
 	switch {
 	case c.OpaqueIssuer != "" && !slices.Contains(c.Issuers, c.OpaqueIssuer):
-		add("TOKENWARD_OPAQUE_ISSUER: %s is not one of TOKENWARD_ISSUERS", redact(c.OpaqueIssuer))
+		add("TOKENWARD_OPAQUE_ISSUER: %s is not one of TOKENWARD_ISSUERS", httpfetch.Redact(c.OpaqueIssuer))
 	case c.OpaqueIssuer != "":
 		c.opaqueIssuer = c.OpaqueIssuer
 	case len(c.Issuers) > 0:
@@ -621,8 +621,9 @@ func splitJWKSPair(pair string) (issuer, keySetURL string, ok bool) {
 	return "", "", false
 }
 
-// checkURL is the issuer URL policy (httpfetch.CheckURL), whose problem is printed after the variable's
-// name (user info, which could be a password, is not echoed).
+// checkURL is the issuer URL policy (httpfetch.CheckURL), whose problem is
+// printed after the variable's name (user info, which could be a password,
+// is not echoed).
 func checkURL(raw string) error {
 	if err := httpfetch.CheckURL(raw); err != nil {
 		return errors.New(problem(err))
@@ -668,11 +669,11 @@ func (c *Config) checkKeySetURL(raw string) error {
 func checkUpstream(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL", redact(raw))
+		return fmt.Errorf("%q is not a URL", httpfetch.Redact(raw))
 	}
 	switch {
 	case u.User != nil:
-		return fmt.Errorf("%s must not have user info", redact(raw))
+		return fmt.Errorf("%s must not have user info", httpfetch.Redact(raw))
 	case u.RawQuery != "" || u.Fragment != "":
 		return fmt.Errorf("%q must not have a query or a fragment", raw)
 	}
@@ -689,17 +690,6 @@ func checkUpstream(raw string) error {
 		return fmt.Errorf("%q must be an http://, https://, h2c:// or unix:// URL", raw)
 	}
 	return nil
-}
-
-// redact hides a URL's user info (a password, or a token as user name);
-// other text is unchanged.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	u.User = url.User("REDACTED")
-	return u.String()
 }
 
 func redactPair(pair string) string {

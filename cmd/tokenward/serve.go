@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tokenward/tokenward/denylist"
+	"github.com/tokenward/tokenward/internal/httpfetch"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/proxy"
@@ -50,7 +51,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		"audiences", cfg.Audiences,
 		"algorithms", cfg.Algorithms,
 		"jwks_uris", cfg.jwksURLs,
-		"upstream", redact(cfg.Upstream),
+		"upstream", httpfetch.Redact(cfg.Upstream),
 		"rules", cfg.rules.Len(),
 		"required_scopes", cfg.required.String(),
 		"claim_headers", cfg.ClaimHeaders,
