@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/tokenward/tokenward/admin"
 	"github.com/tokenward/tokenward/denylist"
 	"github.com/tokenward/tokenward/internal/httpfetch"
 	"github.com/tokenward/tokenward/jwks"
@@ -77,8 +78,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srv := proxy.NewServer(cfg.ListenAddr, g.handler)
 	srv.ErrorLog = errorLog
-	admin := &http.Server{
-		Handler:           proxy.NewAdmin(g.gatherer, g.keys),
+	adminSrv := &http.Server{
+		Handler:           admin.NewHandler(g.gatherer, g.keys),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          errorLog,
@@ -88,7 +89,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	// lets both goroutines end whatever happens here.
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	go func() { errc <- admin.Serve(adminLn) }()
+	go func() { errc <- adminSrv.Serve(adminLn) }()
 	log.Info("listening", "server", cfg.Mode, "addr", ln.Addr().String())
 	log.Info("listening", "server", "admin", "addr", adminLn.Addr().String())
 
@@ -104,7 +105,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, s := range []*http.Server{srv, admin} {
+	for _, s := range []*http.Server{srv, adminSrv} {
 		wg.Go(func() {
 			if err := s.Shutdown(sctx); err != nil {
 				// Grace is over: cut what is still open (long streams).
@@ -162,7 +163,7 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 	)
 	// Read at each scrape, key set fetches included: none is missed, even
 	// those made before the metrics exist.
-	metrics := proxy.NewMetrics(reg, g.keys)
+	metrics := admin.NewMetrics(reg, g.keys)
 
 	if g.deny, err = startDenyList(ctx, cfg, log); err != nil {
 		return nil, err
@@ -182,13 +183,13 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 	opts.Opaque = checker
 	if g.deny != nil {
 		opts.Revoked = g.deny.Revoked
-		proxy.RegisterDenyList(reg, g.deny)
+		admin.RegisterDenyList(reg, g.deny)
 	}
 	v, err := middleware.NewValidator(issuers, cfg.Audiences, opts)
 	if err != nil {
 		return nil, asConfigError(err)
 	}
-	proxy.RegisterTokenCache(reg, v)
+	admin.RegisterTokenCache(reg, v)
 	pc := proxy.Config{
 		Validator:          v,
 		Rules:              cfg.rules,

@@ -1,7 +1,6 @@
-package proxy
+package admin
 
 import (
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +20,7 @@ type Metrics struct {
 	validation     prometheus.Histogram
 	upstream       prometheus.Histogram
 	upstreamErrors *prometheus.CounterVec
+	upstreamBy     map[string]prometheus.Counter // pre-resolved, by kind
 	opaqueChecks   *prometheus.CounterVec
 	opaqueBy       [len(opaqueResults)][2]prometheus.Counter // [result][cached]: pre-resolved
 }
@@ -74,8 +74,9 @@ func NewMetrics(reg prometheus.Registerer, keys *jwks.Registry) *Metrics {
 	for _, r := range reasons {
 		m.deniedBy[r] = m.requests.WithLabelValues("denied", string(r))
 	}
+	m.upstreamBy = make(map[string]prometheus.Counter, 3)
 	for _, k := range []string{"unreachable", "timeout", "client_gone"} {
-		m.upstreamErrors.WithLabelValues(k)
+		m.upstreamBy[k] = m.upstreamErrors.WithLabelValues(k)
 	}
 	for i, r := range opaqueResults {
 		m.opaqueBy[i][0] = m.opaqueChecks.WithLabelValues(r, "miss")
@@ -88,7 +89,55 @@ func NewMetrics(reg prometheus.Registerer, keys *jwks.Registry) *Metrics {
 	return m
 }
 
-func (m *Metrics) denied(r middleware.Reason) {
+// The methods below implement proxy.Observer (not imported: admin does not
+// depend on proxy). Each is safe on a nil *Metrics, which records nothing,
+// and does not allocate for the reasons and kinds declared above.
+
+// ObserveValidation records the time taken to extract and validate a token.
+func (m *Metrics) ObserveValidation(d time.Duration) {
+	if m != nil {
+		m.validation.Observe(d.Seconds())
+	}
+}
+
+// ObserveAllowed counts a request let through: on a public route, or with a
+// valid token.
+func (m *Metrics) ObserveAllowed(public bool) {
+	switch {
+	case m == nil:
+	case public:
+		m.public.Inc()
+	default:
+		m.allowed.Inc()
+	}
+}
+
+// ObserveUpstream records the time until the upstream's response headers
+// arrived.
+func (m *Metrics) ObserveUpstream(d time.Duration) {
+	if m != nil {
+		m.upstream.Observe(d.Seconds())
+	}
+}
+
+// ObserveUpstreamError counts a failed upstream request by kind:
+// "unreachable", "timeout" or "client_gone".
+func (m *Metrics) ObserveUpstreamError(kind string) {
+	if m == nil {
+		return
+	}
+	if c, ok := m.upstreamBy[kind]; ok {
+		c.Inc()
+		return
+	}
+	m.upstreamErrors.WithLabelValues("unreachable").Inc() // no label from an unknown string
+}
+
+// ObserveDenied counts a refused request by reason.
+func (m *Metrics) ObserveDenied(r middleware.Reason) {
+	if m == nil {
+		return
+	}
 	if c, ok := m.deniedBy[r]; ok {
 		c.Inc()
 		return
@@ -96,7 +145,8 @@ func (m *Metrics) denied(r middleware.Reason) {
 	m.requests.WithLabelValues("denied", string(r)).Inc()
 }
 
-// ObserveRefresh does nothing.
+// ObserveRefresh does nothing. It is kept for code written against
+// proxy.Metrics.
 //
 // Deprecated: key set fetches are counted by the key sets themselves
 // (jwks.Status) and read at each scrape from the registry given to
@@ -108,6 +158,9 @@ func (m *Metrics) ObserveRefresh(issuers []string, e jwks.RefreshEvent) {}
 // opaque.IntrospectorOptions.OnCheck (or UserInfoOptions.OnCheck). It does
 // not allocate for the three known results.
 func (m *Metrics) ObserveOpaque(result string, cached bool) {
+	if m == nil {
+		return
+	}
 	c := 0
 	if cached {
 		c = 1
@@ -160,21 +213,6 @@ func (c keySetCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, time.Since(s.LastRefresh).Seconds(), s.Issuer)
 		}
 	}
-}
-
-// timedTransport records the upstream's latency.
-type timedTransport struct {
-	base http.RoundTripper
-	m    *Metrics
-}
-
-func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	start := time.Now()
-	resp, err := t.base.RoundTrip(r)
-	if err == nil {
-		t.m.upstream.Observe(time.Since(start).Seconds())
-	}
-	return resp, err
 }
 
 var (
