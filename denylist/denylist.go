@@ -231,7 +231,7 @@ func (l *List) Close() {
 // Reload reads the source now and, if it changed, loads the new list. A
 // list that cannot be read or parsed leaves the list in force in place (before
 // the first load there is none, and nothing is revoked, which the log says);
-// the error is returned, logged and counted ([Status.ReloadErrors]). Polling
+// the error, a [*LoadError], is returned, logged and counted ([Status.ReloadErrors]). Polling
 // calls it; tests may too.
 func (l *List) Reload(ctx context.Context) error {
 	select {
@@ -247,7 +247,7 @@ func (l *List) Reload(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err() // stopped, not failed
 		}
-		return l.failed(err)
+		return l.failed(loadError(l.src.String(), err))
 	}
 	if data == nil {
 		l.unchanged(now)
@@ -262,7 +262,7 @@ func (l *List) Reload(ctx context.Context) error {
 	s, err := parse(data, l.maxEntries)
 	if err != nil {
 		l.lastBad = true
-		return l.failed(fmt.Errorf("%w (in %s)", err, l.src))
+		return l.failed(loadError(l.src.String(), fmt.Errorf("%w (in %s)", err, l.src)))
 	}
 	l.lastBad = false
 	l.snap.Store(s)

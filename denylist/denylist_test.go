@@ -577,7 +577,7 @@ func TestNewErrors(t *testing.T) {
 		{"negative interval", denylist.Options{File: "x", Interval: -1}, "negative"},
 		{"http URL", denylist.Options{URL: "http://lists.example.com/denylist.json"}, "https"},
 		{"relative URL", denylist.Options{URL: "/denylist.json"}, "absolute"},
-		{"credentials in the URL", denylist.Options{URL: "https://user:pass@example.com/x"}, "credentials"},
+		{"credentials in the URL", denylist.Options{URL: "https://user:pass@example.com/x"}, "must not have user info"},
 	} {
 		if _, err := denylist.New(tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error mentioning %q", tc.name, err, tc.want)

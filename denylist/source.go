@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tokenward/tokenward/internal/httpfetch"
-	"github.com/tokenward/tokenward/jwks"
 )
 
 // source is where a list comes from.
@@ -85,19 +84,13 @@ type urlSource struct {
 }
 
 func newURLSource(raw string, base *http.Client, timeout time.Duration, max int64) (*urlSource, error) {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil || u.Host == "":
-		return nil, errors.New("denylist: URL is not an absolute URL")
-	case u.User != nil:
-		return nil, errors.New("denylist: URL must not carry credentials (user info)")
+	if err := httpfetch.CheckSourceURL(raw); err != nil {
+		return nil, fmt.Errorf("denylist: URL: %w", err)
 	}
+	u, _ := url.Parse(raw) // checked above
 	// The query may carry an access key: never shown.
 	display := *u
 	display.RawQuery, display.Fragment = "", ""
-	if !secure(u) {
-		return nil, fmt.Errorf("denylist: URL %s must be https (http only on a loopback host)", display.Redacted())
-	}
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
@@ -111,9 +104,9 @@ func newURLSource(raw string, base *http.Client, timeout time.Duration, max int6
 }
 
 // secure reports whether u is https, or http on a loopback host. Unlike
-// [jwks.CheckURL] it allows a query, which may carry an access key.
+// [httpfetch.CheckURL] it allows a query, which may carry an access key.
 func secure(u *url.URL) bool {
-	return u.Scheme == "https" || u.Scheme == "http" && jwks.IsLoopback(u.Hostname())
+	return u.Scheme == "https" || u.Scheme == "http" && httpfetch.IsLoopback(u.Hostname())
 }
 
 func (u *urlSource) String() string { return u.display }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -14,38 +13,28 @@ import (
 	"github.com/tokenward/tokenward/internal/httpfetch"
 )
 
+// URLError is the error of a URL that [CheckURL] refuses; CheckURL wraps it,
+// so find it with errors.As. Its Problem is a client-safe sentence naming the
+// URL (user info hidden) and what is wrong with it.
+type URLError = httpfetch.URLError
+
 // CheckURL accepts an issuer or key set URL: https, or http on a loopback host
 // (127.0.0.0/8, [::1], localhost) for tests and demos. It also refuses URLs with
-// user info, a query or a fragment, which no issuer identifier has.
+// user info, a query or a fragment, which no issuer identifier has. A refused
+// URL's error wraps a [*URLError].
+//
+// It is the policy every package of this module applies to issuer URLs (kept
+// in one internal place); it stays here for the library's users.
 func CheckURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("jwks: %q is not a URL", raw)
+	if err := httpfetch.CheckURL(raw); err != nil {
+		return fmt.Errorf("jwks: %w", err)
 	}
-	switch {
-	case u.Host == "" || u.Opaque != "":
-		return fmt.Errorf("jwks: %q is not an absolute URL with a host", raw)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("jwks: %q must not have user info, a query or a fragment", raw)
-	case u.Scheme == "https":
-		return nil
-	case u.Scheme == "http" && IsLoopback(u.Hostname()):
-		return nil
-	case u.Scheme == "http":
-		return fmt.Errorf("jwks: %q must use https (http is allowed only for loopback hosts)", raw)
-	default:
-		return fmt.Errorf("jwks: %q must be an https URL", raw)
-	}
+	return nil
 }
 
-// IsLoopback reports whether host is localhost or a loopback IP address.
-func IsLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+// IsLoopback reports whether host is localhost or a loopback IP address: the
+// hosts [CheckURL] allows over http.
+func IsLoopback(host string) bool { return httpfetch.IsLoopback(host) }
 
 // newClient returns a client whose responses are read through a size limit and
 // that follows redirects only to URLs [CheckURL] accepts.

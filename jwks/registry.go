@@ -30,6 +30,11 @@ type RegistryOptions struct {
 	// map to the same URL share one [Remote] (an Auth0 custom domain and its
 	// tenant domain, say), so the issuer sees one fetch, not two.
 	JWKSURLs map[string]string
+	// Static holds key sets already read from file:// URLs of JWKSURLs, by
+	// that URL, for a caller that read the files to check them (the binary
+	// does, to report every configuration problem at once): they are used
+	// as given, not read again. A file URL not in it is read by NewRegistry.
+	Static map[string]*Static
 	// Remote tunes every remote set. Its OnRefresh is replaced: use
 	// OnRefresh below, which also names the issuers.
 	Remote RemoteOptions
@@ -127,9 +132,12 @@ func (r *Registry) newSet(issuer, rawURL string, explicit bool, served []string,
 			if p.Host != "" && p.Host != "localhost" {
 				return nil, fmt.Errorf("jwks: file URL %q of %s must be file:///path", rawURL, issuer)
 			}
-			s, err := LoadFile(path)
-			if err != nil {
-				return nil, fmt.Errorf("key set of %s: %w", issuer, err)
+			s, ok := opts.Static[rawURL]
+			if !ok || s == nil {
+				var err error
+				if s, err = LoadFile(path); err != nil {
+					return nil, fmt.Errorf("key set of %s: %w", issuer, err)
+				}
 			}
 			if l := opts.Remote.Logger; l != nil {
 				for _, d := range s.dropped {

@@ -136,7 +136,7 @@ func TestRegistryBadConfig(t *testing.T) {
 			want: []string{
 				`"http://login.example.com/" must use https`,
 				`"ftp://127.0.0.1/" must be an https URL`,
-				`"https://user@x.example.com/" must not have user info`,
+				`"https://REDACTED@x.example.com/" must not have user info`,
 				`key set URL given for "https://untrusted.example.com/", which is not a trusted issuer`,
 				`key set URL of https://ok.example.com/: jwks: "http://keys.example.com/jwks.json" must use https`,
 			},

@@ -40,8 +40,8 @@ type RemoteOptions struct {
 	MaxBodyBytes int64
 	// Logger receives refresh failures and dropped keys. Nil discards.
 	Logger *slog.Logger
-	// OnRefresh, if set, is called after every fetch attempt (for metrics).
-	// It must not block.
+	// OnRefresh, if set, is called after every fetch attempt. It must not
+	// block. Metrics need not use it: [Remote.Status] counts the fetches.
 	OnRefresh func(RefreshEvent)
 }
 
@@ -65,6 +65,13 @@ type Status struct {
 	LastAttempt time.Time // last fetch attempt (zero if none)
 	LastError   string    // error of the last attempt, "" if it succeeded
 	Failures    int       // consecutive failed attempts
+
+	// Counts since the set was created, for metrics read at scrape time
+	// (a collector needs no event hook, and misses no early fetch). A fetch
+	// cut short by Close is not counted.
+	FetchesOK     uint64 // successful fetches
+	FetchesFailed uint64 // failed fetch attempts (discovery included)
+	Dropped       int    // keys the last successful fetch did not use (logged with the reason)
 }
 
 // Remote is a key set fetched from an issuer and kept fresh. It is safe for
@@ -283,16 +290,22 @@ func (r *Remote) refresh() {
 		event.URL = r.issuer
 	}
 
+	closing := err != nil && errors.Is(err, context.Canceled) && r.baseCtx.Err() != nil
 	r.mu.Lock()
 	if err != nil {
 		r.status.LastError = err.Error()
 		r.status.Failures++
 		r.nextAge = 0
+		if !closing {
+			r.status.FetchesFailed++
+		}
 	} else {
 		r.keys.Store(k)
 		r.status.LastRefresh = time.Now()
 		r.status.LastError = ""
 		r.status.Failures = 0
+		r.status.FetchesOK++
+		r.status.Dropped = len(dropped)
 		r.nextAge = age
 	}
 	if cur := r.keys.Load(); cur != nil {
@@ -302,8 +315,8 @@ func (r *Remote) refresh() {
 	r.mu.Unlock()
 
 	if err != nil {
-		if errors.Is(err, context.Canceled) && r.baseCtx.Err() != nil {
-			return // closing
+		if closing {
+			return
 		}
 		r.opts.Logger.Warn("jwks: refresh failed; keeping the last good keys",
 			"url", event.URL, "error", err.Error(), "consecutive_failures", failures, "keys_kept", event.Keys)

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/tokenward/tokenward/internal/httpfetch"
 	"github.com/tokenward/tokenward/jwks"
 )
 
@@ -132,7 +133,7 @@ func NewValidator(issuers []Issuer, audiences []string, opts ValidatorOptions) (
 		case v.issuers[iss.URL] != nil:
 			errs = append(errs, fmt.Errorf("tokenward: issuer %q given twice", iss.URL))
 		}
-		if err := jwks.CheckURL(iss.URL); err != nil {
+		if err := httpfetch.CheckURL(iss.URL); err != nil {
 			errs = append(errs, fmt.Errorf("tokenward: issuer: %w", err))
 		}
 		v.issuers[iss.URL] = iss.Keys

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/tokenward/tokenward/internal/httpfetch"
-	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 )
 
@@ -75,12 +74,12 @@ type settings struct {
 // returns every problem.
 func newSettings(what, endpoint string, s settings) (settings, []error) {
 	var errs []error
-	if err := jwks.CheckURL(endpoint); err != nil {
+	if err := httpfetch.CheckURL(endpoint); err != nil {
 		errs = append(errs, fmt.Errorf("opaque: %s endpoint: %w", what, err))
 	}
 	if s.issuer == "" {
 		errs = append(errs, fmt.Errorf("opaque: %s: no issuer", what))
-	} else if err := jwks.CheckURL(s.issuer); err != nil {
+	} else if err := httpfetch.CheckURL(s.issuer); err != nil {
 		errs = append(errs, fmt.Errorf("opaque: %s issuer: %w", what, err))
 	}
 	if s.timeout < 0 {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tokenward/tokenward/internal/httpfetch"
-	"github.com/tokenward/tokenward/jwks"
 )
 
 // discoveryTimeout bounds Discover when the context has no deadline.
@@ -26,10 +25,10 @@ const maxDiscovery = 1 << 20
 // if an endpoint is neither https nor http on a loopback host. client nil
 // means a default client; redirects are followed only to URLs such as these.
 func Discover(ctx context.Context, client *http.Client, issuer string) (userinfo, introspection string, err error) {
-	if err := jwks.CheckURL(issuer); err != nil {
+	if err := httpfetch.CheckURL(issuer); err != nil {
 		return "", "", fmt.Errorf("opaque: discovery: %w", err)
 	}
-	c := httpfetch.Client(client, maxDiscovery, func(u *url.URL) error { return jwks.CheckURL(u.String()) })
+	c := httpfetch.Client(client, maxDiscovery, func(u *url.URL) error { return httpfetch.CheckURL(u.String()) })
 	if _, ok := ctx.Deadline(); !ok && c.Timeout == 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, discoveryTimeout)
@@ -57,7 +56,7 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (userinfo
 		if e.url == "" {
 			continue
 		}
-		if err := jwks.CheckURL(e.url); err != nil {
+		if err := httpfetch.CheckURL(e.url); err != nil {
 			errs = append(errs, fmt.Errorf("opaque: discovery document of %s: %s: %w", issuer, e.name, err))
 		}
 	}

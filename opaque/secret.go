@@ -1,7 +1,6 @@
 package opaque
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,25 +30,44 @@ func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 // maxSecretFile bounds what ReadSecretFile reads.
 const maxSecretFile = 64 << 10
 
+// SecretFileError is the error of [ReadSecretFile]. It never quotes the
+// file's contents.
+type SecretFileError struct {
+	Path string
+	// Problem is a client-safe sentence saying what is wrong with the file,
+	// such as "secret file /run/secret is empty", without this package's
+	// prefix: a caller that names the setting prints it after the name.
+	Problem string
+	// Err is the underlying error (an *fs.PathError, say), or nil.
+	Err error
+}
+
+func (e *SecretFileError) Error() string { return "opaque: " + e.Problem }
+
+func (e *SecretFileError) Unwrap() error { return e.Err }
+
 // ReadSecretFile reads a secret from a file, such as a Kubernetes Secret
 // mounted as a volume, without its trailing newline. An empty file is an
-// error. The error never quotes the file's contents.
+// error. The error, a [*SecretFileError], never quotes the file's contents.
 func ReadSecretFile(path string) (Secret, error) {
+	fail := func(err error, format string, args ...any) (Secret, error) {
+		return "", &SecretFileError{Path: path, Problem: fmt.Sprintf(format, args...), Err: err}
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("opaque: secret file: %w", err)
+		return fail(err, "secret file: %v", err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
 	if err != nil {
-		return "", fmt.Errorf("opaque: secret file %s: %w", path, err)
+		return fail(err, "secret file %s: %v", path, err)
 	}
 	if len(b) > maxSecretFile {
-		return "", fmt.Errorf("opaque: secret file %s is larger than %d bytes", path, maxSecretFile)
+		return fail(nil, "secret file %s is larger than %d bytes", path, maxSecretFile)
 	}
 	s := strings.TrimRight(string(b), "\r\n")
 	if s == "" {
-		return "", errors.New("opaque: secret file " + path + " is empty")
+		return fail(nil, "secret file %s is empty", path)
 	}
 	return Secret(s), nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tokenward/tokenward/admin"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/proxy"
@@ -19,9 +20,9 @@ import (
 
 // scrape returns the metric samples of an admin handler, keyed by
 // `name{labels}` as the text format writes them.
-func scrape(tb testing.TB, admin *httptest.Server) map[string]float64 {
+func scrape(tb testing.TB, adminSrv *httptest.Server) map[string]float64 {
 	tb.Helper()
-	resp, err := admin.Client().Get(admin.URL + "/metrics")
+	resp, err := adminSrv.Client().Get(adminSrv.URL + "/metrics")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(keys.Close)
-	m := proxy.NewMetrics(reg, keys)
+	m := admin.NewMetrics(reg, keys)
 	set, _ := keys.Set(iss.URL())
 	v, err := middleware.NewValidator([]middleware.Issuer{{URL: iss.URL(), Keys: set}}, []string{audience}, middleware.ValidatorOptions{})
 	if err != nil {
@@ -71,8 +72,8 @@ func TestMetrics(t *testing.T) {
 	up := newUpstream(t)
 	cfg := proxy.Config{Validator: v, Rules: mustRules(t, testRules), Metrics: m}
 	srv := startProxy(t, up.URL, cfg, proxy.UpstreamOptions{})
-	admin := httptest.NewServer(proxy.NewAdmin(reg, keys))
-	t.Cleanup(admin.Close)
+	adminSrv := httptest.NewServer(admin.NewHandler(reg, keys))
+	t.Cleanup(adminSrv.Close)
 
 	expired := mint(t, iss, map[string]any{"scope": "api", "exp": time.Now().Add(-time.Hour).Unix()})
 	for _, tc := range []struct {
@@ -98,7 +99,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("refresh failed: %v", e.Err)
 	}
 
-	got := scrape(t, admin)
+	got := scrape(t, adminSrv)
 	issuer := `issuer="` + iss.URL() + `"`
 	for sample, want := range map[string]float64{
 		`tokenward_requests_total{outcome="allowed",reason=""}`:                  2,
@@ -118,6 +119,12 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", sample, v, ok, want)
 		}
 	}
+	if got[`tokenward_jwks_refreshes_total{`+issuer+`,result="success"}`] < 1 {
+		t.Errorf("tokenward_jwks_refreshes_total success = %v after a successful fetch", got[`tokenward_jwks_refreshes_total{`+issuer+`,result="success"}`])
+	}
+	if v, ok := got[`tokenward_jwks_refreshes_total{`+issuer+`,result="failure"}`]; !ok || v != 0 {
+		t.Errorf("tokenward_jwks_refreshes_total failure = %v (present %v), want 0", v, ok)
+	}
 	if _, ok := got[`tokenward_jwks_last_success_age_seconds{`+issuer+`}`]; !ok {
 		t.Error("no tokenward_jwks_last_success_age_seconds after a successful fetch")
 	}
@@ -129,17 +136,17 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestHealthz(t *testing.T) {
-	admin := httptest.NewServer(proxy.NewAdmin(prometheus.NewRegistry(), nil))
-	t.Cleanup(admin.Close)
-	resp, body := do(t, admin, request{path: "/healthz"})
+	adminSrv := httptest.NewServer(admin.NewHandler(prometheus.NewRegistry(), nil))
+	t.Cleanup(adminSrv.Close)
+	resp, body := do(t, adminSrv, request{path: "/healthz"})
 	if resp.StatusCode != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", resp.StatusCode, body)
 	}
 	// Without a key registry there is nothing to wait for.
-	if resp, body := do(t, admin, request{path: "/readyz"}); resp.StatusCode != 200 {
+	if resp, body := do(t, adminSrv, request{path: "/readyz"}); resp.StatusCode != 200 {
 		t.Errorf("/readyz without keys: %d %s", resp.StatusCode, body)
 	}
-	if resp, _ := do(t, admin, request{method: "POST", path: "/healthz"}); resp.StatusCode != http.StatusMethodNotAllowed {
+	if resp, _ := do(t, adminSrv, request{method: "POST", path: "/healthz"}); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /healthz: %d, want 405", resp.StatusCode)
 	}
 }
@@ -154,9 +161,9 @@ type readiness struct {
 	} `json:"issuers"`
 }
 
-func readyz(tb testing.TB, admin *httptest.Server) (int, readiness) {
+func readyz(tb testing.TB, adminSrv *httptest.Server) (int, readiness) {
 	tb.Helper()
-	resp, body := do(tb, admin, request{path: "/readyz"})
+	resp, body := do(tb, adminSrv, request{path: "/readyz"})
 	var r readiness
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
 		tb.Fatalf("/readyz body %q: %v", body, err)
@@ -170,22 +177,17 @@ func TestReadyz(t *testing.T) {
 	iss := newIssuer(t)
 	iss.SetDown(true)
 	reg := prometheus.NewRegistry()
-	var m *proxy.Metrics
-	metricsReady := make(chan struct{})
 	keys, err := jwks.NewRegistry([]string{iss.URL()}, jwks.RegistryOptions{
 		JWKSURLs: map[string]string{iss.URL(): iss.JWKSURL()},
 		Remote:   jwks.RemoteOptions{RefreshInterval: 20 * time.Millisecond, MinRefreshInterval: 5 * time.Millisecond},
-		OnRefresh: func(issuers []string, e jwks.RefreshEvent) {
-			<-metricsReady // m is set before the first event is counted
-			m.ObserveRefresh(issuers, e)
-		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(keys.Close)
-	m = proxy.NewMetrics(reg, keys)
-	close(metricsReady)
+	// Made after the registry has started fetching: the fetch counts are
+	// read from the key sets, so none made before is missed.
+	m := admin.NewMetrics(reg, keys)
 	set, _ := keys.Set(iss.URL())
 	v, err := middleware.NewValidator([]middleware.Issuer{{URL: iss.URL(), Keys: set}}, []string{audience}, middleware.ValidatorOptions{})
 	if err != nil {
@@ -193,22 +195,22 @@ func TestReadyz(t *testing.T) {
 	}
 	up := newUpstream(t)
 	srv := startProxy(t, up.URL, proxy.Config{Validator: v, Rules: mustRules(t, testRules), Metrics: m}, proxy.UpstreamOptions{})
-	admin := httptest.NewServer(proxy.NewAdmin(reg, keys))
-	t.Cleanup(admin.Close)
+	adminSrv := httptest.NewServer(admin.NewHandler(reg, keys))
+	t.Cleanup(adminSrv.Close)
 	ctx := waitCtx(t)
 
 	// Two fetches have arrived while down: the first has failed.
 	if err := iss.WaitJWKSRequests(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	status, r := readyz(t, admin)
+	status, r := readyz(t, adminSrv)
 	if status != http.StatusServiceUnavailable || r.Ready || len(r.Issuers) != 1 || r.Issuers[0].Loaded || r.Issuers[0].Issuer != iss.URL() {
 		t.Fatalf("/readyz while down: %d %+v, want 503 not ready", status, r)
 	}
 	if r.Issuers[0].LastError == "" {
 		t.Errorf("/readyz while down gives no last_error")
 	}
-	if resp, body := do(t, admin, request{path: "/healthz"}); resp.StatusCode != 200 {
+	if resp, body := do(t, adminSrv, request{path: "/healthz"}); resp.StatusCode != 200 {
 		t.Errorf("/healthz while down: %d %s", resp.StatusCode, body)
 	}
 	resp, body := do(t, srv, request{path: "/x", token: withScope(t, iss, "api")})
@@ -216,7 +218,7 @@ func TestReadyz(t *testing.T) {
 		t.Errorf("request while down: %d (Retry-After %q) %s, want 503", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 	up.none(t)
-	got := scrape(t, admin)
+	got := scrape(t, adminSrv)
 	issuer := `issuer="` + iss.URL() + `"`
 	if got[`tokenward_jwks_loaded{`+issuer+`}`] != 0 || got[`tokenward_jwks_refreshes_total{`+issuer+`,result="failure"}`] < 1 {
 		t.Errorf("metrics while down: loaded %v, failures %v", got[`tokenward_jwks_loaded{`+issuer+`}`],
@@ -233,14 +235,14 @@ func TestReadyz(t *testing.T) {
 	if err := iss.WaitJWKSRequests(ctx, n+2); err != nil {
 		t.Fatal(err)
 	}
-	status, r = readyz(t, admin)
+	status, r = readyz(t, adminSrv)
 	if status != 200 || !r.Ready || !r.Issuers[0].Loaded || r.Issuers[0].Keys != 1 || r.Issuers[0].LastError != "" {
 		t.Fatalf("/readyz after recovery: %d %+v, want 200 ready", status, r)
 	}
 	if resp, body := do(t, srv, request{path: "/x", token: withScope(t, iss, "api")}); resp.StatusCode != 200 {
 		t.Errorf("request after recovery: %d %s", resp.StatusCode, body)
 	}
-	got = scrape(t, admin)
+	got = scrape(t, adminSrv)
 	if got[`tokenward_jwks_loaded{`+issuer+`}`] != 1 || got[`tokenward_jwks_refreshes_total{`+issuer+`,result="success"}`] < 1 {
 		t.Errorf("metrics after recovery: loaded %v, successes %v", got[`tokenward_jwks_loaded{`+issuer+`}`],
 			got[`tokenward_jwks_refreshes_total{`+issuer+`,result="success"}`])

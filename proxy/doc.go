@@ -1,7 +1,8 @@
 // Package proxy runs the validator in front of APIs that cannot be changed:
 // [Proxy] is a reverse proxy (the Kubernetes sidecar), [ForwardAuth] answers
-// NGINX auth_request, Traefik ForwardAuth and Envoy ext_authz, and
-// [NewAdmin] serves /metrics, /healthz and /readyz.
+// NGINX auth_request, Traefik ForwardAuth and Envoy ext_authz. What they
+// decide is recorded through an [Observer] (package admin has the Prometheus
+// one, and the admin server: /metrics, /healthz, /readyz).
 //
 // Route rules ([ParseRules]) use net/http.ServeMux patterns, so the most
 // specific pattern wins and tokenward has no matcher of its own. A request

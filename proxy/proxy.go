@@ -39,8 +39,9 @@ type Config struct {
 	Logger *slog.Logger
 	// AccessLog adds one line per allowed request.
 	AccessLog bool
-	// Metrics, if set, records outcomes and latencies.
-	Metrics *Metrics
+	// Metrics, if not nil, records outcomes and latencies (an
+	// *admin.Metrics).
+	Metrics Observer
 }
 
 // guard is the decision both modes share.
@@ -114,7 +115,7 @@ func (g *guard) decide(ctx context.Context, target *http.Request, h http.Header)
 			Detail: "missing " + strings.Join(route.Required.Missing(claims.Scopes), " ")}
 	}
 	if g.cfg.Metrics != nil {
-		g.cfg.Metrics.validation.Observe(time.Since(start).Seconds())
+		g.cfg.Metrics.ObserveValidation(time.Since(start))
 	}
 	if err != nil {
 		var e *middleware.Error
@@ -129,7 +130,7 @@ func (g *guard) decide(ctx context.Context, target *http.Request, h http.Header)
 // refuse answers and records a refused request.
 func (g *guard) refuse(w http.ResponseWriter, r *http.Request, d decision, method, uri string) {
 	if g.cfg.Metrics != nil {
-		g.cfg.Metrics.denied(d.err.Reason)
+		g.cfg.Metrics.ObserveDenied(d.err.Reason)
 	}
 	if len(uri) > 256 {
 		uri = uri[:256]
@@ -154,11 +155,7 @@ func (g *guard) refuse(w http.ResponseWriter, r *http.Request, d decision, metho
 
 func (g *guard) allowed(r *http.Request, d decision, method, uri string) {
 	if g.cfg.Metrics != nil {
-		if d.route.Public {
-			g.cfg.Metrics.public.Inc()
-		} else {
-			g.cfg.Metrics.allowed.Inc()
-		}
+		g.cfg.Metrics.ObserveAllowed(d.route.Public)
 	}
 	if g.cfg.AccessLog {
 		sub := ""
@@ -217,7 +214,7 @@ func New(upstream string, cfg Config, opts UpstreamOptions) (*Proxy, error) {
 		transport = opts.Transport
 	}
 	if cfg.Metrics != nil {
-		transport = timedTransport{base: transport, m: cfg.Metrics}
+		transport = timedTransport{base: transport, obs: cfg.Metrics}
 	}
 	p := &Proxy{g: g}
 	p.rp = &httputil.ReverseProxy{
@@ -312,7 +309,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; there is no one to answer.
 		if p.g.cfg.Metrics != nil {
-			p.g.cfg.Metrics.upstreamErrors.WithLabelValues("client_gone").Inc()
+			p.g.cfg.Metrics.ObserveUpstreamError("client_gone")
 		}
 		w.WriteHeader(499)
 		return
@@ -323,7 +320,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		status, kind = http.StatusGatewayTimeout, "timeout"
 	}
 	if p.g.cfg.Metrics != nil {
-		p.g.cfg.Metrics.upstreamErrors.WithLabelValues(kind).Inc()
+		p.g.cfg.Metrics.ObserveUpstreamError(kind)
 	}
 	p.g.log.Warn("upstream error", "kind", kind, "error", err.Error(), "method", r.Method, "path", r.URL.Path)
 	w.Header().Set("Content-Type", "application/json")

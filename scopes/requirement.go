@@ -195,10 +195,21 @@ func tokenByte(c byte) bool {
 	return c == 0x21 || (c >= 0x23 && c <= 0x5b) || (c >= 0x5d && c <= 0x7e)
 }
 
+// InvalidScopeError is the error of a scope that is not a valid RFC 6749
+// scope-token, from [Requirement.Validate] (one per scope, joined).
+type InvalidScopeError struct {
+	Scope string
+	// Problem is a client-safe sentence quoting Scope and saying which byte
+	// is not allowed, without this package's prefix.
+	Problem string
+}
+
+func (e *InvalidScopeError) Error() string { return "scopes: " + e.Problem }
+
 // checkToken is ValidToken with the reason.
 func checkToken(scope string) error {
 	if scope == "" {
-		return errors.New("scopes: empty scope")
+		return &InvalidScopeError{Scope: scope, Problem: "empty scope"}
 	}
 	for i := 0; i < len(scope); i++ {
 		c := scope[i]
@@ -218,7 +229,7 @@ func checkToken(scope string) error {
 		default:
 			why = fmt.Sprintf("non-ASCII byte 0x%02x", c)
 		}
-		return fmt.Errorf("scopes: invalid scope %q: %s at byte %d is not allowed", scope, why, i)
+		return &InvalidScopeError{Scope: scope, Problem: fmt.Sprintf("invalid scope %q: %s at byte %d is not allowed", scope, why, i)}
 	}
 	return nil
 }

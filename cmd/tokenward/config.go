@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/tokenward/tokenward/denylist"
+	"github.com/tokenward/tokenward/internal/httpfetch"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/opaque"
@@ -87,7 +89,8 @@ type Config struct {
 	DenyListInterval              time.Duration `env:"TOKENWARD_DENYLIST_INTERVAL"`
 
 	// Derived by check from the fields above.
-	jwksURLs     map[string]string // issuer → key set URL
+	jwksURLs     map[string]string       // issuer → key set URL
+	keyFiles     map[string]*jwks.Static // file:// key set URL → the set read from it
 	required     scopes.Requirement
 	rules        *proxy.Rules
 	claimHeaders []proxy.ClaimHeader
@@ -232,7 +235,7 @@ func (c *Config) check(p purpose) []string {
 	seen := map[string]bool{}
 	for _, iss := range c.Issuers {
 		if seen[iss] {
-			add("TOKENWARD_ISSUERS: %s is given twice", redact(iss))
+			add("TOKENWARD_ISSUERS: %s is given twice", httpfetch.Redact(iss))
 			continue
 		}
 		seen[iss] = true
@@ -246,6 +249,7 @@ func (c *Config) check(p purpose) []string {
 
 	// Key set URLs.
 	c.jwksURLs = map[string]string{}
+	c.keyFiles = map[string]*jwks.Static{}
 	for _, pair := range c.JWKSURIs {
 		iss, u, ok := splitJWKSPair(pair)
 		switch {
@@ -253,13 +257,13 @@ func (c *Config) check(p purpose) []string {
 			add("TOKENWARD_JWKS_URIS: %q is not issuer=url (the url must start with https://, http:// or file://)", redactPair(pair))
 			continue
 		case !slices.Contains(c.Issuers, iss):
-			add("TOKENWARD_JWKS_URIS: %s is not one of TOKENWARD_ISSUERS", redact(iss))
+			add("TOKENWARD_JWKS_URIS: %s is not one of TOKENWARD_ISSUERS", httpfetch.Redact(iss))
 			continue
 		case c.jwksURLs[iss] != "":
-			add("TOKENWARD_JWKS_URIS: %s is given twice", redact(iss))
+			add("TOKENWARD_JWKS_URIS: %s is given twice", httpfetch.Redact(iss))
 			continue
 		}
-		if err := checkKeySetURL(u); err != nil {
+		if err := c.checkKeySetURL(u); err != nil {
 			add("TOKENWARD_JWKS_URIS: key set of %s: %v", iss, err)
 			continue
 		}
@@ -304,7 +308,7 @@ func (c *Config) check(p purpose) []string {
 	c.required = scopes.All(c.RequiredScopes...)
 	if err := c.required.Validate(); err != nil {
 		for _, e := range unjoin(err) {
-			add("TOKENWARD_REQUIRED_SCOPES: %s", strings.TrimPrefix(e.Error(), "scopes: "))
+			add("TOKENWARD_REQUIRED_SCOPES: %s", problem(e))
 		}
 	}
 
@@ -461,7 +465,7 @@ func (c *Config) checkOpaque() []string {
 
 	switch {
 	case c.OpaqueIssuer != "" && !slices.Contains(c.Issuers, c.OpaqueIssuer):
-		add("TOKENWARD_OPAQUE_ISSUER: %s is not one of TOKENWARD_ISSUERS", redact(c.OpaqueIssuer))
+		add("TOKENWARD_OPAQUE_ISSUER: %s is not one of TOKENWARD_ISSUERS", httpfetch.Redact(c.OpaqueIssuer))
 	case c.OpaqueIssuer != "":
 		c.opaqueIssuer = c.OpaqueIssuer
 	case len(c.Issuers) > 0:
@@ -493,7 +497,7 @@ func (c *Config) checkOpaque() []string {
 	case c.IntrospectionClientSecretFile != "":
 		secret, err := opaque.ReadSecretFile(c.IntrospectionClientSecretFile)
 		if err != nil {
-			add("TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE: %s", strings.TrimPrefix(err.Error(), "opaque: "))
+			add("TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE: %s", problem(err))
 		}
 		c.clientSecret = secret
 	default:
@@ -523,12 +527,10 @@ func (c *Config) checkDenyList() []string {
 			add("TOKENWARD_DENYLIST_FILE: %s is not a regular file", c.DenyListFile)
 		}
 	case c.DenyListURL != "":
-		// New reads nothing: it checks the URL (https, or http on
-		// loopback; no user info), without echoing credentials.
-		if _, err := denylist.New(denylist.Options{URL: c.DenyListURL}); err != nil {
-			for _, e := range unjoin(err) {
-				add("TOKENWARD_DENYLIST_URL: %s", hideQuery(strings.TrimPrefix(e.Error(), "denylist: "), c.DenyListURL))
-			}
+		// The deny list's own URL policy: https, or http on loopback; no
+		// user info; the query, which may hold a credential, never shown.
+		if err := httpfetch.CheckSourceURL(c.DenyListURL); err != nil {
+			add("TOKENWARD_DENYLIST_URL: %s", problem(err))
 		}
 	case c.DenyListInterval != 0:
 		c.ignored = append(c.ignored, "TOKENWARD_DENYLIST_INTERVAL is ignored without TOKENWARD_DENYLIST_FILE or TOKENWARD_DENYLIST_URL")
@@ -565,12 +567,17 @@ func (c *Config) validatorOptions() middleware.ValidatorOptions {
 	}
 }
 
-// remoteOptions maps the configuration to the key sets' options.
-func (c *Config) remoteOptions(log *slog.Logger) jwks.RemoteOptions {
-	return jwks.RemoteOptions{
-		RefreshInterval:    c.JWKSRefreshInterval,
-		MinRefreshInterval: c.JWKSMinRefreshInterval,
-		Logger:             log,
+// registryOptions maps the configuration to the key sets' options: the key
+// set files read by check are used as read.
+func (c *Config) registryOptions(log *slog.Logger) jwks.RegistryOptions {
+	return jwks.RegistryOptions{
+		JWKSURLs: c.jwksURLs,
+		Static:   c.keyFiles,
+		Remote: jwks.RemoteOptions{
+			RefreshInterval:    c.JWKSRefreshInterval,
+			MinRefreshInterval: c.JWKSMinRefreshInterval,
+			Logger:             log,
+		},
 	}
 }
 
@@ -618,21 +625,21 @@ func splitJWKSPair(pair string) (issuer, keySetURL string, ok bool) {
 	return "", "", false
 }
 
-// checkURL is jwks.CheckURL without echoing user info, which could be a
-// password.
+// checkURL is the issuer URL policy (httpfetch.CheckURL), whose problem is
+// printed after the variable's name (user info, which could be a password,
+// is not echoed).
 func checkURL(raw string) error {
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		return fmt.Errorf("%s must not have user info", redact(raw))
-	}
-	if err := jwks.CheckURL(raw); err != nil {
-		return errors.New(strings.TrimPrefix(err.Error(), "jwks: "))
+	if err := httpfetch.CheckURL(raw); err != nil {
+		return errors.New(problem(err))
 	}
 	return nil
 }
 
 // checkKeySetURL accepts an https key set URL (http on loopback), or a
-// readable file:///path holding a usable key set.
-func checkKeySetURL(raw string) error {
+// readable file:///path holding a usable key set, which it keeps in
+// c.keyFiles for the registry (a file is read once, however many issuers
+// name it).
+func (c *Config) checkKeySetURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme != "file" {
 		return checkURL(raw)
@@ -640,10 +647,24 @@ func checkKeySetURL(raw string) error {
 	if (u.Host != "" && u.Host != "localhost") || u.Path == "" {
 		return fmt.Errorf("%q must be file:///absolute/path", raw)
 	}
-	if _, err := jwks.LoadFile(u.Path); err != nil {
-		return errors.New(strings.TrimPrefix(err.Error(), "jwks: "))
+	if c.keyFiles[raw] != nil {
+		return nil
 	}
-	return nil
+	set, err := jwks.LoadFile(u.Path)
+	var (
+		pe      *jwks.ParseError
+		pathErr *fs.PathError
+	)
+	switch {
+	case err == nil:
+		c.keyFiles[raw] = set
+		return nil
+	case errors.As(err, &pe):
+		return fmt.Errorf("%s (in %s)", pe.Reason, u.Path)
+	case errors.As(err, &pathErr):
+		return fmt.Errorf("read key set: %w", pathErr)
+	}
+	return err
 }
 
 // checkUpstream accepts what proxy.New accepts: http, https, h2c (HTTP/2
@@ -652,11 +673,11 @@ func checkKeySetURL(raw string) error {
 func checkUpstream(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("%q is not a URL", redact(raw))
+		return fmt.Errorf("%q is not a URL", httpfetch.Redact(raw))
 	}
 	switch {
 	case u.User != nil:
-		return fmt.Errorf("%s must not have user info", redact(raw))
+		return fmt.Errorf("%s must not have user info", httpfetch.Redact(raw))
 	case u.RawQuery != "" || u.Fragment != "":
 		return fmt.Errorf("%q must not have a query or a fragment", raw)
 	}
@@ -675,27 +696,6 @@ func checkUpstream(raw string) error {
 	return nil
 }
 
-// redact hides a URL's user info (a password, or a token as user name);
-// other text is unchanged.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	u.User = url.User("REDACTED")
-	return u.String()
-}
-
-// hideQuery removes raw's query, which may carry a credential (a signed
-// URL, an API key), from msg.
-func hideQuery(msg, raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.RawQuery == "" {
-		return msg
-	}
-	return strings.ReplaceAll(msg, "?"+u.RawQuery, "?(query not shown)")
-}
-
 func redactPair(pair string) string {
 	if strings.Contains(pair, "@") {
 		return "(a value with user info, not shown)"
@@ -711,6 +711,28 @@ func validRealm(s string) bool {
 		}
 	}
 	return true
+}
+
+// problem is the client-safe text of a typed error, which names no package,
+// to print after a variable's name; other errors are printed whole.
+func problem(err error) string {
+	var (
+		ue *jwks.URLError
+		se *opaque.SecretFileError
+		le *denylist.LoadError
+		ie *scopes.InvalidScopeError
+	)
+	switch {
+	case errors.As(err, &ue):
+		return ue.Problem
+	case errors.As(err, &se):
+		return se.Problem
+	case errors.As(err, &le):
+		return le.Problem
+	case errors.As(err, &ie):
+		return ie.Problem
+	}
+	return err.Error()
 }
 
 // unjoin flattens errors.Join trees into their leaves.

@@ -199,6 +199,12 @@ func TestAnswers(t *testing.T) {
 				t.Errorf("/metrics has no %q", want)
 			}
 		}
+		// The fetch that loaded the keys is counted, though it was made
+		// before the metrics existed.
+		success := `tokenward_jwks_refreshes_total{issuer="` + iss.URL() + `",result="success"} `
+		if i := strings.Index(string(r.body), success); i < 0 || strings.HasPrefix(string(r.body[i+len(success):]), "0\n") {
+			t.Errorf("/metrics counts no successful key set fetch")
+		}
 	})
 
 	t.Run("logs never hold a token", func(t *testing.T) {
@@ -798,7 +804,7 @@ func TestConfigErrors(t *testing.T) {
 				"TOKENWARD_INTROSPECTION_CLIENT_SECRET and TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE are both set",
 				"TOKENWARD_OPAQUE_TIMEOUT: 0s must be positive",
 				"TOKENWARD_OPAQUE_CACHE_SIZE: -1 is negative",
-				"TOKENWARD_DENYLIST_URL: URL must not carry credentials",
+				`TOKENWARD_DENYLIST_URL: "https://REDACTED@lists.example.com/deny.json" must not have user info`,
 				`TOKENWARD_DENYLIST_INTERVAL: "often" is not a duration`,
 			},
 		},

@@ -86,7 +86,8 @@ func inspect(ctx context.Context, args []string, getenv func(string) string, std
 	lazies := make(map[string]*lazyKeys, len(cfg.Issuers))
 	issuers := make([]middleware.Issuer, 0, len(cfg.Issuers))
 	for _, iss := range cfg.Issuers {
-		opts := jwks.RegistryOptions{Remote: cfg.remoteOptions(slog.New(slog.DiscardHandler))}
+		opts := cfg.registryOptions(slog.New(slog.DiscardHandler))
+		opts.JWKSURLs = nil
 		if u, ok := cfg.jwksURLs[iss]; ok {
 			opts.JWKSURLs = map[string]string{iss: u}
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/tokenward/tokenward/denylist"
@@ -155,7 +154,7 @@ func startDenyList(ctx context.Context, cfg *Config, log *slog.Logger) (*denylis
 			list.Close()
 			return nil, &configError{problems: []string{fmt.Sprintf(
 				"TOKENWARD_DENYLIST_FILE: %s; until a deny list loads nothing would be revoked, so tokenward does not start",
-				strings.TrimPrefix(err.Error(), "denylist: "))}}
+				problem(err))}}
 		}
 		return list, nil
 	}
@@ -165,7 +164,7 @@ func startDenyList(ctx context.Context, cfg *Config, log *slog.Logger) (*denylis
 			return nil, fmt.Errorf("interrupted during start: %w", ctx.Err())
 		}
 		return nil, fmt.Errorf("TOKENWARD_DENYLIST_URL: the first load failed (%d attempts): %s; until a deny list loads nothing would be revoked, so tokenward does not start",
-			startAttempts, strings.TrimPrefix(err.Error(), "denylist: "))
+			startAttempts, problem(err))
 	}
 	return list, nil
 }

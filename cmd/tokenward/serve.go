@@ -14,7 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/tokenward/tokenward/admin"
 	"github.com/tokenward/tokenward/denylist"
+	"github.com/tokenward/tokenward/internal/httpfetch"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/proxy"
@@ -50,7 +52,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		"audiences", cfg.Audiences,
 		"algorithms", cfg.Algorithms,
 		"jwks_uris", cfg.jwksURLs,
-		"upstream", redact(cfg.Upstream),
+		"upstream", httpfetch.Redact(cfg.Upstream),
 		"rules", cfg.rules.Len(),
 		"required_scopes", cfg.required.String(),
 		"claim_headers", cfg.ClaimHeaders,
@@ -76,8 +78,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srv := proxy.NewServer(cfg.ListenAddr, g.handler)
 	srv.ErrorLog = errorLog
-	admin := &http.Server{
-		Handler:           proxy.NewAdmin(g.gatherer, g.keys),
+	adminSrv := &http.Server{
+		Handler:           admin.NewHandler(g.gatherer, g.keys),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          errorLog,
@@ -87,7 +89,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	// lets both goroutines end whatever happens here.
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	go func() { errc <- admin.Serve(adminLn) }()
+	go func() { errc <- adminSrv.Serve(adminLn) }()
 	log.Info("listening", "server", cfg.Mode, "addr", ln.Addr().String())
 	log.Info("listening", "server", "admin", "addr", adminLn.Addr().String())
 
@@ -103,7 +105,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGrace)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, s := range []*http.Server{srv, admin} {
+	for _, s := range []*http.Server{srv, adminSrv} {
 		wg.Go(func() {
 			if err := s.Shutdown(sctx); err != nil {
 				// Grace is over: cut what is still open (long streams).
@@ -150,12 +152,7 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 			g.close()
 		}
 	}()
-	obs := &refreshObserver{}
-	g.keys, err = jwks.NewRegistry(cfg.Issuers, jwks.RegistryOptions{
-		JWKSURLs:  cfg.jwksURLs,
-		Remote:    cfg.remoteOptions(log),
-		OnRefresh: obs.observe,
-	})
+	g.keys, err = jwks.NewRegistry(cfg.Issuers, cfg.registryOptions(log))
 	if err != nil {
 		return nil, asConfigError(err)
 	}
@@ -164,8 +161,9 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	metrics := proxy.NewMetrics(reg, g.keys)
-	obs.bind(metrics)
+	// Read at each scrape, key set fetches included: none is missed, even
+	// those made before the metrics exist.
+	metrics := admin.NewMetrics(reg, g.keys)
 
 	if g.deny, err = startDenyList(ctx, cfg, log); err != nil {
 		return nil, err
@@ -185,13 +183,13 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 	opts.Opaque = checker
 	if g.deny != nil {
 		opts.Revoked = g.deny.Revoked
-		proxy.RegisterDenyList(reg, g.deny)
+		admin.RegisterDenyList(reg, g.deny)
 	}
 	v, err := middleware.NewValidator(issuers, cfg.Audiences, opts)
 	if err != nil {
 		return nil, asConfigError(err)
 	}
-	proxy.RegisterTokenCache(reg, v)
+	admin.RegisterTokenCache(reg, v)
 	pc := proxy.Config{
 		Validator:          v,
 		Rules:              cfg.rules,
@@ -226,42 +224,4 @@ func asConfigError(err error) error {
 		ce.problems = append(ce.problems, e.Error())
 	}
 	return ce
-}
-
-// refreshObserver passes key set refreshes to the metrics. The registry must
-// exist before the metrics (which read its state) and starts fetching at
-// once, so the first events may come before the metrics do: they are kept and
-// replayed.
-type refreshObserver struct {
-	mu      sync.Mutex // guards m and pending
-	m       *proxy.Metrics
-	pending []refresh
-}
-
-type refresh struct {
-	issuers []string
-	event   jwks.RefreshEvent
-}
-
-// observe is jwks.RegistryOptions.OnRefresh. It does not block.
-func (o *refreshObserver) observe(issuers []string, e jwks.RefreshEvent) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.m != nil {
-		o.m.ObserveRefresh(issuers, e)
-		return
-	}
-	if len(o.pending) < 64 {
-		o.pending = append(o.pending, refresh{issuers, e})
-	}
-}
-
-func (o *refreshObserver) bind(m *proxy.Metrics) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.m = m
-	for _, r := range o.pending {
-		m.ObserveRefresh(r.issuers, r.event)
-	}
-	o.pending = nil
 }

@@ -1,9 +1,16 @@
-// Package httpfetch holds what jwks, opaque and denylist share to read from an
-// issuer or another server: an HTTP client whose response bodies are read
-// through a size limit and whose redirects follow a policy, and OpenID
-// Connect discovery through go-oidc on such a client.
+// Package httpfetch holds what jwks, middleware, opaque and denylist share to
+// read from an issuer or another server: the URL policy ([CheckURL],
+// [CheckSourceURL]), an HTTP client whose response bodies are read through a
+// size limit and whose redirects follow a policy, and OpenID Connect
+// discovery through go-oidc on such a client.
 //
 // # Security
+//
+// Every URL tokenward fetches from, or trusts as an issuer, is https, or
+// http only on a loopback host (127.0.0.0/8, [::1], localhost); a URL with
+// user info is refused, and an issuer URL also with a query or fragment. A
+// refused URL's error ([URLError]) never shows its user info, nor the query
+// of a deny list URL: either may be a credential.
 //
 // A body larger than the limit fails with [ErrTooLarge], whether its
 // Content-Length says so or it turns out so while read, so no caller (go-oidc

@@ -1,7 +1,6 @@
-package proxy
+package admin
 
 import (
-	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,7 +20,7 @@ type Metrics struct {
 	validation     prometheus.Histogram
 	upstream       prometheus.Histogram
 	upstreamErrors *prometheus.CounterVec
-	refreshes      *prometheus.CounterVec
+	upstreamBy     map[string]prometheus.Counter // pre-resolved, by kind
 	opaqueChecks   *prometheus.CounterVec
 	opaqueBy       [len(opaqueResults)][2]prometheus.Counter // [result][cached]: pre-resolved
 }
@@ -64,10 +63,6 @@ func NewMetrics(reg prometheus.Registerer, keys *jwks.Registry) *Metrics {
 			Name: "tokenward_upstream_errors_total",
 			Help: "Failed upstream requests by kind (unreachable, timeout, client_gone).",
 		}, []string{"kind"}),
-		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tokenward_jwks_refreshes_total",
-			Help: "Key set fetches by issuer and result (success, failure).",
-		}, []string{"issuer", "result"}),
 		opaqueChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokenward_opaque_checks_total",
 			Help: "Opaque-token checks by result (active, inactive, error) and whether the cache answered (hit, miss).",
@@ -79,25 +74,70 @@ func NewMetrics(reg prometheus.Registerer, keys *jwks.Registry) *Metrics {
 	for _, r := range reasons {
 		m.deniedBy[r] = m.requests.WithLabelValues("denied", string(r))
 	}
+	m.upstreamBy = make(map[string]prometheus.Counter, 3)
 	for _, k := range []string{"unreachable", "timeout", "client_gone"} {
-		m.upstreamErrors.WithLabelValues(k)
+		m.upstreamBy[k] = m.upstreamErrors.WithLabelValues(k)
 	}
 	for i, r := range opaqueResults {
 		m.opaqueBy[i][0] = m.opaqueChecks.WithLabelValues(r, "miss")
 		m.opaqueBy[i][1] = m.opaqueChecks.WithLabelValues(r, "hit")
 	}
-	reg.MustRegister(m.requests, m.validation, m.upstream, m.upstreamErrors, m.refreshes, m.opaqueChecks)
+	reg.MustRegister(m.requests, m.validation, m.upstream, m.upstreamErrors, m.opaqueChecks)
 	if keys != nil {
-		for _, iss := range keys.Issuers() {
-			m.refreshes.WithLabelValues(iss, "success")
-			m.refreshes.WithLabelValues(iss, "failure")
-		}
 		reg.MustRegister(keySetCollector{keys})
 	}
 	return m
 }
 
-func (m *Metrics) denied(r middleware.Reason) {
+// The methods below implement proxy.Observer (not imported: admin does not
+// depend on proxy). Each is safe on a nil *Metrics, which records nothing,
+// and does not allocate for the reasons and kinds declared above.
+
+// ObserveValidation records the time taken to extract and validate a token.
+func (m *Metrics) ObserveValidation(d time.Duration) {
+	if m != nil {
+		m.validation.Observe(d.Seconds())
+	}
+}
+
+// ObserveAllowed counts a request let through: on a public route, or with a
+// valid token.
+func (m *Metrics) ObserveAllowed(public bool) {
+	switch {
+	case m == nil:
+	case public:
+		m.public.Inc()
+	default:
+		m.allowed.Inc()
+	}
+}
+
+// ObserveUpstream records the time until the upstream's response headers
+// arrived.
+func (m *Metrics) ObserveUpstream(d time.Duration) {
+	if m != nil {
+		m.upstream.Observe(d.Seconds())
+	}
+}
+
+// ObserveUpstreamError counts a failed upstream request by kind:
+// "unreachable", "timeout" or "client_gone".
+func (m *Metrics) ObserveUpstreamError(kind string) {
+	if m == nil {
+		return
+	}
+	if c, ok := m.upstreamBy[kind]; ok {
+		c.Inc()
+		return
+	}
+	m.upstreamErrors.WithLabelValues("unreachable").Inc() // no label from an unknown string
+}
+
+// ObserveDenied counts a refused request by reason.
+func (m *Metrics) ObserveDenied(r middleware.Reason) {
+	if m == nil {
+		return
+	}
 	if c, ok := m.deniedBy[r]; ok {
 		c.Inc()
 		return
@@ -105,23 +145,22 @@ func (m *Metrics) denied(r middleware.Reason) {
 	m.requests.WithLabelValues("denied", string(r)).Inc()
 }
 
-// ObserveRefresh records a key set fetch; pass it as
-// jwks.RegistryOptions.OnRefresh.
-func (m *Metrics) ObserveRefresh(issuers []string, e jwks.RefreshEvent) {
-	result := "success"
-	if e.Err != nil {
-		result = "failure"
-	}
-	for _, iss := range issuers {
-		m.refreshes.WithLabelValues(iss, result).Inc()
-	}
-}
+// ObserveRefresh does nothing. It is kept for code written against
+// proxy.Metrics.
+//
+// Deprecated: key set fetches are counted by the key sets themselves
+// (jwks.Status) and read at each scrape from the registry given to
+// [NewMetrics]; counting events too would count each fetch twice.
+func (m *Metrics) ObserveRefresh(issuers []string, e jwks.RefreshEvent) {}
 
 // ObserveOpaque records an opaque-token check: its result ("active",
 // "inactive" or "error") and whether the cache answered. Pass it as
 // opaque.IntrospectorOptions.OnCheck (or UserInfoOptions.OnCheck). It does
 // not allocate for the three known results.
 func (m *Metrics) ObserveOpaque(result string, cached bool) {
+	if m == nil {
+		return
+	}
 	c := 0
 	if cached {
 		c = 1
@@ -144,15 +183,20 @@ var (
 		"Seconds since the last successful key set fetch per issuer (absent until the first).", []string{"issuer"}, nil)
 	loadedDesc = prometheus.NewDesc("tokenward_jwks_loaded",
 		"1 when the issuer's keys have been loaded.", []string{"issuer"}, nil)
+	refreshesDesc = prometheus.NewDesc("tokenward_jwks_refreshes_total",
+		"Key set fetches by issuer and result (success, failure).", []string{"issuer", "result"}, nil)
 )
 
-// keySetCollector reads the registry's status at scrape time.
+// keySetCollector reads the registry's status at scrape time, fetch counts
+// included: issuers that share a key set URL share its counts, as they share
+// its fetches.
 type keySetCollector struct{ keys *jwks.Registry }
 
 func (keySetCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- keysDesc
 	ch <- ageDesc
 	ch <- loadedDesc
+	ch <- refreshesDesc
 }
 
 func (c keySetCollector) Collect(ch chan<- prometheus.Metric) {
@@ -163,25 +207,12 @@ func (c keySetCollector) Collect(ch chan<- prometheus.Metric) {
 			loaded = 1
 		}
 		ch <- prometheus.MustNewConstMetric(loadedDesc, prometheus.GaugeValue, loaded, s.Issuer)
+		ch <- prometheus.MustNewConstMetric(refreshesDesc, prometheus.CounterValue, float64(s.FetchesOK), s.Issuer, "success")
+		ch <- prometheus.MustNewConstMetric(refreshesDesc, prometheus.CounterValue, float64(s.FetchesFailed), s.Issuer, "failure")
 		if !s.LastRefresh.IsZero() {
 			ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, time.Since(s.LastRefresh).Seconds(), s.Issuer)
 		}
 	}
-}
-
-// timedTransport records the upstream's latency.
-type timedTransport struct {
-	base http.RoundTripper
-	m    *Metrics
-}
-
-func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	start := time.Now()
-	resp, err := t.base.RoundTrip(r)
-	if err == nil {
-		t.m.upstream.Observe(time.Since(start).Seconds())
-	}
-	return resp, err
 }
 
 var (

@@ -1,4 +1,4 @@
-package proxy
+package admin
 
 import (
 	"encoding/json"
@@ -11,10 +11,11 @@ import (
 	"github.com/tokenward/tokenward/jwks"
 )
 
-// NewAdmin returns the admin handler: /metrics (Prometheus), /healthz (the
+// NewHandler returns the admin handler: /metrics (Prometheus), /healthz (the
 // process is alive) and /readyz (every issuer's keys are loaded; the body
-// lists each issuer's state, never key material).
-func NewAdmin(gatherer prometheus.Gatherer, keys *jwks.Registry) http.Handler {
+// lists each issuer's state, never key material). keys nil means there is
+// nothing to wait for: /readyz answers 200.
+func NewHandler(gatherer prometheus.Gatherer, keys *jwks.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
