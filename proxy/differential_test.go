@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,17 +36,17 @@ routes:
     scopes: ["read:users"]
 `
 
-// need is what serving a route requires of the client.
-type need int
+// routeNeed is what serving a route requires of the client.
+type routeNeed int
 
 const (
-	needNothing   need = iota // a public route
-	needToken                 // a valid token, any scopes: what no rule matches
-	needReadUsers             // a valid token with read:users
-	needAdmin                 // a valid token with admin
+	needNothing   routeNeed = iota // a public route
+	needToken                      // a valid token, any scopes: what no rule matches
+	needReadUsers                  // a valid token with read:users
+	needAdmin                      // a valid token with admin
 )
 
-func (n need) String() string {
+func (n routeNeed) String() string {
 	return [...]string{"nothing (public)", "a valid token", "read:users", "admin"}[n]
 }
 
@@ -53,7 +54,7 @@ func (n need) String() string {
 // requirements. Each app serves static and status for GET (and HEAD) only,
 // users_get and users_delete for their method only, admin for any method;
 // any other request goes to unmatched.
-var routeNeeds = map[string]need{
+var routeNeeds = map[string]routeNeed{
 	"static":       needNothing,
 	"status":       needNothing,
 	"admin":        needAdmin,
@@ -69,26 +70,17 @@ type diffToken struct {
 	scopes []string
 }
 
-func (tok diffToken) satisfies(n need) bool {
+func (tok diffToken) satisfies(n routeNeed) bool {
 	switch n {
 	case needNothing:
 		return true
 	case needToken:
 		return tok.token != ""
 	case needReadUsers:
-		return tok.token != "" && contains(tok.scopes, "read:users")
+		return tok.token != "" && slices.Contains(tok.scopes, "read:users")
 	default:
-		return tok.token != "" && contains(tok.scopes, "admin")
+		return tok.token != "" && slices.Contains(tok.scopes, "admin")
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // diffRequest is one line of the table, written to the wire byte for byte.
@@ -158,15 +150,15 @@ func (r diffRequest) authority() string {
 // overrideHeaders are the method-override headers the contract refuses.
 var overrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
 
-// refusal applies the normalization contract (README, route rules; issue 9):
-// the reason the request must get 400, or "".
-func refusal(r diffRequest) string {
+// contractRefusal applies the normalization contract (README, route
+// rules; issue 9): the reason the request must get 400, or "".
+func contractRefusal(r diffRequest) string {
 	if strings.IndexFunc(r.method, func(c rune) bool { return c < 'A' || c > 'Z' }) >= 0 {
 		return "method not upper-case"
 	}
 	for _, h := range r.header {
 		name, _, _ := strings.Cut(h, ":")
-		if contains(overrideHeaders, http.CanonicalHeaderKey(name)) {
+		if slices.Contains(overrideHeaders, http.CanonicalHeaderKey(name)) {
 			return "method-override header"
 		}
 	}
@@ -303,63 +295,67 @@ func diffTable() []diffRequest {
 	add("GET", "http://"+diffHost+"/static/../admin/users", diffHost)
 	add("DELETE", "http://"+diffHost+"//api/users/5", diffHost)
 	for i := range out {
-		out[i].refuse = refusal(out[i])
+		out[i].refuse = contractRefusal(out[i])
 	}
 	return out
 }
 
-// served is what an upstream says it served.
-type served struct {
+// servedRoute is what an upstream says it served.
+type servedRoute struct {
 	Upstream string `json:"upstream"`
 	Route    string `json:"route"`
 	Method   string `json:"method"`
 	Path     string `json:"path"`
 }
 
-func (s *served) String() string {
+func (s *servedRoute) String() string {
 	if s == nil {
 		return "nothing"
 	}
 	return fmt.Sprintf("route %s for %s %q", s.Route, s.Method, s.Path)
 }
 
-// outcome is one exchange.
-type outcome struct {
+// exchangeResult is what one exchange got.
+type exchangeResult struct {
 	status int
-	served *served // nil unless the upstream served a route
-	body   string
-	err    error
+	served *servedRoute // nil unless the upstream served a route
+	// challenge is the WWW-Authenticate answer: tokenward's own 400 says
+	// error="invalid_request".
+	challenge string
+	body      string
+	err       error
 }
 
-func (o outcome) String() string {
+func (o exchangeResult) String() string {
 	if o.err != nil {
 		return "error: " + o.err.Error()
 	}
 	return fmt.Sprintf("%d", o.status)
 }
 
-// exchange sends raw to addr on a connection of its own (the request says
+// sendRaw sends raw to addr on a connection of its own (the request says
 // Connection: close: some servers close after a 400 anyway) and reads the
 // answer. upstream names the app whose answer counts as served.
-func exchange(addr string, raw []byte, upstream string) outcome {
+func sendRaw(addr string, raw []byte, upstream string) exchangeResult {
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		return outcome{err: err}
+		return exchangeResult{err: err}
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := conn.Write(raw); err != nil {
-		return outcome{err: err}
+		return exchangeResult{err: err}
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
-		return outcome{err: err}
+		return exchangeResult{err: err}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	o := outcome{status: resp.StatusCode, body: string(body), err: err}
+	o := exchangeResult{status: resp.StatusCode, body: string(body), err: err,
+		challenge: resp.Header.Get("WWW-Authenticate")}
 	if resp.StatusCode == http.StatusOK && bytes.HasPrefix(bytes.TrimSpace(body), []byte(`{"`)) {
-		var s served
+		var s servedRoute
 		if json.Unmarshal(body, &s) == nil && s.Upstream == upstream {
 			o.served = &s
 		} else {
@@ -369,8 +365,15 @@ func exchange(addr string, raw []byte, upstream string) outcome {
 	return o
 }
 
-// forEach runs f(0..n-1) on a few goroutines.
-func forEach(n int, f func(i int)) {
+// tokenward400 tells whether r is tokenward's answer to a request it refuses
+// to judge: 400 with an RFC 6750 invalid_request challenge.
+func tokenward400(r exchangeResult) bool {
+	return r.status == http.StatusBadRequest && r.served == nil &&
+		strings.HasPrefix(r.challenge, "Bearer ") && strings.Contains(r.challenge, `error="invalid_request"`)
+}
+
+// forEachParallel runs f(0..n-1) on a few goroutines.
+func forEachParallel(n int, f func(i int)) {
 	const workers = 4
 	var wg sync.WaitGroup
 	next := make(chan int)
@@ -390,8 +393,8 @@ func forEach(n int, f func(i int)) {
 	wg.Wait()
 }
 
-// serveLoopback serves h on a loopback port with tokenward's server limits.
-func serveLoopback(t *testing.T, h http.Handler) string {
+// serveOnLoopback serves h on a loopback port with tokenward's server limits.
+func serveOnLoopback(t *testing.T, h http.Handler) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -464,17 +467,18 @@ func TestDifferentialRoutes(t *testing.T) {
 			return fmt.Sprintf("%q needs %s", route.Pattern, route.Required)
 		}
 	}
-	// refused asserts that a line the contract refuses got tokenward's 400.
-	refused := func(t *testing.T, mode, upstream string, r diffRequest, tok diffToken, tw outcome) {
+	// refused asserts that a line the contract refuses got tokenward's 400
+	// (not the upstream's).
+	refused := func(t *testing.T, mode, upstream string, r diffRequest, tok diffToken, tw exchangeResult) {
 		t.Helper()
-		if r.refuse != "" && (tw.status != http.StatusBadRequest || tw.served != nil) {
+		if r.refuse != "" && !tokenward400(tw) {
 			t.Errorf("%s\n\ttoken %s, %s, upstream %s: tokenward answered %s (rule %s), want 400 (%s); upstream served %s",
 				r, tok.name, mode, upstream, tw, ruleOf(r), r.refuse, tw.served)
 		}
 	}
 	// allowed asserts that what the upstream served after tokenward let the
 	// request through (tw) needs no more than the token holds.
-	allowed := func(t *testing.T, mode, upstream string, r diffRequest, tok diffToken, tw, up outcome) {
+	allowed := func(t *testing.T, mode, upstream string, r diffRequest, tok diffToken, tw, up exchangeResult) {
 		t.Helper()
 		if up.served == nil {
 			return
@@ -489,15 +493,15 @@ func TestDifferentialRoutes(t *testing.T) {
 
 	// Forward-auth decides without the upstream: ask once per line, token and
 	// gateway style.
-	faAddr := serveLoopback(t, mustForwardAuth(t, config()))
+	faAddr := serveOnLoopback(t, mustForwardAuth(t, config()))
 	faClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}, Timeout: 20 * time.Second}
 	t.Cleanup(faClient.CloseIdleConnections)
-	fa := make([]outcome, len(table)*len(tokens)*len(gatewayStyles))
-	forEach(len(fa), func(i int) {
+	fa := make([]exchangeResult, len(table)*len(tokens)*len(gatewayStyles))
+	forEachParallel(len(fa), func(i int) {
 		r, tok, style := table[i/(len(tokens)*len(gatewayStyles))], tokens[i/len(gatewayStyles)%len(tokens)], gatewayStyles[i%len(gatewayStyles)]
 		req, err := http.NewRequest("GET", "http://"+faAddr+"/auth", nil)
 		if err != nil {
-			fa[i] = outcome{err: err}
+			fa[i] = exchangeResult{err: err}
 			return
 		}
 		// The gateway passes the client's headers on, and adds its own.
@@ -511,19 +515,19 @@ func TestDifferentialRoutes(t *testing.T) {
 		style.set(req.Header, r)
 		resp, err := faClient.Do(req)
 		if err != nil {
-			fa[i] = outcome{err: err}
+			fa[i] = exchangeResult{err: err}
 			return
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		fa[i] = outcome{status: resp.StatusCode}
+		fa[i] = exchangeResult{status: resp.StatusCode, challenge: resp.Header.Get("WWW-Authenticate")}
 	})
 	t.Run("forward-auth refusals", func(t *testing.T) {
 		for i, o := range fa {
 			r, tok, style := table[i/(len(tokens)*len(gatewayStyles))], tokens[i/len(gatewayStyles)%len(tokens)], gatewayStyles[i%len(gatewayStyles)]
 			if o.err != nil {
 				t.Errorf("%s\n\ttoken %s, forward-auth (%s): %v", r, tok.name, style.name, o.err)
-			} else if r.refuse != "" && o.status != http.StatusBadRequest {
+			} else if r.refuse != "" && !tokenward400(o) {
 				t.Errorf("%s\n\ttoken %s, forward-auth (%s): tokenward answered %d (rule %s), want 400 (%s)",
 					r, tok.name, style.name, o.status, ruleOf(r), r.refuse)
 			}
@@ -544,10 +548,10 @@ func TestDifferentialRoutes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				addr := serveLoopback(t, p)
-				got := make([]outcome, len(table)*len(tokens))
-				forEach(len(got), func(i int) {
-					got[i] = exchange(addr, table[i/len(tokens)].wire(tokens[i%len(tokens)].token), up.name)
+				addr := serveOnLoopback(t, p)
+				got := make([]exchangeResult, len(table)*len(tokens))
+				forEachParallel(len(got), func(i int) {
+					got[i] = sendRaw(addr, table[i/len(tokens)].wire(tokens[i%len(tokens)].token), up.name)
 				})
 				for i, o := range got {
 					r, tok := table[i/len(tokens)], tokens[i%len(tokens)]
@@ -576,9 +580,9 @@ func TestDifferentialRoutes(t *testing.T) {
 						}
 					}
 				}
-				got := make([]outcome, len(jobs))
-				forEach(len(jobs), func(k int) {
-					got[k] = exchange(up.addr, table[jobs[k].line].wire(tokens[jobs[k].token].token), up.name)
+				got := make([]exchangeResult, len(jobs))
+				forEachParallel(len(jobs), func(k int) {
+					got[k] = sendRaw(up.addr, table[jobs[k].line].wire(tokens[jobs[k].token].token), up.name)
 				})
 				for k, jb := range jobs {
 					r, tok := table[jb.line], tokens[jb.token]

@@ -27,10 +27,10 @@ type diffUpstream struct {
 	addr string // host:port on loopback
 }
 
-// missing skips the test when a runtime an upstream needs is not installed,
-// naming the command that installs it; in CI, where .ci/run installs it,
-// the test fails instead.
-func missing(t *testing.T, what, install string) {
+// missingRuntime skips the test when a runtime an upstream needs is not
+// installed, naming the command that installs it; in CI, where .ci/run
+// installs it, the test fails instead.
+func missingRuntime(t *testing.T, what, install string) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatalf("%s is not installed; CI must install it (%s)", what, install)
@@ -43,9 +43,10 @@ const upstreamsDir = "testdata/upstreams"
 // portLine is what each upstream program prints once it listens.
 var portLine = regexp.MustCompile(`(?m)^PORT (\d+)\r?$`)
 
-// startProgram runs cmd until the test ends and returns the loopback address
-// it printed. Its output is kept and printed if the test fails.
-func startProgram(t *testing.T, name string, cmd *exec.Cmd) string {
+// startUpstreamProgram runs cmd until the test ends and returns the
+// loopback address it printed. Its output is kept and printed if the test
+// fails.
+func startUpstreamProgram(t *testing.T, name string, cmd *exec.Cmd) string {
 	t.Helper()
 	var output syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
@@ -101,17 +102,17 @@ func startTomcat(t *testing.T) diffUpstream {
 	const install = "apt-get install -y libtomcat10-java openjdk-17-jdk-headless"
 	javac, err := exec.LookPath("javac")
 	if err != nil {
-		missing(t, "javac", install)
+		missingRuntime(t, "javac", install)
 	}
 	java, err := exec.LookPath("java")
 	if err != nil {
-		missing(t, "java", install)
+		missingRuntime(t, "java", install)
 	}
 	var cp []string
 	for _, j := range tomcatJars {
 		path := "/usr/share/java/tomcat10-" + j + ".jar"
 		if _, err := os.Stat(path); err != nil {
-			missing(t, path, install)
+			missingRuntime(t, path, install)
 		}
 		cp = append(cp, path)
 	}
@@ -127,7 +128,7 @@ func startTomcat(t *testing.T) diffUpstream {
 	// A small, quick JVM: the test needs seconds of Tomcat, not throughput.
 	cmd := exec.Command(java, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xss512k",
 		"-cp", classes+":"+strings.Join(cp, ":"), "Routes", filepath.Join(dir, "base"))
-	return diffUpstream{name: "tomcat", addr: startProgram(t, "tomcat", cmd)}
+	return diffUpstream{name: "tomcat", addr: startUpstreamProgram(t, "tomcat", cmd)}
 }
 
 // startFlask runs testdata/upstreams/flask/app.py with Werkzeug's server.
@@ -143,10 +144,10 @@ func startFlask(t *testing.T) diffUpstream {
 		}
 	}
 	if python == "" {
-		missing(t, "python3 with Flask", install)
+		missingRuntime(t, "python3 with Flask", install)
 	}
 	cmd := exec.Command(python, "-u", filepath.Join(upstreamsDir, "flask", "app.py"))
-	return diffUpstream{name: "flask", addr: startProgram(t, "flask", cmd)}
+	return diffUpstream{name: "flask", addr: startUpstreamProgram(t, "flask", cmd)}
 }
 
 // startExpress runs testdata/upstreams/express/app.js: Express 4 with the
@@ -156,16 +157,16 @@ func startExpress(t *testing.T) diffUpstream {
 	install := "apt-get install -y nodejs npm; cd proxy/" + dir + " && npm ci"
 	node, err := exec.LookPath("node")
 	if err != nil {
-		missing(t, "node", install)
+		missingRuntime(t, "node", install)
 	}
 	for _, m := range []string{"express", "method-override"} {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", m, "package.json")); err != nil {
-			missing(t, "npm package "+m, install)
+			missingRuntime(t, "npm package "+m, install)
 		}
 	}
 	cmd := exec.Command(node, "app.js")
 	cmd.Dir = dir
-	return diffUpstream{name: "express", addr: startProgram(t, "express", cmd)}
+	return diffUpstream{name: "express", addr: startUpstreamProgram(t, "express", cmd)}
 }
 
 // startGoMux serves the routes with net/http.ServeMux patterns.
@@ -182,7 +183,7 @@ func startGoMux(t *testing.T) diffUpstream {
 	for pattern, route := range names {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
-			json.NewEncoder(w).Encode(served{Upstream: "go", Route: route, Method: r.Method, Path: r.URL.Path})
+			json.NewEncoder(w).Encode(servedRoute{Upstream: "go", Route: route, Method: r.Method, Path: r.URL.Path})
 		})
 	}
 	srv := httptest.NewServer(mux)
