@@ -227,6 +227,7 @@ func pathTricks(target string) []string {
 	ps := []string{
 		target, target + "/", target + "?x=1", target + "/?x=1",
 		strings.ToUpper(target), title(target), strings.ToUpper(first) + rest, first + strings.ToUpper(rest),
+		strings.ToUpper(target) + "/", title(target) + "/",
 		first + ";x" + rest, first + ";" + rest, target + ";jsessionid=x", first + "/;" + rest[1:],
 		first + "%3bx" + rest, target + "%3b", target + "%3B",
 		"/" + target, first + "/" + rest, target + "//",
@@ -421,6 +422,10 @@ var gatewayStyles = []struct {
 		h["X-Original-Method"] = []string{r.method}
 		h["X-Original-Uri"] = []string{r.originForm()}
 		h["X-Forwarded-Host"] = []string{r.authority()}
+	}},
+	{"ingress-nginx", func(h http.Header, r diffRequest) {
+		h["X-Original-Method"] = []string{r.method}
+		h["X-Original-Url"] = []string{"http://" + r.authority() + r.originForm()}
 	}},
 }
 
