@@ -477,8 +477,8 @@ func TestDifferentialRoutes(t *testing.T) {
 	refused := func(t *testing.T, mode, upstream string, r diffRequest, tok diffToken, tw exchangeResult) {
 		t.Helper()
 		if r.refuse != "" && !tokenward400(tw) {
-			t.Errorf("%s\n\ttoken %s, %s, upstream %s: tokenward answered %s (rule %s), want 400 (%s); upstream served %s",
-				r, tok.name, mode, upstream, tw, ruleOf(r), r.refuse, tw.served)
+			t.Errorf("%s\n\ttoken %s, %s, upstream %s: tokenward answered %s (rule %s), want its 400 (%s); upstream served %s; body %.120q",
+				r, tok.name, mode, upstream, tw, ruleOf(r), r.refuse, tw.served, tw.body)
 		}
 	}
 	// allowed asserts that what the upstream served after tokenward let the
