@@ -89,6 +89,7 @@ type diffRequest struct {
 	target string   // the request target as sent: origin or absolute form
 	host   string   // the Host header
 	header []string // more header lines, "Name: value", as sent
+	body   string   // a request body, sent with its Content-Length
 	// refuse says why the normalization contract refuses the request with
 	// 400 (both modes); "" when it does not.
 	refuse string
@@ -98,6 +99,9 @@ func (r diffRequest) String() string {
 	s := fmt.Sprintf("%s %s HTTP/1.1 | Host: %s", r.method, r.target, r.host)
 	for _, h := range r.header {
 		s += " | " + h
+	}
+	if r.body != "" {
+		s += fmt.Sprintf(" | body %q", r.body)
 	}
 	return s
 }
@@ -112,10 +116,11 @@ func (r diffRequest) wire(token string) []byte {
 	for _, h := range r.header {
 		b.WriteString(h + "\r\n")
 	}
-	if m := strings.ToUpper(r.method); m != "GET" && m != "HEAD" {
-		b.WriteString("Content-Length: 0\r\n")
+	if m := strings.ToUpper(r.method); m != "GET" && m != "HEAD" || r.body != "" {
+		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(r.body))
 	}
 	b.WriteString("Connection: close\r\n\r\n")
+	b.WriteString(r.body)
 	return b.Bytes()
 }
 
@@ -187,6 +192,7 @@ type methodForm struct {
 	method string
 	header []string
 	query  string // appended to the target
+	body   string
 }
 
 // methodForms cross every path trick for /api/users/5, where GET and DELETE
@@ -204,6 +210,8 @@ var methodForms = []methodForm{
 	{method: "POST", header: []string{"X_HTTP_Method_Override: DELETE"}}, // HTTP_X_HTTP_METHOD_OVERRIDE in WSGI
 	{method: "GET", header: []string{"X-HTTP-Method-Override: DELETE"}},
 	{method: "POST", query: "_method=DELETE"}, // method-override's query getter
+	{method: "POST", query: "%5Fmethod=delete"},
+	{method: "POST", header: []string{"Content-Type: application/x-www-form-urlencoded"}, body: "_method=DELETE"},
 }
 
 // pathTricks returns spellings of target (a two-or-more-segment path) that
@@ -236,6 +244,7 @@ func pathTricks(target string) []string {
 		first + "%2f" + rest[1:], first + "%2F" + rest[1:], first + "%252f" + rest[1:],
 		first + "%5c" + rest[1:], first + `\` + rest[1:],
 		target + "%25", first + "%25" + rest,
+		target + "#x", target + "#/x", target + "/#/x", // a fragment, which some servers drop
 	}
 	for _, c := range []string{"/static", "/status"} {
 		ps = append(ps,
@@ -265,7 +274,7 @@ func diffTable() []diffRequest {
 			if f.query != "" {
 				target += map[bool]string{true: "&", false: "?"}[strings.Contains(p, "?")] + f.query
 			}
-			add(f.method, target, diffHost, f.header...)
+			out = append(out, diffRequest{method: f.method, target: target, host: diffHost, header: f.header, body: f.body})
 		}
 	}
 	// /admin/users needs admin for every method: the tricks are the path's.

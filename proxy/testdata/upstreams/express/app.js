@@ -11,6 +11,16 @@ app.use(methodOverride('X-HTTP-Method-Override'));
 app.use(methodOverride('X-HTTP-Method'));
 app.use(methodOverride('X-Method-Override'));
 app.use(methodOverride('_method')); // ?_method=DELETE on a POST
+// _method in a form body (method-override's README, "custom logic"; what
+// Rails, Laravel and Symfony do by default for HTML forms).
+app.use(express.urlencoded({ extended: false }));
+app.use(methodOverride((req) => {
+  if (req.body && typeof req.body === 'object' && '_method' in req.body) {
+    const method = req.body._method;
+    delete req.body._method;
+    return method;
+  }
+}));
 
 const served = (route) => (req, res) =>
   res.json({ upstream: 'express', route, method: req.method, path: req.path });
