@@ -90,9 +90,6 @@ type diffRequest struct {
 	host   string   // the Host header
 	header []string // more header lines, "Name: value", as sent
 	body   string   // a request body, sent with its Content-Length
-	// refuse says why the normalization contract refuses the request with
-	// 400 (both modes); "" when it does not.
-	refuse string
 }
 
 func (r diffRequest) String() string {
@@ -152,18 +149,48 @@ func (r diffRequest) authority() string {
 	return host
 }
 
-// overrideHeaders are the method-override headers the contract refuses.
+// rulesVariant is a rules file for the table: diffRules with or without the
+// options that weaken the normalization contract.
+type rulesVariant struct {
+	name string
+	yaml string
+	// allowOverride: allow_method_override: [X-HTTP-Method-Override].
+	allowOverride bool
+	// allowEncodedSlash: allow_encoded_slash: true.
+	allowEncodedSlash bool
+}
+
+var rulesVariants = []rulesVariant{
+	{name: "strict", yaml: diffRules},
+	{name: "opt-ins", yaml: "allow_method_override: [X-HTTP-Method-Override]\nallow_encoded_slash: true\n" + diffRules,
+		allowOverride: true, allowEncodedSlash: true},
+}
+
+// overrideHeaders are the method-override headers the contract refuses, in
+// every spelling a framework may read (case, "_" for "-").
 var overrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
 
-// contractRefusal applies the normalization contract (README, route
-// rules; issue 9): the reason the request must get 400, or "".
-func contractRefusal(r diffRequest) string {
-	if strings.IndexFunc(r.method, func(c rune) bool { return c < 'A' || c > 'Z' }) >= 0 {
+// upperToken tells whether m is a method as the contract accepts one.
+func upperToken(m string) bool {
+	return m != "" && strings.IndexFunc(m, func(c rune) bool { return c < 'A' || c > 'Z' }) < 0
+}
+
+// contractRefusal applies the normalization contract (README, route rules;
+// issue 9) under v's options: the reason the request must get 400, or "".
+func contractRefusal(r diffRequest, v rulesVariant) string {
+	if !upperToken(r.method) {
 		return "method not upper-case"
 	}
 	for _, h := range r.header {
-		name, _, _ := strings.Cut(h, ":")
-		if slices.Contains(overrideHeaders, http.CanonicalHeaderKey(name)) {
+		name, value, _ := strings.Cut(h, ":")
+		name = http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+		switch {
+		case !slices.Contains(overrideHeaders, name):
+		case v.allowOverride && name == "X-Http-Method-Override":
+			if !upperToken(strings.TrimSpace(value)) {
+				return "allowed method override, but not to an upper-case method"
+			}
+		default:
 			return "method-override header"
 		}
 	}
@@ -176,7 +203,7 @@ func contractRefusal(r diffRequest) string {
 		return "empty path segment"
 	case strings.Contains(path, `\`) || strings.Contains(lower, "%5c"):
 		return "backslash"
-	case strings.Contains(lower, "%2f"):
+	case strings.Contains(lower, "%2f") && !v.allowEncodedSlash:
 		return "encoded slash"
 	}
 	for _, seg := range strings.Split(path, "/") {
@@ -304,9 +331,6 @@ func diffTable() []diffRequest {
 	add("GET", "http://other.example.com/admin/users", diffHost)
 	add("GET", "http://"+diffHost+"/static/../admin/users", diffHost)
 	add("DELETE", "http://"+diffHost+"//api/users/5", diffHost)
-	for i := range out {
-		out[i].refuse = contractRefusal(out[i])
-	}
 	return out
 }
 
@@ -444,15 +468,11 @@ var gatewayStyles = []struct {
 // Go's ServeMux) that each say which route they served. Whenever tokenward
 // lets a request through, the route the upstream served must require no more
 // than the client holds; and every line the normalization contract refuses
-// must get tokenward's 400.
+// must get tokenward's 400. Both with the strict default rules and with the
+// options that weaken the contract.
 func TestDifferentialRoutes(t *testing.T) {
 	iss := newIssuer(t)
 	validator := newValidator(t, iss)
-	rules := mustRulesGlobal(t, diffRules)
-	config := func() proxy.Config {
-		return proxy.Config{Validator: validator, Rules: rules,
-			ClaimHeaders: []proxy.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}}}
-	}
 	tokens := []diffToken{
 		{name: "no token"},
 		{name: "read:users", token: withScope(t, iss, "read:users"), scopes: []string{"read:users"}},
@@ -462,16 +482,37 @@ func TestDifferentialRoutes(t *testing.T) {
 	if len(table) < 60 {
 		t.Fatalf("the table has %d lines, want at least 60", len(table))
 	}
-	t.Logf("%d request lines × %d tokens", len(table), len(tokens))
+	t.Logf("%d request lines × %d tokens × %d rule sets", len(table), len(tokens), len(rulesVariants))
+
+	// Per rule set: the contract's refusals, and forward-auth's answers,
+	// which do not depend on the upstream.
+	type ruleSet struct {
+		rulesVariant
+		rules  *proxy.Rules
+		refuse []string // by line
+		fa     []exchangeResult
+	}
+	sets := make([]*ruleSet, len(rulesVariants))
+	for i, v := range rulesVariants {
+		set := &ruleSet{rulesVariant: v, rules: mustRulesGlobal(t, v.yaml), refuse: make([]string, len(table))}
+		for j, r := range table {
+			set.refuse[j] = contractRefusal(r, v)
+		}
+		sets[i] = set
+	}
+	config := func(set *ruleSet) proxy.Config {
+		return proxy.Config{Validator: validator, Rules: set.rules,
+			ClaimHeaders: []proxy.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}}}
+	}
 
 	// ruleOf says which rule tokenward's matcher applies to a line, for the
 	// failure messages.
-	ruleOf := func(r diffRequest) string {
+	ruleOf := func(set *ruleSet, r diffRequest) string {
 		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(r.wire(""))))
 		if err != nil {
 			return "(request not parsed)"
 		}
-		route := rules.Match(req)
+		route := set.rules.Match(req)
 		switch {
 		case route.Pattern == "":
 			return "no rule: a valid token"
@@ -483,70 +524,78 @@ func TestDifferentialRoutes(t *testing.T) {
 	}
 	// refused asserts that a line the contract refuses got tokenward's 400
 	// (not the upstream's).
-	refused := func(t *testing.T, mode, upstream string, r diffRequest, tok diffToken, tw exchangeResult) {
+	refused := func(t *testing.T, set *ruleSet, mode, upstream string, line int, tok diffToken, tw exchangeResult) {
 		t.Helper()
-		if r.refuse != "" && !tokenward400(tw) {
+		if why := set.refuse[line]; why != "" && !tokenward400(tw) {
 			t.Errorf("%s\n\ttoken %s, %s, upstream %s: tokenward answered %s (rule %s), want its 400 (%s); upstream served %s; body %.120q",
-				r, tok.name, mode, upstream, tw, ruleOf(r), r.refuse, tw.served, tw.body)
+				table[line], tok.name, mode, upstream, tw, ruleOf(set, table[line]), why, tw.served, tw.body)
 		}
 	}
 	// allowed asserts that what the upstream served after tokenward let the
 	// request through (tw) needs no more than the token holds.
-	allowed := func(t *testing.T, mode, upstream string, r diffRequest, tok diffToken, tw, up exchangeResult) {
+	allowed := func(t *testing.T, set *ruleSet, mode, upstream string, line int, tok diffToken, tw, up exchangeResult) {
 		t.Helper()
 		if up.served == nil {
 			return
 		}
 		if n, ok := routeNeeds[up.served.Route]; !ok {
-			t.Errorf("%s: upstream %s names an unknown route %q", r, upstream, up.served.Route)
+			t.Errorf("%s: upstream %s names an unknown route %q", table[line], upstream, up.served.Route)
 		} else if !tok.satisfies(n) {
 			t.Errorf("%s\n\ttoken %s, %s, upstream %s: tokenward answered %s (rule %s) and the upstream served %s, which needs %s",
-				r, tok.name, mode, upstream, tw, ruleOf(r), up.served, n)
+				table[line], tok.name, mode, upstream, tw, ruleOf(set, table[line]), up.served, n)
 		}
 	}
 
 	// Forward-auth decides without the upstream: ask once per line, token and
 	// gateway style.
-	faAddr := serveOnLoopback(t, mustForwardAuth(t, config()))
 	faClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}, Timeout: 20 * time.Second}
 	t.Cleanup(faClient.CloseIdleConnections)
-	fa := make([]exchangeResult, len(table)*len(tokens)*len(gatewayStyles))
-	forEachParallel(len(fa), func(i int) {
-		r, tok, style := table[i/(len(tokens)*len(gatewayStyles))], tokens[i/len(gatewayStyles)%len(tokens)], gatewayStyles[i%len(gatewayStyles)]
-		req, err := http.NewRequest("GET", "http://"+faAddr+"/auth", nil)
-		if err != nil {
-			fa[i] = exchangeResult{err: err}
-			return
-		}
-		// The gateway passes the client's headers on, and adds its own.
-		for _, h := range r.header {
-			name, value, _ := strings.Cut(h, ":")
-			req.Header[name] = append(req.Header[name], strings.TrimSpace(value))
-		}
-		if tok.token != "" {
-			req.Header.Set("Authorization", "Bearer "+tok.token)
-		}
-		style.set(req.Header, r)
-		resp, err := faClient.Do(req)
-		if err != nil {
-			fa[i] = exchangeResult{err: err}
-			return
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		fa[i] = exchangeResult{status: resp.StatusCode, challenge: resp.Header.Get("WWW-Authenticate")}
-	})
-	t.Run("forward-auth refusals", func(t *testing.T) {
-		for i, o := range fa {
+	faIndex := func(line, token, style int) int { return (line*len(tokens)+token)*len(gatewayStyles) + style }
+	for _, set := range sets {
+		addr := serveOnLoopback(t, mustForwardAuth(t, config(set)))
+		set.fa = make([]exchangeResult, len(table)*len(tokens)*len(gatewayStyles))
+		forEachParallel(len(set.fa), func(i int) {
 			r, tok, style := table[i/(len(tokens)*len(gatewayStyles))], tokens[i/len(gatewayStyles)%len(tokens)], gatewayStyles[i%len(gatewayStyles)]
-			if o.err != nil {
-				t.Errorf("%s\n\ttoken %s, forward-auth (%s): %v", r, tok.name, style.name, o.err)
-			} else if r.refuse != "" && !tokenward400(o) {
-				t.Errorf("%s\n\ttoken %s, forward-auth (%s): tokenward answered %d (rule %s), want 400 (%s)",
-					r, tok.name, style.name, o.status, ruleOf(r), r.refuse)
+			req, err := http.NewRequest("GET", "http://"+addr+"/auth", nil)
+			if err != nil {
+				set.fa[i] = exchangeResult{err: err}
+				return
 			}
-		}
-	})
+			// The gateway passes the client's headers on (not the body), and
+			// adds its own.
+			for _, h := range r.header {
+				name, value, _ := strings.Cut(h, ":")
+				req.Header[name] = append(req.Header[name], strings.TrimSpace(value))
+			}
+			if tok.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tok.token)
+			}
+			style.set(req.Header, r)
+			resp, err := faClient.Do(req)
+			if err != nil {
+				set.fa[i] = exchangeResult{err: err}
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			set.fa[i] = exchangeResult{status: resp.StatusCode, challenge: resp.Header.Get("WWW-Authenticate")}
+		})
+		t.Run("forward-auth refusals/"+set.name, func(t *testing.T) {
+			for line := range table {
+				for j, tok := range tokens {
+					for s, style := range gatewayStyles {
+						o := set.fa[faIndex(line, j, s)]
+						if o.err != nil {
+							t.Errorf("%s\n\ttoken %s, forward-auth (%s): %v", table[line], tok.name, style.name, o.err)
+						} else if why := set.refuse[line]; why != "" && !tokenward400(o) {
+							t.Errorf("%s\n\ttoken %s, forward-auth (%s): tokenward answered %d (rule %s), want its 400 (%s)",
+								table[line], tok.name, style.name, o.status, ruleOf(set, table[line]), why)
+						}
+					}
+				}
+			}
+		})
+	}
 
 	upstreams := []struct {
 		name  string
@@ -556,61 +605,61 @@ func TestDifferentialRoutes(t *testing.T) {
 		t.Run(u.name, func(t *testing.T) {
 			t.Parallel()
 			up := u.start(t)
-
-			t.Run("proxy", func(t *testing.T) {
-				p, err := proxy.New("http://"+up.addr, config(), proxy.UpstreamOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				addr := serveOnLoopback(t, p)
-				got := make([]exchangeResult, len(table)*len(tokens))
-				forEachParallel(len(got), func(i int) {
-					got[i] = sendRaw(addr, table[i/len(tokens)].wire(tokens[i%len(tokens)].token), up.name)
-				})
-				for i, o := range got {
-					r, tok := table[i/len(tokens)], tokens[i%len(tokens)]
-					if o.err != nil && r.refuse == "" {
-						t.Errorf("%s\n\ttoken %s, proxy, upstream %s: %v", r, tok.name, up.name, o.err)
-						continue
+			for _, set := range sets {
+				t.Run(set.name+"/proxy", func(t *testing.T) {
+					p, err := proxy.New("http://"+up.addr, config(set), proxy.UpstreamOptions{})
+					if err != nil {
+						t.Fatal(err)
 					}
-					// Through the proxy, tokenward's answer is the upstream's.
-					refused(t, "proxy", up.name, r, tok, o)
-					allowed(t, "proxy", up.name, r, tok, o, o)
-				}
-			})
+					addr := serveOnLoopback(t, p)
+					got := make([]exchangeResult, len(table)*len(tokens))
+					forEachParallel(len(got), func(i int) {
+						got[i] = sendRaw(addr, table[i/len(tokens)].wire(tokens[i%len(tokens)].token), up.name)
+					})
+					for i, o := range got {
+						line, tok := i/len(tokens), tokens[i%len(tokens)]
+						if o.err != nil && set.refuse[line] == "" {
+							t.Errorf("%s\n\ttoken %s, proxy, upstream %s: %v", table[line], tok.name, up.name, o.err)
+							continue
+						}
+						// Through the proxy, tokenward's answer is the upstream's.
+						refused(t, set, "proxy", up.name, line, tok, o)
+						allowed(t, set, "proxy", up.name, line, tok, o, o)
+					}
+				})
 
-			t.Run("forward-auth", func(t *testing.T) {
-				// The test is the gateway: what forward-auth allowed goes to
-				// the upstream as the client sent it.
-				type job struct{ line, token int }
-				var jobs []job
-				for i := range table {
-					for j := range tokens {
-						for s := range gatewayStyles {
-							if fa[(i*len(tokens)+j)*len(gatewayStyles)+s].status == http.StatusOK {
-								jobs = append(jobs, job{i, j})
-								break
+				t.Run(set.name+"/forward-auth", func(t *testing.T) {
+					// The test is the gateway: what forward-auth allowed goes
+					// to the upstream as the client sent it.
+					type job struct{ line, token int }
+					var jobs []job
+					for line := range table {
+						for j := range tokens {
+							for s := range gatewayStyles {
+								if set.fa[faIndex(line, j, s)].status == http.StatusOK {
+									jobs = append(jobs, job{line, j})
+									break
+								}
 							}
 						}
 					}
-				}
-				got := make([]exchangeResult, len(jobs))
-				forEachParallel(len(jobs), func(k int) {
-					got[k] = sendRaw(up.addr, table[jobs[k].line].wire(tokens[jobs[k].token].token), up.name)
-				})
-				for k, jb := range jobs {
-					r, tok := table[jb.line], tokens[jb.token]
-					if got[k].status == http.StatusOK && got[k].served == nil {
-						t.Errorf("%s\n\ttoken %s, forward-auth, upstream %s: %v", r, tok.name, up.name, got[k].err)
-					}
-					for s, style := range gatewayStyles {
-						tw := fa[(jb.line*len(tokens)+jb.token)*len(gatewayStyles)+s]
-						if tw.status == http.StatusOK {
-							allowed(t, "forward-auth ("+style.name+")", up.name, r, tok, tw, got[k])
+					got := make([]exchangeResult, len(jobs))
+					forEachParallel(len(jobs), func(k int) {
+						got[k] = sendRaw(up.addr, table[jobs[k].line].wire(tokens[jobs[k].token].token), up.name)
+					})
+					for k, jb := range jobs {
+						tok := tokens[jb.token]
+						if got[k].status == http.StatusOK && got[k].served == nil {
+							t.Errorf("%s\n\ttoken %s, forward-auth, upstream %s: %v", table[jb.line], tok.name, up.name, got[k].err)
+						}
+						for s, style := range gatewayStyles {
+							if tw := set.fa[faIndex(jb.line, jb.token, s)]; tw.status == http.StatusOK {
+								allowed(t, set, "forward-auth ("+style.name+")", up.name, jb.line, tok, tw, got[k])
+							}
 						}
 					}
-				}
-			})
+				})
+			}
 		})
 	}
 }
