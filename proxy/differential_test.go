@@ -238,6 +238,8 @@ var methodForms = []methodForm{
 	{method: "GET", header: []string{"X-HTTP-Method-Override: DELETE"}},
 	{method: "POST", query: "_method=DELETE"}, // method-override's query getter
 	{method: "POST", query: "%5Fmethod=delete"},
+	{method: "POST", header: []string{"X-HTTP-Method-Override: DELETE, GET"}},
+	{method: "POST", header: []string{"X-HTTP-Method-Override: GET", "X-HTTP-Method-Override: DELETE"}},
 	{method: "POST", header: []string{"Content-Type: application/x-www-form-urlencoded"}, body: "_method=DELETE"},
 }
 
@@ -310,9 +312,10 @@ func diffTable() []diffRequest {
 		add("DELETE", p, diffHost)
 		add("POST", p, diffHost, "X-HTTP-Method-Override: DELETE")
 	}
-	// The public routes themselves.
+	// The public routes themselves, and the roots of the others.
 	for _, p := range []string{"/static/x", "/static", "/static/", "/STATIC/x", "/Static/x", "/static/x;y",
-		"/status", "/status/", "/STATUS", "/Status", "/status;x", "/status%2f", "/status?x=1"} {
+		"/status", "/status/", "/STATUS", "/Status", "/status;x", "/status%2f", "/status?x=1",
+		"/admin", "/admin/", "/ADMIN", "/Admin/", "/api/users", "/api/users/", "/API/USERS/"} {
 		add("GET", p, diffHost)
 		add("get", p, diffHost)
 		add("DELETE", p, diffHost)
