@@ -37,7 +37,9 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The same contract as the proxy's, on the original request: the gateway
 	// passes the client's headers (a method override among them) on to us.
-	override, refused := f.g.cfg.Rules.normalize(target.Method, target.URL, r.Header)
+	// The gateway sends no body: whether the original had one is unknown,
+	// so only a form Content-Type tells that it may carry a _method field.
+	override, refused := f.g.cfg.Rules.normalize(target.Method, target.URL, r.Header, bodyUnknown)
 	if refused != nil {
 		f.g.badRequest(w, r, refused)
 		return
@@ -74,7 +76,7 @@ func originalRequest(r *http.Request) (*http.Request, bool) {
 	// auth-method annotation.
 	for _, raw := range r.Header.Values("X-Original-Url") {
 		u, err := url.Parse(raw)
-		if err != nil || !u.IsAbs() {
+		if err != nil || !u.IsAbs() || strings.IndexByte(raw, '#') >= 0 {
 			return nil, false
 		}
 		uris = append(uris, u.RequestURI())

@@ -100,12 +100,19 @@ type decision struct {
 // rules and, unless the route is public, validates the token in h. A request
 // whose method is overridden (an allowed override, "" if none) gets the
 // stricter of the routes of both methods: an upstream may honour the override
-// for some methods only.
+// for some methods only. One that may become any method (anyMethod) gets the
+// stricter of the routes of every method.
 func (g *guard) decide(ctx context.Context, target *http.Request, override string, h http.Header) decision {
 	g.identity.strip(h)
-	route := g.cfg.Rules.Match(target)
-	if override != "" && override != target.Method {
-		route = g.cfg.Rules.stricter(route, g.cfg.Rules.matchMethod(target, override))
+	rules := g.cfg.Rules
+	route := rules.Match(target)
+	switch {
+	case override == anyMethod:
+		for _, m := range rules.methods {
+			route = rules.stricter(route, rules.matchMethod(target, m))
+		}
+	case override != "" && override != target.Method:
+		route = rules.stricter(route, rules.matchMethod(target, override))
 	}
 	if route.Public {
 		return decision{route: route}
@@ -244,7 +251,11 @@ func New(upstream string, cfg Config, opts UpstreamOptions) (*Proxy, error) {
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	override, refused := p.g.cfg.Rules.normalize(r.Method, r.URL, r.Header)
+	b := bodySome
+	if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
+		b = bodyNone
+	}
+	override, refused := p.g.cfg.Rules.normalize(r.Method, r.URL, r.Header, b)
 	if refused != nil {
 		p.g.badRequest(w, r, refused)
 		return
@@ -386,6 +397,20 @@ var (
 	refuseOverride      = &refusal{"method_override", "method override is not allowed"}
 	refuseBadOverride   = &refusal{"method_override", "method override is not one upper-case method"}
 	refuseMethodParam   = &refusal{"method_override", "a _method query parameter is not allowed"}
+	refuseFragment      = &refusal{"path_not_canonical", "request target has a fragment (#)"}
+)
+
+// anyMethod is the override of a request whose body may carry a _method
+// form field: it may become any method.
+const anyMethod = "*"
+
+// body is what tokenward knows of a request's body.
+type body int
+
+const (
+	bodyUnknown body = iota // forward-auth: the gateway sends none
+	bodyNone
+	bodySome
 )
 
 // normalize applies the normalization contract (the package's Security
@@ -393,14 +418,21 @@ var (
 // headers the client sent. A request passes only if every reasonable upstream
 // would route it to the path and method that the rules match; otherwise it is
 // refused. override is the method an allowed method-override header asks for,
-// "" if none. The request without ";", override or odd method costs a few
-// scans and no allocation.
-func (r *Rules) normalize(method string, u *url.URL, h http.Header) (override string, refused *refusal) {
+// anyMethod for a POST whose body may be a form, "" if none. The request
+// without ";", override or odd method costs a few scans and no allocation.
+func (r *Rules) normalize(method string, u *url.URL, h http.Header, b body) (override string, refused *refusal) {
 	if !validMethod(method) {
 		return "", refuseMethod
 	}
 	if !canonicalPath(u, r.opts.AllowEncodedSlash) {
 		return "", refusePath
+	}
+	if strings.IndexByte(u.RawPath, '#') >= 0 {
+		// A request target has no fragment (RFC 9112), but Werkzeug and
+		// others drop one: /api/users/5#/x is /api/users/5 to them. (An
+		// encoded %23 is a character of its segment and leaves RawPath
+		// without a '#'.)
+		return "", refuseFragment
 	}
 	if strings.IndexByte(u.Path, ';') >= 0 {
 		// Servlet containers (Tomcat, Jetty, Undertow) drop ";params" from
@@ -411,7 +443,32 @@ func (r *Rules) normalize(method string, u *url.URL, h http.Header) (override st
 	if u.RawQuery != "" && hasMethodParam(u.RawQuery) {
 		return "", refuseMethodParam
 	}
-	return r.methodOverride(h)
+	override, refused = r.methodOverride(h)
+	if refused == nil && override == "" && method == http.MethodPost && formBody(h, b) {
+		// Rails (Rack), Symfony, Laravel and Express' method-override with a
+		// body getter run a POST as the method named by a _method field of
+		// its form body, which tokenward does not read.
+		override = anyMethod
+	}
+	return override, refused
+}
+
+// formBody tells whether frameworks would parse the body of a POST with
+// these headers as a form: a form media type, several Content-Types, or none
+// with a body (Rack parses a POST without one as a form).
+func formBody(h http.Header, b body) bool {
+	ct := h["Content-Type"]
+	switch {
+	case b == bodyNone:
+		return false
+	case len(ct) == 0:
+		return b == bodySome
+	case len(ct) > 1:
+		return true
+	}
+	mt, _, _ := strings.Cut(ct[0], ";")
+	mt = strings.TrimSpace(mt)
+	return strings.EqualFold(mt, "application/x-www-form-urlencoded") || strings.EqualFold(mt, "multipart/form-data")
 }
 
 // methodOverride finds the method-override headers of h in every spelling a

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"unsafe"
@@ -86,6 +87,9 @@ type Rules struct {
 	// overrides holds the headerAlias form of the method-override headers
 	// honoured (opts.AllowMethodOverride).
 	overrides map[string]bool
+	// methods are those the patterns name, and otherMethod standing for all
+	// others: what a POST may become through a _method form field.
+	methods []string
 	// bareDepths and slashDepths have bit n set if some pattern can match
 	// exactly a path of n segments without a trailing slash (bare), or with
 	// one (slash); bit 63 stands for 63 and more. A trailing-slash spelling
@@ -98,6 +102,10 @@ type Rules struct {
 	mu       sync.RWMutex
 	combined map[[2]*Route]*Route
 }
+
+// otherMethod is a method no pattern names, so it matches only the patterns
+// without a method: it stands for every method the rules do not name.
+const otherMethod = "TOKENWARD-OTHER-METHOD"
 
 // maxCombined bounds the cache of combined routes. Each request combines at
 // most a few routes, but which ones a client chooses; past the bound a
@@ -224,8 +232,13 @@ func NewRulesWithOptions(rules []Rule, global scopes.Requirement, opts RulesOpti
 		return nil, errors.Join(errs...)
 	}
 	r.folded, r.foldedRoutes = r.mux, r.routes
+	r.methods = []string{otherMethod}
 	for pattern := range r.routes {
 		path := patternPath(pattern)
+		if i := strings.IndexAny(pattern, " \t"); i >= 0 && !strings.Contains(pattern[:i], "/") &&
+			!slices.Contains(r.methods, pattern[:i]) {
+			r.methods = append(r.methods, pattern[:i])
+		}
 		if hasUpper(path) {
 			r.folded = nil
 		}
@@ -376,20 +389,29 @@ func (r *Rules) matchMethod(req *http.Request, method string) *Route {
 	if len(r.routes) == 0 {
 		return r.fallback
 	}
-	s := lookupScratches.Get().(*lookupScratch)
-	defer lookupScratches.Put(s)
 	// ServeMux compares hosts byte for byte, but DNS names are not case
 	// sensitive and a trailing dot names the same host: upstreams, ingresses
 	// and gateways serve ADMIN.example.com. as admin.example.com, so its
 	// rule must apply.
-	s.url = *req.URL
-	s.req = http.Request{Method: method, Host: matchHost(req.Host), URL: &s.url}
+	host := matchHost(req.Host)
 	path, raw := req.URL.Path, req.URL.RawPath
+	encodedSlash := r.opts.AllowEncodedSlash && containsFold(raw, "%2f")
+	if method == req.Method && host == req.Host && !r.hasTwin(path, raw) && !encodedSlash &&
+		r.folded == r.mux && !hasUpper(path) {
+		// The common request: one spelling, looked up as it is.
+		if route, _ := r.lookup(r.mux, r.routes, req); route != nil {
+			return route
+		}
+		return r.fallback
+	}
+	s := lookupScratches.Get().(*lookupScratch)
+	defer lookupScratches.Put(s)
+	s.url = *req.URL
+	s.req = http.Request{Method: method, Host: host, URL: &s.url}
 	// The request's own spelling gets its route, the fallback included. Any
 	// other spelling adds its route only if a rule matches it: a spelling no
 	// rule names tells nothing about what the upstream serves.
 	route := r.spellings(false, s, path, raw, true)
-	encodedSlash := r.opts.AllowEncodedSlash && containsFold(raw, "%2f")
 	if encodedSlash {
 		// An upstream that decodes before routing reads %2F as a separator.
 		route = r.stricter(route, r.spellings(false, s, path, "", false))
@@ -421,22 +443,12 @@ func (r *Rules) spellings(folded bool, s *lookupScratch, path, raw string, own b
 	if route == nil && own {
 		route = r.fallback
 	}
-	if path == "/" || path == "" {
+	if !r.hasTwin(path, raw) {
 		return route
 	}
-	escaped := raw
-	if escaped == "" {
-		escaped = path
-	}
 	if strings.HasSuffix(path, "/") {
-		if r.bareDepths&depthBit(escaped[:len(escaped)-1], 0) == 0 {
-			return route
-		}
 		s.url.Path, s.url.RawPath = path[:len(path)-1], strings.TrimSuffix(raw, "/")
 	} else {
-		if r.slashDepths&depthBit(escaped, 1) == 0 {
-			return route
-		}
 		// The spelling with a slash lives only for the lookup below: ServeMux
 		// keeps no part of the path once Handler returns, and neither do we,
 		// so it can borrow the scratch's buffer instead of allocating.
@@ -453,6 +465,22 @@ func (r *Rules) spellings(folded bool, s *lookupScratch, path, raw string, own b
 	}
 	s.url.Path, s.url.RawPath = "", ""
 	return route
+}
+
+// hasTwin tells whether some rule could match path (escaped as raw) with
+// its trailing slash added or removed, as its own path.
+func (r *Rules) hasTwin(path, raw string) bool {
+	if path == "/" || path == "" {
+		return false
+	}
+	escaped := raw
+	if escaped == "" {
+		escaped = path
+	}
+	if strings.HasSuffix(escaped, "/") {
+		return r.bareDepths&depthBit(escaped, -1) != 0
+	}
+	return r.slashDepths&depthBit(escaped, 1) != 0
 }
 
 // exactMatch tells whether a path that pattern matches is the pattern's own
@@ -509,7 +537,14 @@ func (r *Rules) stricter(a, b *Route) *Route {
 	if ok {
 		return c
 	}
-	c = &Route{Pattern: a.Pattern + " + " + b.Pattern, Required: a.Required.And(b.Required)}
+	switch req := a.Required.And(b.Required); req.String() {
+	case a.Required.String(): // b requires nothing more
+		c = a
+	case b.Required.String():
+		c = b
+	default:
+		c = &Route{Pattern: a.Pattern + " + " + b.Pattern, Required: req}
+	}
 	r.mu.Lock()
 	if old, ok := r.combined[key]; ok {
 		c = old
