@@ -220,3 +220,65 @@ func TestForwardAuthKeysUnavailable(t *testing.T) {
 		t.Errorf("status %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }
+
+// TestForwardAuthNormalizationContract (issue 9, findings 1 and 2): the
+// proxy's contract applies to the original request a gateway asks about, from
+// every header family, and to the client's headers the gateway passes on.
+func TestForwardAuthNormalizationContract(t *testing.T) {
+	iss := newIssuer(t)
+	srv := startForwardAuth(t, contractConfig(t, iss, contractRules))
+	readUsers, admin := withScope(t, iss, "read:users"), withScope(t, iss, "admin")
+	traefik := func(method, uri string, more ...string) http.Header {
+		h := http.Header{"X-Forwarded-Method": {method}, "X-Forwarded-Uri": {uri}}
+		for i := 0; i+1 < len(more); i += 2 {
+			h[more[i]] = append(h[more[i]], more[i+1])
+		}
+		return h
+	}
+	nginx := func(method, uri string) http.Header {
+		return http.Header{"X-Original-Method": {method}, "X-Original-Uri": {uri}}
+	}
+	ingress := func(method, url string) http.Header {
+		return http.Header{"X-Original-Method": {method}, "X-Original-Url": {url}}
+	}
+	tests := []struct {
+		name   string
+		header http.Header
+		token  string
+		want   int
+	}{
+		{"..; escapes a public subtree (Traefik)", traefik("GET", "/static/..;/admin/users"), "", 400},
+		{"..; escapes a public subtree (NGINX)", nginx("GET", "/static/..;/admin/users"), "", 400},
+		{"..; escapes a public subtree (ingress-nginx)", ingress("GET", "http://api.example.com/static/..;/admin/users"), "", 400},
+		{"..;jsessionid", traefik("GET", "/static/..;jsessionid=x/admin/users"), "", 400},
+		{"; hides a segment", nginx("GET", "/admin;x/users"), readUsers, 400},
+		{"%3B", traefik("GET", "/admin%3Bx/users"), readUsers, 400},
+		{"lower-case method", traefik("delete", "/api/users/5"), readUsers, 400},
+		{"methods differing in case", http.Header{"X-Forwarded-Method": {"DELETE"}, "X-Original-Method": {"delete"},
+			"X-Forwarded-Uri": {"/api/users/5"}}, admin, 400},
+		{"method override", traefik("POST", "/api/users/5", "X-Http-Method-Override", "DELETE"), readUsers, 400},
+		{"method override with _ for -", traefik("POST", "/api/users/5", "X_http_method_override", "DELETE"), readUsers, 400},
+		{"_method query", traefik("POST", "/api/users/5?_method=DELETE"), readUsers, 400},
+		{"fragment", traefik("GET", "/api/users/5#/x"), admin, 400},
+		{"fragment in X-Original-URL", ingress("GET", "http://api.example.com/api/users/5#/x"), admin, 400},
+		{"POST of a form: every method's rules", traefik("POST", "/api/users/5", "Content-Type", "application/x-www-form-urlencoded"), readUsers, 403},
+		{"POST of JSON", traefik("POST", "/api/users/5", "Content-Type", "application/json"), readUsers, 200},
+		{"trailing slash: DELETE's scope", traefik("DELETE", "/api/users/5/"), readUsers, 403},
+		{"trailing slash, admin", traefik("DELETE", "/api/users/5/"), admin, 200},
+		{"upper-case path", nginx("GET", "/ADMIN/users"), readUsers, 403},
+		{"upper-case path, absolute form", ingress("DELETE", "http://api.example.com/API/USERS/5"), readUsers, 403},
+		{"public", traefik("GET", "/static/x"), "", 200},
+		{"its scope", nginx("GET", "/api/users/5"), readUsers, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := do(t, srv, request{path: "/auth", token: tc.token, header: tc.header})
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d (body %s)", resp.StatusCode, tc.want, body)
+			}
+			if tc.want == http.StatusBadRequest {
+				wantChallenge(t, resp, `error="invalid_request"`)
+			}
+		})
+	}
+}
