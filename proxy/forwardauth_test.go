@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/tokenward/tokenward/jwks"
@@ -281,4 +283,95 @@ func TestForwardAuthNormalizationContract(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzForwardAuthContract: whatever original method, URI and extra header a
+// client makes a gateway ask about, a request without a token is allowed only
+// if an upstream that reads paths loosely (drops ";params" and a fragment,
+// resolves dot segments, ignores case, honours method overrides) would serve
+// the public GET /static/ subtree, and the answer is never other than 200,
+// 400, 401 or 403.
+func FuzzForwardAuthContract(f *testing.F) {
+	iss := newIssuer(f)
+	fa, err := proxy.NewForwardAuth(contractConfig(f, iss, contractRules))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range [][4]string{
+		{"GET", "/static/x", "", ""},
+		{"GET", "/static/..;/admin/users", "", ""},
+		{"GET", "/static/..;jsessionid=x/admin/users", "", ""},
+		{"GET", "/static/%2e%2e/admin", "", ""},
+		{"get", "/static/x", "", ""},
+		{"GET", "/STATIC/x", "", ""},
+		{"GET", "/static/x#/../../admin", "", ""},
+		{"GET", "/static/x?_method=DELETE", "", ""},
+		{"GET", "/static/x", "X_HTTP_Method_Override", "DELETE"},
+		{"POST", "/static/x", "Content-Type", "application/x-www-form-urlencoded"},
+	} {
+		f.Add(seed[0], seed[1], seed[2], seed[3])
+	}
+	f.Fuzz(func(t *testing.T, method, uri, name, value string) {
+		req := httptest.NewRequest("GET", "/auth", nil)
+		req.Header["X-Forwarded-Method"] = []string{method}
+		req.Header["X-Forwarded-Uri"] = []string{uri}
+		if name != "" {
+			req.Header[name] = []string{value}
+		}
+		rec := httptest.NewRecorder()
+		fa.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+			return
+		case http.StatusOK:
+		default:
+			t.Fatalf("%s %q (%s: %q): status %d", method, uri, name, value, rec.Code)
+		}
+		if method != "GET" && method != "HEAD" {
+			t.Fatalf("%s %q allowed without a token: only GET /static/ is public", method, uri)
+		}
+		if alias := strings.ToLower(strings.ReplaceAll(name, "_", "-")); alias == "x-http-method-override" ||
+			alias == "x-http-method" || alias == "x-method-override" {
+			t.Fatalf("%s %q allowed with %s: %q", method, uri, name, value)
+		}
+		if p := looseUpstreamPath(uri); !strings.HasPrefix(p, "/static/") {
+			t.Fatalf("%s %q allowed without a token, but a loose upstream serves %q", method, uri, p)
+		}
+		_, query, _ := strings.Cut(uri, "?")
+		for pair := range strings.FieldsFuncSeq(query, func(r rune) bool { return r == '&' || r == ';' }) {
+			key, _, _ := strings.Cut(pair, "=")
+			if d, err := url.QueryUnescape(key); err == nil {
+				key = d
+			}
+			key, _, _ = strings.Cut(strings.NewReplacer(".", "_", " ", "_").Replace(strings.ToLower(key)), "[")
+			if key == "_method" {
+				t.Fatalf("%s %q allowed with a _method parameter", method, uri)
+			}
+		}
+	})
+}
+
+// looseUpstreamPath reads a request target as the loosest of the upstreams
+// the contract names would: without query or fragment, decoded, without
+// ";params", in lower case, with dot and empty segments resolved.
+func looseUpstreamPath(target string) string {
+	p, _, _ := strings.Cut(target, "#")
+	p, _, _ = strings.Cut(p, "?")
+	if d, err := url.PathUnescape(p); err == nil {
+		p = d
+	}
+	var out []string
+	for seg := range strings.SplitSeq(strings.ReplaceAll(strings.ToLower(p), `\`, "/"), "/") {
+		seg, _, _ = strings.Cut(seg, ";")
+		switch seg {
+		case "", ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	return "/" + strings.Join(out, "/") + map[bool]string{true: "/"}[strings.HasSuffix(p, "/") && len(out) > 0]
 }

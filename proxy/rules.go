@@ -249,6 +249,7 @@ func NewRulesWithOptions(rules []Rule, global scopes.Requirement, opts RulesOpti
 			r.bareDepths |= bit
 		}
 	}
+	slices.Sort(r.methods) // the order of combined patterns, for logs
 	if r.folded == nil {
 		if err := r.fold(rules); err != nil {
 			return nil, err
