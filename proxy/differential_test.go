@@ -89,7 +89,7 @@ type diffRequest struct {
 	target string   // the request target as sent: origin or absolute form
 	host   string   // the Host header
 	header []string // more header lines, "Name: value", as sent
-	body   string   // a request body, sent with its Content-Length
+	body   string   // a request body, sent with its Content-Length unless chunked
 }
 
 func (r diffRequest) String() string {
@@ -113,7 +113,8 @@ func (r diffRequest) wire(token string) []byte {
 	for _, h := range r.header {
 		b.WriteString(h + "\r\n")
 	}
-	if m := strings.ToUpper(r.method); m != "GET" && m != "HEAD" || r.body != "" {
+	chunked := slices.ContainsFunc(r.header, func(h string) bool { return strings.HasPrefix(h, "Transfer-Encoding:") })
+	if m := strings.ToUpper(r.method); (m != "GET" && m != "HEAD" || r.body != "") && !chunked {
 		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(r.body))
 	}
 	b.WriteString("Connection: close\r\n\r\n")
@@ -246,6 +247,9 @@ var methodForms = []methodForm{
 	{method: "POST", header: []string{"X-HTTP-Method-Override: DELETE, GET"}},
 	{method: "POST", header: []string{"X-HTTP-Method-Override: GET", "X-HTTP-Method-Override: DELETE"}},
 	{method: "POST", header: []string{"Content-Type: application/x-www-form-urlencoded"}, body: "_method=DELETE"},
+	{method: "POST", header: []string{"Content-Type: Application/X-WWW-Form-Urlencoded; charset=UTF-8"}, body: "_method=DELETE"},
+	{method: "POST", header: []string{"Content-Type: application/x-www-form-urlencoded", "Transfer-Encoding: chunked"},
+		body: "e\r\n_method=DELETE\r\n0\r\n\r\n"},
 }
 
 // pathTricks returns spellings of target (a two-or-more-segment path) that
