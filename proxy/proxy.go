@@ -444,10 +444,11 @@ func (r *Rules) normalize(method string, u *url.URL, h http.Header, b body) (ove
 		return "", refuseMethodParam
 	}
 	override, refused = r.methodOverride(h)
-	if refused == nil && override == "" && method == http.MethodPost && formBody(h, b) {
+	if refused == nil && method == http.MethodPost && formBody(h, b) {
 		// Rails (Rack), Symfony, Laravel and Express' method-override with a
 		// body getter run a POST as the method named by a _method field of
-		// its form body, which tokenward does not read.
+		// its form body, which tokenward does not read (and which may
+		// differ from an allowed override header's).
 		override = anyMethod
 	}
 	return override, refused

@@ -878,6 +878,7 @@ routes:
 		{"override twice", "POST /api/users/5", "X-HTTP-Method-Override: DELETE\r\nX-HTTP-Method-Override: GET\r\n", admin, 400, ""},
 		{"override in two spellings", "POST /api/users/5", "X-HTTP-Method-Override: GET\r\nX_HTTP_Method_Override: DELETE\r\n", admin, 400, ""},
 		{"override list", "POST /api/users/5", "X-HTTP-Method-Override: GET, DELETE\r\n", admin, 400, ""},
+		{"override header and a form", "POST /api/users/5", "X-HTTP-Method-Override: GET\r\nContent-Type: application/x-www-form-urlencoded\r\n", readUsers, 403, "_method=DELETE"},
 		{"another override header stays refused", "POST /api/users/5", "X-HTTP-Method: DELETE\r\n", admin, 400, ""},
 		{"_method stays refused", "POST /api/users/5?_method=DELETE", "", admin, 400, ""},
 		{"encoded slash in a segment", "GET /projects/group%2Fname", "", readProjects, 200, ""},
