@@ -496,6 +496,12 @@ var gatewayStyles = []struct {
 // than the client holds; and every line the normalization contract refuses
 // must get tokenward's 400. Both with the strict default rules and with the
 // options that weaken the contract.
+//
+// The apps live in testdata/upstreams; an upstream whose runtime is missing
+// is skipped with the command that installs it, except in CI (CI set), where
+// .ci/run installs them all and a missing one fails. The requests are raw
+// bytes on connections of their own, so that no client library tidies a
+// path before the servers see it.
 func TestDifferentialRoutes(t *testing.T) {
 	iss := newIssuer(t)
 	validator := newValidator(t, iss)
