@@ -122,7 +122,7 @@ func startTomcat(t *testing.T) diffUpstream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command(javac, "-nowarn", "-d", classes, "-cp", strings.Join(cp, ":"), src).CombinedOutput(); err != nil {
+	if out, err := exec.Command(javac, "-d", classes, "-cp", strings.Join(cp, ":"), src).CombinedOutput(); err != nil {
 		t.Fatalf("javac: %v\n%s", err, out)
 	}
 	// A small, quick JVM: the test needs seconds of Tomcat, not throughput.

@@ -84,6 +84,6 @@ public class Routes {
 
     static void add(Context ctx, String name, HttpServlet servlet, String mapping) {
         Tomcat.addServlet(ctx, name, servlet);
-        ctx.addServletMappingDecoded(mapping, name);
+        ctx.addServletMapping(mapping, name);
     }
 }
