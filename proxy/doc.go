@@ -32,9 +32,31 @@
 //     configured identity header it does not set (all of them on a public
 //     route), since Envoy's ext_authz replaces only the headers an answer has
 //     and would pass on a client's copy of the others.
-//   - Request paths that are not canonical (dot segments, empty segments,
-//     backslashes, percent-encoded "/", "\" or ".") are refused with 400, so
-//     the rule that matched is the rule of the path the upstream serves.
+//   - The normalization contract, one function for both modes (the proxy's
+//     request line; forward-auth's original method and URI and the client
+//     headers the gateway passes on): a request is forwarded or allowed only
+//     if every reasonable upstream would route it to the path and method
+//     whose rule was applied; otherwise it is refused with 400
+//     (invalid_request) before any token is looked at. Refused: dot
+//     segments, empty segments, backslashes, percent-encoded ".", "\" and "/"
+//     (unless [RulesOptions].AllowEncodedSlash); ";" anywhere in the path,
+//     raw or %3B (servlet containers drop ";params" and then resolve dot
+//     segments); a fragment; a method that is not an upper-case token
+//     (Werkzeug and Rack upper-case it); the method-override headers
+//     X-HTTP-Method-Override, X-HTTP-Method and X-Method-Override in every
+//     spelling (case, "_" for "-"), unless [RulesOptions].AllowMethodOverride
+//     names them; a _method query parameter.
+//   - [Rules.Match] gives a request the stricter of the routes of the
+//     spellings that upstreams route alike: the path with its trailing slash
+//     added or removed (Express, Spring 5, Flask's redirects) and the path in
+//     lower case against the rules in lower case (Express, ASP.NET). Public
+//     only if all are; otherwise every requirement applies. An allowed method
+//     override gets the stricter of both methods' routes, and a POST whose
+//     body may be a form (a _method field, which is not read) the stricter
+//     of every method's.
+//   - These are tested against real upstreams (embedded Tomcat, Flask,
+//     Express, ServeMux) by TestDifferentialRoutes, not only
+//     against ServeMux.
 //   - A request's host is matched against host patterns ignoring ASCII case
 //     and a trailing dot (patterns must be written in lower case), so
 //     ADMIN.example.com. cannot fall through to a weaker or public rule.

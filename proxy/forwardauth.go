@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -40,7 +41,16 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, f.g.realm, "original request URI is missing, malformed or not canonical")
 		return
 	}
-	d := f.g.decide(r.Context(), target, r.Header)
+	// The same contract as the proxy's, on the original request: the gateway
+	// passes the client's headers (a method override among them) on to us.
+	// The gateway sends no body: whether the original had one is unknown,
+	// so only a form Content-Type tells that it may carry a _method field.
+	override, refused := f.g.cfg.Rules.normalize(target.Method, target.URL, r.Header, bodyUnknown)
+	if refused != nil {
+		f.g.badRequest(w, r, refused)
+		return
+	}
+	d := f.g.decide(r.Context(), target, override, r.Header)
 	if d.err != nil {
 		f.g.refuse(w, r, d, target.Method, target.URL.Path)
 		return
@@ -78,15 +88,15 @@ func originalRequest(r *http.Request) (*http.Request, bool) {
 	// auth-method annotation.
 	for _, raw := range r.Header.Values("X-Original-Url") {
 		u, err := url.Parse(raw)
-		if err != nil || !u.IsAbs() {
+		if err != nil || !u.IsAbs() || strings.IndexByte(raw, '#') >= 0 {
 			return nil, false
 		}
 		uris = append(uris, u.RequestURI())
 		hosts = append(hosts, u.Host)
 	}
 	method, ok := agreed(methods)
-	if !ok || !validMethod(method) {
-		return nil, false
+	if !ok || slices.ContainsFunc(methods, func(m string) bool { return m != method }) {
+		return nil, false // methods are case-sensitive: "delete" is not DELETE
 	}
 	uri, ok := agreed(uris)
 	if !ok {
@@ -99,7 +109,7 @@ func originalRequest(r *http.Request) (*http.Request, bool) {
 		}
 	}
 	u, err := url.ParseRequestURI(uri)
-	if err != nil || !canonicalPath(u) {
+	if err != nil {
 		return nil, false
 	}
 	for _, other := range uris {
@@ -125,11 +135,4 @@ func agreed(vs []string) (string, bool) {
 		}
 	}
 	return vs[0], true
-}
-
-func validMethod(m string) bool {
-	if m == "" || len(m) > 32 {
-		return false
-	}
-	return strings.IndexFunc(m, func(r rune) bool { return r < 'A' || r > 'Z' }) < 0
 }

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -277,4 +278,157 @@ func TestForwardAuthEnvoyHeadersToRemove(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestForwardAuthNormalizationContract (issue 9, findings 1 and 2): the
+// proxy's contract applies to the original request a gateway asks about, from
+// every header family, and to the client's headers the gateway passes on.
+func TestForwardAuthNormalizationContract(t *testing.T) {
+	iss := newIssuer(t)
+	srv := startForwardAuth(t, contractConfig(t, iss, contractRules))
+	readUsers, admin := withScope(t, iss, "read:users"), withScope(t, iss, "admin")
+	traefik := func(method, uri string, more ...string) http.Header {
+		h := http.Header{"X-Forwarded-Method": {method}, "X-Forwarded-Uri": {uri}}
+		for i := 0; i+1 < len(more); i += 2 {
+			h[more[i]] = append(h[more[i]], more[i+1])
+		}
+		return h
+	}
+	nginx := func(method, uri string) http.Header {
+		return http.Header{"X-Original-Method": {method}, "X-Original-Uri": {uri}}
+	}
+	ingress := func(method, url string) http.Header {
+		return http.Header{"X-Original-Method": {method}, "X-Original-Url": {url}}
+	}
+	tests := []struct {
+		name   string
+		header http.Header
+		token  string
+		want   int
+	}{
+		{"..; escapes a public subtree (Traefik)", traefik("GET", "/static/..;/admin/users"), "", 400},
+		{"..; escapes a public subtree (NGINX)", nginx("GET", "/static/..;/admin/users"), "", 400},
+		{"..; escapes a public subtree (ingress-nginx)", ingress("GET", "http://api.example.com/static/..;/admin/users"), "", 400},
+		{"..;jsessionid", traefik("GET", "/static/..;jsessionid=x/admin/users"), "", 400},
+		{"; hides a segment", nginx("GET", "/admin;x/users"), readUsers, 400},
+		{"%3B", traefik("GET", "/admin%3Bx/users"), readUsers, 400},
+		{"lower-case method", traefik("delete", "/api/users/5"), readUsers, 400},
+		{"methods differing in case", http.Header{"X-Forwarded-Method": {"DELETE"}, "X-Original-Method": {"delete"},
+			"X-Forwarded-Uri": {"/api/users/5"}}, admin, 400},
+		{"method override", traefik("POST", "/api/users/5", "X-Http-Method-Override", "DELETE"), readUsers, 400},
+		{"method override with _ for -", traefik("POST", "/api/users/5", "X_http_method_override", "DELETE"), readUsers, 400},
+		{"_method query", traefik("POST", "/api/users/5?_method=DELETE"), readUsers, 400},
+		{"fragment", traefik("GET", "/api/users/5#/x"), admin, 400},
+		{"fragment in X-Original-URL", ingress("GET", "http://api.example.com/api/users/5#/x"), admin, 400},
+		{"POST of a form: every method's rules", traefik("POST", "/api/users/5", "Content-Type", "application/x-www-form-urlencoded"), readUsers, 403},
+		{"POST of JSON", traefik("POST", "/api/users/5", "Content-Type", "application/json"), readUsers, 200},
+		{"trailing slash: DELETE's scope", traefik("DELETE", "/api/users/5/"), readUsers, 403},
+		{"trailing slash, admin", traefik("DELETE", "/api/users/5/"), admin, 200},
+		{"upper-case path", nginx("GET", "/ADMIN/users"), readUsers, 403},
+		{"upper-case path, absolute form", ingress("DELETE", "http://api.example.com/API/USERS/5"), readUsers, 403},
+		{"public", traefik("GET", "/static/x"), "", 200},
+		{"its scope", nginx("GET", "/api/users/5"), readUsers, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := do(t, srv, request{path: "/auth", token: tc.token, header: tc.header})
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d (body %s)", resp.StatusCode, tc.want, body)
+			}
+			if tc.want == http.StatusBadRequest {
+				wantChallenge(t, resp, `error="invalid_request"`)
+			}
+		})
+	}
+}
+
+// FuzzForwardAuthContract: whatever original method, URI and extra header a
+// client makes a gateway ask about, a request without a token is allowed only
+// if an upstream that reads paths loosely (drops ";params" and a fragment,
+// resolves dot segments, ignores case, honours method overrides) would serve
+// the public GET /static/ subtree, and the answer is never other than 200,
+// 400, 401 or 403.
+func FuzzForwardAuthContract(f *testing.F) {
+	iss := newIssuer(f)
+	fa, err := proxy.NewForwardAuth(contractConfig(f, iss, contractRules))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range [][4]string{
+		{"GET", "/static/x", "", ""},
+		{"GET", "/static/..;/admin/users", "", ""},
+		{"GET", "/static/..;jsessionid=x/admin/users", "", ""},
+		{"GET", "/static/%2e%2e/admin", "", ""},
+		{"get", "/static/x", "", ""},
+		{"GET", "/STATIC/x", "", ""},
+		{"GET", "/static/x#/../../admin", "", ""},
+		{"GET", "/static/x?_method=DELETE", "", ""},
+		{"GET", "/static/x", "X_HTTP_Method_Override", "DELETE"},
+		{"POST", "/static/x", "Content-Type", "application/x-www-form-urlencoded"},
+	} {
+		f.Add(seed[0], seed[1], seed[2], seed[3])
+	}
+	f.Fuzz(func(t *testing.T, method, uri, name, value string) {
+		req := httptest.NewRequest("GET", "/auth", nil)
+		req.Header["X-Forwarded-Method"] = []string{method}
+		req.Header["X-Forwarded-Uri"] = []string{uri}
+		if name != "" {
+			req.Header[name] = []string{value}
+		}
+		rec := httptest.NewRecorder()
+		fa.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+			return
+		case http.StatusOK:
+		default:
+			t.Fatalf("%s %q (%s: %q): status %d", method, uri, name, value, rec.Code)
+		}
+		if method != "GET" && method != "HEAD" {
+			t.Fatalf("%s %q allowed without a token: only GET /static/ is public", method, uri)
+		}
+		if alias := strings.ToLower(strings.ReplaceAll(name, "_", "-")); alias == "x-http-method-override" ||
+			alias == "x-http-method" || alias == "x-method-override" {
+			t.Fatalf("%s %q allowed with %s: %q", method, uri, name, value)
+		}
+		if p := looseUpstreamPath(uri); !strings.HasPrefix(p, "/static/") {
+			t.Fatalf("%s %q allowed without a token, but a loose upstream serves %q", method, uri, p)
+		}
+		_, query, _ := strings.Cut(uri, "?")
+		for pair := range strings.FieldsFuncSeq(query, func(r rune) bool { return r == '&' || r == ';' }) {
+			key, _, _ := strings.Cut(pair, "=")
+			if d, err := url.QueryUnescape(key); err == nil {
+				key = d
+			}
+			key, _, _ = strings.Cut(strings.NewReplacer(".", "_", " ", "_").Replace(strings.ToLower(key)), "[")
+			if key == "_method" {
+				t.Fatalf("%s %q allowed with a _method parameter", method, uri)
+			}
+		}
+	})
+}
+
+// looseUpstreamPath reads a request target as the loosest of the upstreams
+// the contract names would: without query or fragment, decoded, without
+// ";params", in lower case, with dot and empty segments resolved.
+func looseUpstreamPath(target string) string {
+	p, _, _ := strings.Cut(target, "#")
+	p, _, _ = strings.Cut(p, "?")
+	if d, err := url.PathUnescape(p); err == nil {
+		p = d
+	}
+	var out []string
+	for seg := range strings.SplitSeq(strings.ReplaceAll(strings.ToLower(p), `\`, "/"), "/") {
+		seg, _, _ = strings.Cut(seg, ";")
+		switch seg {
+		case "", ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	return "/" + strings.Join(out, "/") + map[bool]string{true: "/"}[strings.HasSuffix(p, "/") && len(out) > 0]
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,10 +98,23 @@ type decision struct {
 }
 
 // decide strips client-sent identity headers from h, matches target against the
-// rules and, unless the route is public, validates the token in h.
-func (g *guard) decide(ctx context.Context, target *http.Request, h http.Header) decision {
+// rules and, unless the route is public, validates the token in h. A request
+// whose method is overridden (an allowed override, "" if none) gets the
+// stricter of the routes of both methods: an upstream may honour the override
+// for some methods only. One that may become any method (anyMethod) gets the
+// stricter of the routes of every method.
+func (g *guard) decide(ctx context.Context, target *http.Request, override string, h http.Header) decision {
 	g.identity.strip(h)
-	route := g.cfg.Rules.Match(target)
+	rules := g.cfg.Rules
+	route := rules.Match(target)
+	switch {
+	case override == anyMethod:
+		for _, m := range rules.methods {
+			route = rules.stricter(route, rules.matchMethod(target, m))
+		}
+	case override != "" && override != target.Method:
+		route = rules.stricter(route, rules.matchMethod(target, override))
+	}
 	if route.Public {
 		return decision{route: route}
 	}
@@ -174,6 +188,12 @@ func badRequest(w http.ResponseWriter, realm, description string) {
 		Reason: middleware.ReasonInvalidRequest, Description: description})
 }
 
+// badRequest logs and answers a request the normalization contract refuses.
+func (g *guard) badRequest(w http.ResponseWriter, r *http.Request, refused *refusal) {
+	g.log.Info("request refused", "reason", refused.reason, "status", http.StatusBadRequest, "client", r.RemoteAddr)
+	badRequest(w, g.realm, refused.description)
+}
+
 // Proxy is the sidecar reverse proxy: a request with a valid token and the
 // route's scopes is forwarded to the upstream with identity headers; anything
 // else is answered as RFC 6750 says.
@@ -241,12 +261,16 @@ func New(upstream string, cfg Config, opts UpstreamOptions) (*Proxy, error) {
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !canonicalPath(r.URL) {
-		p.g.log.Info("request refused", "reason", "path_not_canonical", "status", http.StatusBadRequest, "client", r.RemoteAddr)
-		badRequest(w, p.g.realm, "request path is not canonical")
+	b := bodySome
+	if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
+		b = bodyNone
+	}
+	override, refused := p.g.cfg.Rules.normalize(r.Method, r.URL, r.Header, b)
+	if refused != nil {
+		p.g.badRequest(w, r, refused)
 		return
 	}
-	d := p.g.decide(r.Context(), r, r.Header)
+	d := p.g.decide(r.Context(), r, override, r.Header)
 	if d.err != nil {
 		p.g.refuse(w, r, d, r.Method, r.URL.Path)
 		return
@@ -422,12 +446,201 @@ func upstreamTransport(raw string, opts UpstreamOptions) (*url.URL, http.RoundTr
 	return u, rt, nil
 }
 
+// refusal says why a request cannot be judged safely: a log reason and the
+// description the client gets with 400.
+type refusal struct{ reason, description string }
+
+var (
+	refuseMethod        = &refusal{"method_not_canonical", "request method is not an upper-case token"}
+	refusePath          = &refusal{"path_not_canonical", "request path is not canonical"}
+	refusePathParameter = &refusal{"path_parameter", "request path has a ';' (path parameter)"}
+	refuseOverride      = &refusal{"method_override", "method override is not allowed"}
+	refuseBadOverride   = &refusal{"method_override", "method override is not one upper-case method"}
+	refuseMethodParam   = &refusal{"method_override", "a _method query parameter is not allowed"}
+	refuseFragment      = &refusal{"path_not_canonical", "request target has a fragment (#)"}
+)
+
+// anyMethod is the override of a request whose body may carry a _method
+// form field: it may become any method.
+const anyMethod = "*"
+
+// body is what tokenward knows of a request's body.
+type body int
+
+const (
+	bodyUnknown body = iota // forward-auth: the gateway sends none
+	bodyNone
+	bodySome
+)
+
+// normalize applies the normalization contract (the package's Security
+// section) to the request both modes judge: its method, its URL and the
+// headers the client sent. A request passes only if every reasonable upstream
+// would route it to the path and method that the rules match; otherwise it is
+// refused. override is the method an allowed method-override header asks for,
+// anyMethod for a POST whose body may be a form, "" if none. The request
+// without ";", override or odd method costs a few scans and no allocation.
+func (r *Rules) normalize(method string, u *url.URL, h http.Header, b body) (override string, refused *refusal) {
+	if !validMethod(method) {
+		return "", refuseMethod
+	}
+	if !canonicalPath(u, r.opts.AllowEncodedSlash) {
+		return "", refusePath
+	}
+	if strings.IndexByte(u.RawPath, '#') >= 0 {
+		// A request target has no fragment (RFC 9112), but Werkzeug and
+		// others drop one: /api/users/5#/x is /api/users/5 to them. (An
+		// encoded %23 is a character of its segment and leaves RawPath
+		// without a '#'.)
+		return "", refuseFragment
+	}
+	if strings.IndexByte(u.Path, ';') >= 0 {
+		// Servlet containers (Tomcat, Jetty, Undertow) drop ";params" from
+		// each segment and then resolve dot segments: /static/..;/admin is
+		// /admin to them. u.Path is decoded, so this refuses %3B too.
+		return "", refusePathParameter
+	}
+	if u.RawQuery != "" && hasMethodParam(u.RawQuery) {
+		return "", refuseMethodParam
+	}
+	override, refused = r.methodOverride(h)
+	if refused == nil && method == http.MethodPost && formBody(h, b) {
+		// Rails (Rack), Symfony, Laravel and Express' method-override with a
+		// body getter run a POST as the method named by a _method field of
+		// its form body, which tokenward does not read (and which may
+		// differ from an allowed override header's).
+		override = anyMethod
+	}
+	return override, refused
+}
+
+// formBody tells whether frameworks would parse the body of a POST with
+// these headers as a form: a form media type, several Content-Types, or none
+// with a body (Rack parses a POST without one as a form).
+func formBody(h http.Header, b body) bool {
+	ct := h["Content-Type"]
+	switch {
+	case b == bodyNone:
+		return false
+	case len(ct) == 0:
+		return b == bodySome
+	case len(ct) > 1:
+		return true
+	}
+	mt, _, _ := strings.Cut(ct[0], ";")
+	mt = strings.TrimSpace(mt)
+	return strings.EqualFold(mt, "application/x-www-form-urlencoded") || strings.EqualFold(mt, "multipart/form-data")
+}
+
+// methodOverride finds the method-override headers of h in every spelling a
+// framework may read (case, "_" for "-"): refused unless the rules allow
+// them, and then exactly one value, an upper-case method.
+func (r *Rules) methodOverride(h http.Header) (override string, refused *refusal) {
+	found := false
+	for k, vs := range h {
+		// Every name we look for is 13 to 22 bytes long: skip the rest
+		// without headerAlias' allocation.
+		if len(k) < 13 || len(k) > 22 || !strings.HasPrefix(k, "X") && !strings.HasPrefix(k, "x") {
+			continue
+		}
+		name := headerAlias(k)
+		if !r.overrides[name] {
+			if slices.Contains(refusedOverrides, name) {
+				return "", refuseOverride
+			}
+			continue
+		}
+		if found || len(vs) != 1 || !validMethod(vs[0]) {
+			return "", refuseBadOverride
+		}
+		found, override = true, vs[0]
+	}
+	return override, nil
+}
+
+// hasMethodParam reports whether a raw query has a _method parameter as a
+// framework with method override reads it (Express' method-override with a
+// query getter, Symfony and Laravel): names compared after percent-decoding,
+// "+", " ", "." and "[" folded to "_" as PHP does, ignoring case and any
+// "[...]" suffix. It does not allocate.
+func hasMethodParam(raw string) bool {
+	const want = "_method"
+	for len(raw) > 0 {
+		var pair string
+		if i := strings.IndexAny(raw, "&;"); i >= 0 {
+			pair, raw = raw[:i], raw[i+1:]
+		} else {
+			pair, raw = raw, ""
+		}
+		key, _, _ := strings.Cut(pair, "=")
+		n := 0 // bytes of want matched
+		for i := 0; i < len(key); i++ {
+			c := key[i]
+			if c == '%' && i+2 < len(key) && ishex(key[i+1]) && ishex(key[i+2]) {
+				c = unhex(key[i+1])<<4 | unhex(key[i+2])
+				i += 2
+			}
+			switch c {
+			case '+', ' ', '.':
+				c = '_'
+			case '[':
+				if n == len(want) {
+					return true // _method[...]
+				}
+				c = '_'
+			}
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if n == len(want) || c != want[n] {
+				n = -1
+				break
+			}
+			n++
+		}
+		if n == len(want) {
+			return true
+		}
+	}
+	return false
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+// validMethod: RFC 9110 methods are case-sensitive tokens, but Werkzeug,
+// Rack and others upper-case the method before routing, so "delete" would be
+// routed as DELETE after tokenward matched a rule for no method called
+// "delete". Upper-case letters, "-" and "_" only.
+func validMethod(m string) bool {
+	if m == "" || len(m) > 32 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if c := m[i]; !('A' <= c && c <= 'Z' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // canonicalPath refuses request paths whose meaning could differ between our
 // route match and the upstream: dot segments, empty segments, backslashes and
-// percent-encoded slashes, backslashes and dots. ServeMux would redirect such
-// a path, and the rule of the redirect target is not the rule of what the
-// upstream would serve.
-func canonicalPath(u *url.URL) bool {
+// percent-encoded slashes (unless encodedSlash allows them), backslashes and
+// dots. ServeMux would redirect such a path, and the rule of the redirect
+// target is not the rule of what the upstream would serve.
+func canonicalPath(u *url.URL, encodedSlash bool) bool {
 	p := u.Path
 	if p == "" || p[0] != '/' || strings.Contains(p, "\\") || strings.Contains(p, "//") {
 		return false
@@ -438,8 +651,8 @@ func canonicalPath(u *url.URL) bool {
 		}
 	}
 	if u.RawPath != "" {
-		lower := strings.ToLower(u.RawPath)
-		if strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") || strings.Contains(lower, "%2e") {
+		if !encodedSlash && containsFold(u.RawPath, "%2f") ||
+			containsFold(u.RawPath, "%5c") || containsFold(u.RawPath, "%2e") {
 			return false
 		}
 	}

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/tokenward/tokenward/jwks"
+	"github.com/tokenward/tokenward/jwks/jwkstest"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/proxy"
+	"github.com/tokenward/tokenward/scopes"
 )
 
 // TestProxyRoutes sends requests through the proxy and checks who gets
@@ -699,5 +701,201 @@ func TestProxyScopes(t *testing.T) {
 	}
 	if got := p.Scopes(httptest.NewRequest("POST", "/api/contacts/", nil)).String(); got != "api admin write:contacts" {
 		t.Errorf("Scopes = %q", got)
+	}
+}
+
+// contractRules are the rules of issue 9's findings 1 and 2. No global
+// scopes: a request no rule matches needs a valid token and nothing more.
+const contractRules = `
+routes:
+  - match: "GET /static/"
+    public: true
+  - match: "/admin/"
+    scopes: ["admin"]
+  - match: "DELETE /api/users/{id}"
+    scopes: ["admin"]
+  - match: "GET /api/users/{id}"
+    scopes: ["read:users"]
+`
+
+// contractConfig is a configuration for iss with rules (YAML) and no global
+// scopes.
+func contractConfig(tb testing.TB, iss *jwkstest.Issuer, rules string) proxy.Config {
+	tb.Helper()
+	r, err := proxy.ParseRules([]byte(rules), scopes.Requirement{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return proxy.Config{Validator: newValidator(tb, iss), Rules: r,
+		ClaimHeaders: []proxy.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}}}
+}
+
+// contractCase is one request line of the normalization contract and what
+// tokenward must answer.
+type contractCase struct {
+	name   string
+	line   string // request line without " HTTP/1.1"
+	header string // more header lines, each ending in \r\n
+	token  string
+	want   int
+	body   string
+}
+
+// TestNormalizationContract (issue 9, findings 1 and 2): a request is
+// forwarded only if every reasonable upstream would route it to the path and
+// method whose rule tokenward applied; otherwise it is refused with 400.
+// Servlet containers drop ";params" and then resolve dot segments, Werkzeug
+// upper-cases methods, frameworks honour method-override headers and
+// _method, Express routes /x/ as /x and /ADMIN as /admin.
+func TestNormalizationContract(t *testing.T) {
+	iss := newIssuer(t)
+	up := newUpstream(t)
+	srv := startProxy(t, up.URL, contractConfig(t, iss, contractRules), proxy.UpstreamOptions{})
+	readUsers, admin := withScope(t, iss, "read:users"), withScope(t, iss, "admin")
+	both := withScope(t, iss, "admin read:users")
+
+	tests := []contractCase{
+		// Finding 1: path parameters.
+		{"..; escapes a public subtree", "GET /static/..;/admin/users", "", "", 400, ""},
+		{"..;jsessionid escapes a public subtree", "GET /static/..;jsessionid=x/admin/users", "", "", 400, ""},
+		{"; hides a segment from its rule", "GET /admin;x/users", "", readUsers, 400, ""},
+		{"%3B as well", "GET /admin%3Bx/users", "", readUsers, 400, ""},
+		{"%3b and ..", "GET /static/..%3b/admin/users", "", "", 400, ""},
+		{"; at the end", "GET /api/users/5;x", "", readUsers, 400, ""},
+		// Finding 2: methods.
+		{"lower-case method", "delete /api/users/5", "", readUsers, 400, ""},
+		{"mixed-case method", "Delete /api/users/5", "", readUsers, 400, ""},
+		{"lower-case GET", "get /api/users/5", "", readUsers, 400, ""},
+		{"X-HTTP-Method-Override", "POST /api/users/5", "X-HTTP-Method-Override: DELETE\r\n", readUsers, 400, ""},
+		{"X-HTTP-Method", "POST /api/users/5", "X-HTTP-Method: DELETE\r\n", readUsers, 400, ""},
+		{"X-Method-Override", "POST /api/users/5", "X-Method-Override: DELETE\r\n", readUsers, 400, ""},
+		{"override in lower case", "POST /api/users/5", "x-http-method-override: delete\r\n", readUsers, 400, ""},
+		{"override with _ for - (HTTP_X_HTTP_METHOD_OVERRIDE in WSGI)", "POST /api/users/5", "X_HTTP_Method_Override: DELETE\r\n", readUsers, 400, ""},
+		{"override on a GET", "GET /api/users/5", "X-HTTP-Method-Override: DELETE\r\n", readUsers, 400, ""},
+		{"override even to the same method", "DELETE /api/users/5", "X-HTTP-Method-Override: DELETE\r\n", admin, 400, ""},
+		{"_method query", "POST /api/users/5?_method=DELETE", "", readUsers, 400, ""},
+		{"_method query, encoded", "POST /api/users/5?x=1&%5Fmethod=DELETE", "", readUsers, 400, ""},
+		{"_method query as PHP reads .method", "POST /api/users/5?.method=DELETE", "", readUsers, 400, ""},
+		{"_method[] query", "POST /api/users/5?_METHOD[]=DELETE", "", readUsers, 400, ""},
+		// A _method form field (Rails, Symfony, Laravel, Express'
+		// method-override with a body getter): tokenward does not read the
+		// body, so a POST that may carry one gets every method's rules.
+		{"_method form field", "POST /api/users/5", "Content-Type: application/x-www-form-urlencoded\r\n", readUsers, 403, "_method=DELETE"},
+		{"multipart form", "POST /api/users/5", "Content-Type: Multipart/Form-Data; boundary=x\r\n", readUsers, 403, "--x--\r\n"},
+		{"body without Content-Type (Rack reads a form)", "POST /api/users/5", "", readUsers, 403, "_method=DELETE"},
+		{"form with every method's scopes", "POST /api/users/5", "Content-Type: application/x-www-form-urlencoded\r\n", both, 200, "_method=DELETE"},
+		{"JSON body", "POST /api/users/5", "Content-Type: application/json\r\n", readUsers, 200, `{"_method":"DELETE"}`},
+		{"POST without a body", "POST /api/users/5", "", readUsers, 200, ""},
+		// A fragment, which Werkzeug drops.
+		{"fragment", "GET /api/users/5#/x", "", admin, 400, ""},
+		{"encoded # is a character", "GET /api/users/5%23x", "", readUsers, 200, ""},
+		// Finding 2: trailing slash, the stricter of both spellings.
+		{"DELETE with a trailing slash needs DELETE's scope", "DELETE /api/users/5/", "", readUsers, 403, ""},
+		{"DELETE with a trailing slash, admin", "DELETE /api/users/5/", "", admin, 200, ""},
+		{"GET with a trailing slash needs GET's scope", "GET /api/users/5/", "", admin, 403, ""},
+		{"GET with a trailing slash, its scope", "GET /api/users/5/", "", readUsers, 200, ""},
+		{"subtree without its slash", "GET /admin", "", readUsers, 403, ""},
+		// Path case: Express routes /ADMIN/users as /admin/users.
+		{"upper-case path", "GET /ADMIN/users", "", readUsers, 403, ""},
+		{"title-case path", "GET /Admin/Users", "", readUsers, 403, ""},
+		{"upper-case path, admin", "GET /ADMIN/users", "", admin, 200, ""},
+		{"upper-case DELETE", "DELETE /API/USERS/5", "", readUsers, 403, ""},
+		{"upper-case with a trailing slash", "DELETE /Api/Users/5/", "", readUsers, 403, ""},
+		{"upper-case public path is not public", "GET /STATIC/x", "", "", 401, ""},
+		// What still passes.
+		{"public", "GET /static/x", "", "", 200, ""},
+		{"public, a token ignored", "GET /static/x/", "", readUsers, 200, ""},
+		{"GET its scope", "GET /api/users/5", "", readUsers, 200, ""},
+		{"DELETE its scope", "DELETE /api/users/5", "", admin, 200, ""},
+		{"DELETE without it", "DELETE /api/users/5", "", readUsers, 403, ""},
+		{"both scopes, a trailing slash", "GET /api/users/5/", "", both, 200, ""},
+		{"a case-sensitive id", "GET /api/users/AbC", "", readUsers, 200, ""},
+		{"a method token with -", "VERSION-CONTROL /elsewhere", "", readUsers, 200, ""},
+		{"method as an ordinary query value", "GET /api/users/5?sort=method&x_method=1", "", readUsers, 200, ""},
+	}
+	runContract(t, srv, up, tests)
+}
+
+// runContract sends each case raw and checks the answer: a 400 must be
+// tokenward's (invalid_request) and reach no upstream.
+func runContract(t *testing.T, srv *httptest.Server, up *upstream, tests []contractCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for len(up.got) > 0 {
+				<-up.got // what an earlier case let through, when it failed
+			}
+			raw := tc.line + " HTTP/1.1\r\nHost: api.example.com\r\n" + tc.header
+			if tc.token != "" {
+				raw += "Authorization: Bearer " + tc.token + "\r\n"
+			}
+			raw += fmt.Sprintf("Content-Length: %d\r\nConnection: close\r\n\r\n%s", len(tc.body), tc.body)
+			resp, body := rawRequest(t, hostOf(srv), raw)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d (body %s)", resp.StatusCode, tc.want, body)
+			}
+			switch tc.want {
+			case http.StatusOK:
+				up.last(t)
+			case http.StatusBadRequest:
+				wantChallenge(t, resp, `error="invalid_request"`)
+				fallthrough
+			default:
+				up.none(t)
+			}
+		})
+	}
+}
+
+// TestNormalizationOptIns: the rules file's allow_method_override and
+// allow_encoded_slash let through what they name, and the route is then the
+// stricter of both readings.
+func TestNormalizationOptIns(t *testing.T) {
+	iss := newIssuer(t)
+	up := newUpstream(t)
+	const rules = `
+allow_method_override: ["X-HTTP-Method-Override"]
+allow_encoded_slash: true
+routes:
+  - match: "DELETE /api/users/{id}"
+    scopes: ["admin"]
+  - match: "GET /api/users/{id}"
+    scopes: ["read:users"]
+  - match: "GET /projects/{id}"
+    scopes: ["read:projects"]
+  - match: "GET /projects/secret/"
+    scopes: ["admin"]
+`
+	srv := startProxy(t, up.URL, contractConfig(t, iss, rules), proxy.UpstreamOptions{})
+	readUsers, admin := withScope(t, iss, "read:users"), withScope(t, iss, "admin")
+	readProjects, both := withScope(t, iss, "read:projects"), withScope(t, iss, "admin read:projects")
+	tests := []contractCase{
+		{"override to a stricter method", "POST /api/users/5", "X-HTTP-Method-Override: DELETE\r\n", readUsers, 403, ""},
+		{"override, the overriding method's scope", "POST /api/users/5", "X-HTTP-Method-Override: DELETE\r\n", admin, 200, ""},
+		{"override with _ for -", "POST /api/users/5", "X_HTTP_Method_Override: DELETE\r\n", readUsers, 403, ""},
+		{"override from GET: both methods' rules", "GET /api/users/5", "X-HTTP-Method-Override: DELETE\r\n", admin, 403, ""},
+		{"override in lower case", "POST /api/users/5", "X-HTTP-Method-Override: delete\r\n", admin, 400, ""},
+		{"override twice", "POST /api/users/5", "X-HTTP-Method-Override: DELETE\r\nX-HTTP-Method-Override: GET\r\n", admin, 400, ""},
+		{"override in two spellings", "POST /api/users/5", "X-HTTP-Method-Override: GET\r\nX_HTTP_Method_Override: DELETE\r\n", admin, 400, ""},
+		{"override list", "POST /api/users/5", "X-HTTP-Method-Override: GET, DELETE\r\n", admin, 400, ""},
+		{"override header and a form", "POST /api/users/5", "X-HTTP-Method-Override: GET\r\nContent-Type: application/x-www-form-urlencoded\r\n", readUsers, 403, "_method=DELETE"},
+		{"another override header stays refused", "POST /api/users/5", "X-HTTP-Method: DELETE\r\n", admin, 400, ""},
+		{"_method stays refused", "POST /api/users/5?_method=DELETE", "", admin, 400, ""},
+		{"encoded slash in a segment", "GET /projects/group%2Fname", "", readProjects, 200, ""},
+		{"encoded slash read as a separator reaches a stricter rule", "GET /projects/secret%2Fx", "", readProjects, 403, ""},
+		{"encoded slash, both rules' scopes", "GET /projects/secret%2Fx", "", both, 200, ""},
+		{"encoded slash hiding a dot segment", "GET /projects/x%2F..%2Fsecret", "", both, 400, ""},
+		{"encoded slash making an empty segment", "GET /projects/x%2F%2Fy", "", both, 400, ""},
+	}
+	runContract(t, srv, up, tests)
+
+	// The upstream gets the path as the client sent it.
+	resp, body := rawRequest(t, hostOf(srv), "GET /projects/group%2Fname HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: Bearer "+
+		readProjects+"\r\nConnection: close\r\n\r\n")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d (body %s)", resp.StatusCode, body)
+	}
+	if s := up.last(t); s.requestURI != "/projects/group%2Fname" {
+		t.Errorf("upstream got %q, want /projects/group%%2Fname", s.requestURI)
 	}
 }

@@ -54,6 +54,22 @@ func TestParseRules(t *testing.T) {
 			wantErr: []string{`rule 2 ("GET /a")`, "given twice"},
 		},
 		{
+			name:    "options",
+			yaml:    "allow_method_override: [\"X-HTTP-Method-Override\", \"x_method_override\"]\nallow_encoded_slash: true\n" + testRules,
+			global:  globalScopes,
+			wantLen: 8,
+		},
+		{
+			name:    "method-override header that is not a header name",
+			yaml:    "allow_method_override: [\"X HTTP\", \"\"]\nroutes:\n  - match: \"GET /a\"\n",
+			wantErr: []string{`"X HTTP" is not a header name`, `"" is not a header name`},
+		},
+		{
+			name:    "unknown option",
+			yaml:    "allow_semicolons: true\n",
+			wantErr: []string{"allow_semicolons"},
+		},
+		{
 			name:    "host not in lower case",
 			yaml:    "routes:\n  - match: \"GET Admin.example.com/a\"\n  - match: \"admin.example.com./b\"\n",
 			wantErr: []string{`rule 1 ("GET Admin.example.com/a")`, `rule 2 ("admin.example.com./b")`, "lower case"},
@@ -201,6 +217,95 @@ func TestRulesMatch(t *testing.T) {
 			if route.Pattern != tc.wantPattern || route.Public != tc.wantPublic || route.Required.String() != tc.wantScopes {
 				t.Errorf("Match = {%q public=%v %q}, want {%q public=%v %q}",
 					route.Pattern, route.Public, route.Required, tc.wantPattern, tc.wantPublic, tc.wantScopes)
+			}
+		})
+	}
+}
+
+// TestRulesMatchSpellings pins the stricter route of a path's spellings that
+// upstreams route alike: with and without a trailing slash (Express, Spring
+// 5, Flask's redirects) and in another case (Express, ASP.NET). A spelling
+// counts only when a rule matches it as its own path, not as a subtree above
+// it, and a spelling no rule matches adds nothing.
+func TestRulesMatchSpellings(t *testing.T) {
+	rules, err := proxy.ParseRules([]byte(`
+routes:
+  - match: "GET /static/"
+    public: true
+  - match: "GET /status"
+    public: true
+  - match: "/admin/"
+    scopes: ["admin"]
+  - match: "DELETE /api/users/{id}"
+    scopes: ["admin"]
+  - match: "GET /api/users/{id}"
+    scopes: ["read:users"]
+  - match: "GET /api/users/{id}/"
+    scopes: ["read:users", "read:details"]
+  - match: "GET /Reports/{name}"
+    scopes: ["read:reports"]
+  - match: "GET /reports/{name}"
+    any_scopes: ["audit", "admin"]
+  - match: "GET /docs/{$}"
+    scopes: ["read:docs"]
+`), scopes.All("api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		method, target string
+		wantPattern    string
+		wantPublic     bool
+		wantScopes     string
+	}{
+		{"DELETE", "/api/users/5", "DELETE /api/users/{id}", false, "admin api"},
+		{"DELETE", "/api/users/5/", "DELETE /api/users/{id}", false, "admin api"},
+		{"GET", "/api/users/5", "GET /api/users/{id}/", false, "api read:details read:users"},
+		{"GET", "/api/users/5/", "GET /api/users/{id}/", false, "api read:details read:users"},
+		// A subtree above the other spelling matches the path too, and
+		// ServeMux chose the more specific rule.
+		{"GET", "/api/users/5/x", "GET /api/users/{id}/", false, "api read:details read:users"},
+		{"GET", "/admin/x/", "/admin/", false, "admin api"},
+		// A public exact path stays public: its other spelling matches no
+		// rule. A route that requires all another does stands for both.
+		{"GET", "/status", "GET /status", true, ""},
+		{"GET", "/status/", "", false, "api"},
+		{"GET", "/static/x", "GET /static/", true, ""},
+		{"GET", "/static/x/", "GET /static/", true, ""},
+		{"GET", "/docs", "GET /docs/{$}", false, "api read:docs"},
+		// Case.
+		{"GET", "/ADMIN/users", "/admin/", false, "admin api"},
+		{"GET", "/Admin", "/admin/", false, "admin api"},
+		{"GET", "/STATIC/x", "", false, "api"},
+		{"DELETE", "/API/Users/5/", "DELETE /api/users/{id}", false, "admin api"},
+		{"GET", "/api/users/AbC", "GET /api/users/{id}/", false, "api read:details read:users"},
+		// Patterns that differ only in case are one route to a
+		// case-insensitive upstream: both rules apply to either spelling.
+		{"GET", "/reports/q1", "GET /Reports/{name} + GET /reports/{name}", false, "api read:reports admin audit"},
+		{"GET", "/REPORTS/q1", "GET /Reports/{name} + GET /reports/{name}", false, "api read:reports admin audit"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.target, func(t *testing.T) {
+			route := rules.Match(httptest.NewRequest(tc.method, tc.target, nil))
+			if route.Pattern != tc.wantPattern || route.Public != tc.wantPublic || route.Required.String() != tc.wantScopes {
+				t.Errorf("Match = {%q public=%v %q}, want {%q public=%v %q}",
+					route.Pattern, route.Public, route.Required, tc.wantPattern, tc.wantPublic, tc.wantScopes)
+			}
+		})
+	}
+}
+
+// BenchmarkRulesMatch: the route of a canonical path costs one ServeMux
+// lookup when no rule could match another spelling of it, and allocates
+// nothing beyond what ServeMux does for the path itself.
+func BenchmarkRulesMatch(b *testing.B) {
+	rules := mustRules(b, testRules)
+	for _, target := range []string{"/api/contacts/", "/api/contacts/7/notes", "/elsewhere", "/files/a/b"} {
+		b.Run(target, func(b *testing.B) {
+			req := httptest.NewRequest("GET", target, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				rules.Match(req)
 			}
 		})
 	}
