@@ -59,6 +59,7 @@ func TestClientAddressHeaders(t *testing.T) {
 		"x_real_ip", "True-Client-Ip", "True_Client_IP", "X-Client-Ip", "X_Client_IP", "Cf-Connecting-Ip",
 		"CF_Connecting_IP", "Fastly-Client-Ip", "X-Cluster-Client-Ip", "X-Original-Forwarded-For",
 		"Client-Cert", "Client_Cert_Chain", "X_Auth_Subject",
+		"X-Original-Url", "X_Rewrite_URL", "X-Original-Uri", "x_original_method",
 	}
 	h := http.Header{"X_Custom_Thing": {"kept"}, "X-Request-Id": {"kept"}}
 	for _, name := range spoofed {

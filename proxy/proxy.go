@@ -286,13 +286,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // clientAddressHeaders are request headers that frameworks read as facts
-// about the client or the proxy chain, and that only a proxy may set, in
-// lower case with "-"; every header starting with "x-forwarded" is one too.
-// httputil removes only the canonical Forwarded and X-Forwarded-For, -Host
-// and -Proto.
+// about the client, the proxy chain or the original request, and that only a
+// proxy may set, in lower case with "-"; every header starting with
+// "x-forwarded" is one too. httputil removes only the canonical Forwarded and
+// X-Forwarded-For, -Host and -Proto. X-Original-URL and X-Rewrite-URL name the
+// path some frameworks route on instead of the request line (Symfony and Zend
+// did, CVE-2018-14773): from a client they would route around the rule
+// tokenward applied.
 var clientAddressHeaders = []string{"forwarded", "x-real-ip", "true-client-ip", "x-client-ip",
 	"cf-connecting-ip", "fastly-client-ip", "x-cluster-client-ip", "x-original-forwarded-for",
-	"client-cert", "client-cert-chain"}
+	"client-cert", "client-cert-chain", "x-original-url", "x-rewrite-url", "x-original-uri",
+	"x-original-method"}
 
 // clientAddressHeader reports whether name is one of clientAddressHeaders or
 // an X-Forwarded-* header, ignoring case and taking "_" for "-": CGI-style
@@ -516,14 +520,15 @@ func (r *Rules) normalize(method string, u *url.URL, h http.Header, b body) (ove
 
 // formBody tells whether frameworks would parse the body of a POST with
 // these headers as a form: a form media type, several Content-Types, or none
-// with a body (Rack parses a POST without one as a form).
+// with a body that may exist (Rack parses a POST without one as a form; in
+// forward-auth the gateway sends no body and often hides its length).
 func formBody(h http.Header, b body) bool {
 	ct := h["Content-Type"]
 	switch {
 	case b == bodyNone:
 		return false
 	case len(ct) == 0:
-		return b == bodySome
+		return true
 	case len(ct) > 1:
 		return true
 	}
