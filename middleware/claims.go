@@ -44,9 +44,12 @@ const (
 // ParseClaims reads claims from JSON with the same rules as a token's: the
 // same limits, registered claims of the right types, no duplicates among
 // them. It is for [OpaqueChecker] implementations turning an issuer's answer
-// into claims; it verifies nothing. The claims keep data, which must not be
-// modified afterwards.
+// into claims; it verifies nothing. The claims share no memory with data,
+// which the caller may reuse.
 func ParseClaims(data []byte, kind Kind) (*Claims, error) {
+	// The claims' strings point into their JSON (see decodeFast): into a
+	// copy that only they hold.
+	data = bytes.Clone(data)
 	if err := scanObject(data, registered); err != nil {
 		return nil, &Error{Reason: ReasonMalformed, Description: "claims are not a valid JSON object", Err: err}
 	}
