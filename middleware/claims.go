@@ -153,7 +153,7 @@ func (wc *wireClaims) decodeFast(b []byte) bool {
 		return false
 	}
 	// The strings are substrings of b, which the caller never modifies
-	// (it becomes Claims.raw): the cache finds them in it by address.
+	// (it becomes Claims.raw): newEntry (entry.go) finds them in it by address.
 	text := unsafe.String(unsafe.SliceData(b), len(b))
 	str := func(vs, ve int) (string, bool) {
 		if !simpleString(b[vs:ve]) {
