@@ -13,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/tokenward/tokenward/internal/tokenhash"
 	"github.com/tokenward/tokenward/scopes"
 )
 
@@ -110,10 +111,8 @@ func newTokenCache(maxEntries int, maxBytes int64) *tokenCache {
 	return c
 }
 
-// tokenKey hashes the token without copying it: the bytes are only read.
-func tokenKey(token string) [sha256.Size]byte {
-	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
-}
+// tokenKey is the cache key of a token: its SHA-256.
+func tokenKey(token string) [sha256.Size]byte { return tokenhash.Sum(token) }
 
 func (c *tokenCache) shard(key *[sha256.Size]byte) *cacheShard {
 	return &c.shards[key[0]&(cacheShards-1)]
