@@ -14,7 +14,7 @@ import (
 func BenchmarkValidateUnknownKID(b *testing.B) {
 	key := newKey(b, "RS256")
 	v := staticFixture(b, key, middleware.ValidatorOptions{})
-	token := sign(b, key, map[string]any{"kid": "not-published"}, auth0Claims(epoch))
+	token := sign(b, key, map[string]any{"kid": "not-published"}, auth0Claims(b, epoch))
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

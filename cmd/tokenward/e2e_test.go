@@ -33,7 +33,7 @@ func TestAnswers(t *testing.T) {
 		"TOKENWARD_ISSUERS":         iss.URL(),
 		"TOKENWARD_AUDIENCES":       audience + ", https://second.example.com",
 		"TOKENWARD_UPSTREAM":        up.URL,
-		"TOKENWARD_RULES_FILE":      writeFile(t, "rules.yaml", testRules),
+		"TOKENWARD_RULES_FILE":      testRulesFile(t),
 		"TOKENWARD_REQUIRED_SCOPES": "api:access",
 		"TOKENWARD_REALM":           "contacts",
 		"TOKENWARD_MAX_TOKEN_BYTES": "4096",
@@ -339,7 +339,7 @@ func TestIdentityHeaders(t *testing.T) {
 				"TOKENWARD_ISSUERS":             iss.URL(),
 				"TOKENWARD_AUDIENCES":           audience,
 				"TOKENWARD_UPSTREAM":            up.URL,
-				"TOKENWARD_RULES_FILE":          writeFile(t, "rules.yaml", testRules),
+				"TOKENWARD_RULES_FILE":          testRulesFile(t),
 				"TOKENWARD_CLAIM_HEADERS":       "sub=X-Auth-Subject, https://example.com/org=X-Auth-Org, https://example.com/roles=X-Auth-Roles",
 				"TOKENWARD_SCOPES_HEADER":       "X-Auth-Scopes",
 				"TOKENWARD_STRIP_AUTHORIZATION": strconv.FormatBool(strip),
@@ -647,7 +647,7 @@ func TestForwardAuth(t *testing.T) {
 		"TOKENWARD_MODE":          "forward-auth",
 		"TOKENWARD_ISSUERS":       iss.URL(),
 		"TOKENWARD_AUDIENCES":     audience,
-		"TOKENWARD_RULES_FILE":    writeFile(t, "rules.yaml", testRules),
+		"TOKENWARD_RULES_FILE":    testRulesFile(t),
 		"TOKENWARD_SCOPES_HEADER": "X-Auth-Scopes",
 	})
 	reader := mint(t, iss, map[string]any{"sub": "auth0|alice", "scope": "read:contacts"})
@@ -886,7 +886,7 @@ func TestInspect(t *testing.T) {
 	env := map[string]string{
 		"TOKENWARD_ISSUERS":    iss.URL() + "," + bystander.URL(),
 		"TOKENWARD_AUDIENCES":  audience,
-		"TOKENWARD_RULES_FILE": writeFile(t, "rules.yaml", testRules),
+		"TOKENWARD_RULES_FILE": testRulesFile(t),
 	}
 	expired := mint(t, iss, map[string]any{"iat": now.Add(-4 * time.Hour).Unix(), "exp": now.Add(-3 * time.Hour).Unix()})
 	valid := mint(t, iss, map[string]any{"scope": "write:contacts"})

@@ -26,7 +26,7 @@ func TestOpaqueIntrospection(t *testing.T) {
 		"TOKENWARD_ISSUERS":                          iss.URL(),
 		"TOKENWARD_AUDIENCES":                        audience,
 		"TOKENWARD_UPSTREAM":                         up.URL,
-		"TOKENWARD_RULES_FILE":                       writeFile(t, "rules.yaml", testRules),
+		"TOKENWARD_RULES_FILE":                       testRulesFile(t),
 		"TOKENWARD_OPAQUE_TOKENS":                    "introspection",
 		"TOKENWARD_INTROSPECTION_CLIENT_ID":          "tokenward-proxy",
 		"TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE": writeFile(t, "client-secret", secret+"\n"),
@@ -156,7 +156,7 @@ func TestOpaqueUserInfo(t *testing.T) {
 		"TOKENWARD_ISSUERS":       iss.URL(),
 		"TOKENWARD_AUDIENCES":     audience,
 		"TOKENWARD_UPSTREAM":      up.URL,
-		"TOKENWARD_RULES_FILE":    writeFile(t, "rules.yaml", testRules),
+		"TOKENWARD_RULES_FILE":    testRulesFile(t),
 		"TOKENWARD_OPAQUE_TOKENS": "userinfo",
 		"TOKENWARD_USERINFO_URL":  iss.UserInfoURL(),
 	})
