@@ -37,6 +37,7 @@ fuzz:
 	go test -run='^$$' -fuzz='^FuzzDecodeHeaderFast$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzValidJSON$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzSplit$$' -fuzztime=$(FUZZTIME) ./middleware/
+	go test -run='^$$' -fuzz='^FuzzEntryRoundTrip$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzUnmarshalJSON$$' -fuzztime=$(FUZZTIME) ./scopes/
 	go test -run='^$$' -fuzz='^FuzzParseIntrospection$$' -fuzztime=$(FUZZTIME) ./opaque/
 	go test -run='^$$' -fuzz='^FuzzParseProfile$$' -fuzztime=$(FUZZTIME) ./opaque/

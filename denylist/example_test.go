@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -13,23 +12,11 @@ import (
 )
 
 // ExampleNew revokes one token by its jti, and every session of one user that
-// started before a given time. In production Revoked is given to the
+// started before a given time, with the README's deny list
+// (testdata/denylist.json). In production Revoked is given to the
 // validator: middleware.ValidatorOptions{Revoked: list.Revoked}.
 func ExampleNew() {
-	dir, err := os.MkdirTemp("", "denylist")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "denylist.json")
-	err = os.WriteFile(path, []byte(`{
-	  "jti": ["4f1c0d1e-5d0b-4a7e-9b1f-2a1e3f4c5d6e"],
-	  "sub": [{"sub": "auth0|123", "before": "2026-11-22T10:00:00Z"}]
-	}`), 0o644)
-	if err != nil {
-		log.Fatal(err)
-	}
-
+	path := filepath.Join("..", "testdata", "denylist.json")
 	list, err := denylist.New(denylist.Options{File: path})
 	if err != nil {
 		log.Fatal(err)
@@ -44,9 +31,9 @@ func ExampleNew() {
 		name   string
 		claims middleware.Claims
 	}{
-		{"listed jti", middleware.Claims{ID: "4f1c0d1e-5d0b-4a7e-9b1f-2a1e3f4c5d6e", Subject: "auth0|456"}},
-		{"user's old session", middleware.Claims{Subject: "auth0|123", IssuedAt: logout.Add(-time.Hour)}},
-		{"user signed in again", middleware.Claims{Subject: "auth0|123", IssuedAt: logout.Add(time.Minute)}},
+		{"listed jti", middleware.Claims{ID: "4f1c0d1e-9a7b-4c1e-8f2a-1b3c5d7e9f00", Subject: "auth0|456"}},
+		{"user's old session", middleware.Claims{Subject: "auth0|64a1f0c2e4b5d6a7b8c9d0e1", IssuedAt: logout.Add(-time.Hour)}},
+		{"user signed in again", middleware.Claims{Subject: "auth0|64a1f0c2e4b5d6a7b8c9d0e1", IssuedAt: logout.Add(time.Minute)}},
 		{"another user", middleware.Claims{Subject: "auth0|456", IssuedAt: logout.Add(-time.Hour)}},
 	} {
 		fmt.Printf("%s: revoked=%v\n", tc.name, list.Revoked(&tc.claims))
@@ -57,5 +44,5 @@ func ExampleNew() {
 	// user's old session: revoked=true
 	// user signed in again: revoked=false
 	// another user: revoked=false
-	// entries: 2
+	// entries: 3
 }

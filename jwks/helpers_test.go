@@ -2,13 +2,8 @@ package jwks_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"math/big"
 	"os"
 	"path/filepath"
 	"sync"
@@ -138,27 +133,13 @@ var b64 = base64.RawURLEncoding
 // publicJWK returns the public JWK of k as a map, for a test to change.
 func publicJWK(t testing.TB, k *jwkstest.Key) map[string]any {
 	t.Helper()
-	j := map[string]any{"kid": k.ID, "use": "sig", "alg": k.Algorithm}
-	switch pub := k.Public().(type) {
-	case *rsa.PublicKey:
-		j["kty"] = "RSA"
-		j["n"] = b64.EncodeToString(pub.N.Bytes())
-		j["e"] = b64.EncodeToString(big.NewInt(int64(pub.E)).Bytes())
-	case *ecdsa.PublicKey:
-		crv := map[elliptic.Curve]string{elliptic.P256(): "P-256", elliptic.P384(): "P-384", elliptic.P521(): "P-521"}[pub.Curve]
-		p, err := pub.Bytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		size := (len(p) - 1) / 2
-		j["kty"], j["crv"] = "EC", crv
-		j["x"] = b64.EncodeToString(p[1 : 1+size])
-		j["y"] = b64.EncodeToString(p[1+size:])
-	case ed25519.PublicKey:
-		j["kty"], j["crv"] = "OKP", "Ed25519"
-		j["x"] = b64.EncodeToString(pub)
-	default:
-		t.Fatalf("unexpected key type %T", pub)
+	b, err := k.PublicJWK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j map[string]any
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatal(err)
 	}
 	return j
 }

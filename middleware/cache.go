@@ -13,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/tokenward/tokenward/internal/tokenhash"
 	"github.com/tokenward/tokenward/scopes"
 )
 
@@ -29,10 +30,6 @@ const cacheShards = 64
 // about 550 bytes per entry for an Auth0-shaped token with 329-byte claims
 // JSON (a 420-byte data block, four scopes shared).
 const entryOverhead = 128
-
-// maxEntryData is the largest data block an entry may have: offsets in it
-// are 16 bits. A token whose entry would be larger is verified every time.
-const maxEntryData = math.MaxUint16
 
 // tokenCache remembers verified tokens by the SHA-256 of the whole token. The
 // token itself is never stored: a hit needs the same 256-bit hash (the first
@@ -56,15 +53,6 @@ type cacheShard struct {
 	_ [64]byte // keeps shards' hot words on separate cache lines
 }
 
-// cacheEntry is a verified token: one immutable block of bytes holding its
-// claims JSON and everything a hit needs (see the layout below), its scopes,
-// and the key that verified it, shared by every entry of that key.
-type cacheEntry struct {
-	data   string // never modified; the claims returned on a hit point into it
-	key    *keyRef
-	scopes scopes.Set // its strings point into data; shared by every hit
-}
-
 // keyRef is a key that verified tokens, interned so that entries share it.
 // It also interns the scope sets of those tokens.
 type keyRef struct {
@@ -77,33 +65,6 @@ type keyRef struct {
 	mu   sync.Mutex            // guards sets
 	sets map[string]scopes.Set // by scopeSetKey; at most maxSharedSets
 }
-
-// Layout of cacheEntry.data: a fixed head of little-endian fields, the spans
-// (16-bit offset and length) of the audiences and scopes, the claims JSON,
-// then the bytes of any string that is not a substring of the JSON (a claim
-// with escapes, decoded). Strings of the claims are substrings of data.
-const (
-	eHash   = 0  // bytes 8 to 32 of the SHA-256 of the token
-	eExp    = 24 // exp, nbf, iat: Unix seconds, int64
-	eNbf    = 32 //
-	eIat    = 40 //
-	eExpNs  = 48 // their nanoseconds, uint32
-	eNbfNs  = 52 //
-	eIatNs  = 56 //
-	eFlags  = 60 // flagNbf | flagIat
-	eNAud   = 62 // number of audiences, uint16
-	eNScope = 64 // number of scopes, uint16
-	eRaw    = 66 // spans: the claims JSON, iss, sub, jti, client ID
-	eIss    = 70
-	eSub    = 74
-	eJti    = 78
-	eClient = 82
-	eSpans  = 86 // nAud then nScope spans
-
-	flagNbf          = 1
-	flagIat          = 2
-	flagSharedScopes = 4 // the entry's scope list is shared, not its own
-)
 
 // publicKey is what every crypto public key type implements.
 type publicKey interface {
@@ -150,10 +111,8 @@ func newTokenCache(maxEntries int, maxBytes int64) *tokenCache {
 	return c
 }
 
-// tokenKey hashes the token without copying it: the bytes are only read.
-func tokenKey(token string) [sha256.Size]byte {
-	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
-}
+// tokenKey is the cache key of a token: its SHA-256.
+func tokenKey(token string) [sha256.Size]byte { return tokenhash.Sum(token) }
 
 func (c *tokenCache) shard(key *[sha256.Size]byte) *cacheShard {
 	return &c.shards[key[0]&(cacheShards-1)]
@@ -161,12 +120,6 @@ func (c *tokenCache) shard(key *[sha256.Size]byte) *cacheShard {
 
 // index is the map key of a token's entry within its shard.
 func index(key *[sha256.Size]byte) uint64 { return binary.LittleEndian.Uint64(key[:8]) }
-
-// matches reports whether e is the entry of the token hashed to key, whose
-// first 8 bytes are already known to match.
-func (e cacheEntry) matches(key *[sha256.Size]byte) bool {
-	return e.data[eHash:eHash+sha256.Size-8] == string(key[8:])
-}
 
 func (s *cacheShard) get(key *[sha256.Size]byte) (cacheEntry, bool) {
 	s.mu.RLock()
@@ -361,181 +314,4 @@ func scopeSetKey(b []byte, list []string) (key []byte, ok bool) {
 		b = append(b, s...)
 	}
 	return b, true
-}
-
-// newEntry builds the cache entry of a verified token from its claims. ok is
-// false when the entry would be too large to address.
-func newEntry(key *[sha256.Size]byte, c *Claims, ref *keyRef) (e cacheEntry, ok bool) {
-	scopeList := c.Scopes.List()
-	raw := c.raw
-	strs := [...]string{c.Issuer, c.Subject, c.ID, c.ClientID}
-	n := eSpans + 4*(len(c.Audience)+len(scopeList)) + len(raw)
-	extra := func(s string) int {
-		if _, in := within(raw, s); in {
-			return 0
-		}
-		return len(s)
-	}
-	for _, s := range strs {
-		n += extra(s)
-	}
-	for _, s := range c.Audience {
-		n += extra(s)
-	}
-	for _, s := range scopeList {
-		n += extra(s)
-	}
-	if n > maxEntryData || len(c.Audience) > math.MaxUint16 || len(scopeList) > math.MaxUint16 {
-		return cacheEntry{}, false
-	}
-
-	b := make([]byte, n)
-	copy(b[eHash:], key[8:])
-	putTime := func(at, atNs int, t time.Time) {
-		binary.LittleEndian.PutUint64(b[at:], uint64(t.Unix()))
-		binary.LittleEndian.PutUint32(b[atNs:], uint32(t.Nanosecond()))
-	}
-	putTime(eExp, eExpNs, c.ExpiresAt)
-	var flags byte
-	if !c.NotBefore.IsZero() {
-		flags |= flagNbf
-		putTime(eNbf, eNbfNs, c.NotBefore)
-	}
-	if !c.IssuedAt.IsZero() {
-		flags |= flagIat
-		putTime(eIat, eIatNs, c.IssuedAt)
-	}
-	set, shared := ref.sharedScopes(scopeList)
-	if shared {
-		flags |= flagSharedScopes
-	}
-	b[eFlags] = flags
-	binary.LittleEndian.PutUint16(b[eNAud:], uint16(len(c.Audience)))
-	binary.LittleEndian.PutUint16(b[eNScope:], uint16(len(scopeList)))
-	rawAt := eSpans + 4*(len(c.Audience)+len(scopeList))
-	copy(b[rawAt:], raw)
-	next := rawAt + len(raw) // where the next string not in raw goes
-	span := func(at, off, n int) {
-		binary.LittleEndian.PutUint16(b[at:], uint16(off))
-		binary.LittleEndian.PutUint16(b[at+2:], uint16(n))
-	}
-	put := func(at int, s string) {
-		if off, in := within(raw, s); in {
-			span(at, rawAt+off, len(s))
-			return
-		}
-		span(at, next, len(s))
-		next += copy(b[next:], s)
-	}
-	span(eRaw, rawAt, len(raw))
-	for i, s := range strs {
-		put(eIss+4*i, s)
-	}
-	for i, s := range c.Audience {
-		put(eSpans+4*i, s)
-	}
-	for i, s := range scopeList {
-		put(eSpans+4*(len(c.Audience)+i), s)
-	}
-	d := entryView(unsafe.String(&b[0], len(b)))
-	if !shared {
-		set = d.scopes()
-	}
-	return cacheEntry{data: string(d), key: ref, scopes: set}, true
-}
-
-// within reports whether s is a substring of b in memory, and where.
-func within(b []byte, s string) (off int, ok bool) {
-	if len(s) == 0 {
-		return 0, true
-	}
-	if len(b) == 0 {
-		return 0, false
-	}
-	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
-	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	if p < start || p+uintptr(len(s)) > start+uintptr(len(b)) {
-		return 0, false
-	}
-	return int(p - start), true
-}
-
-// entryView reads a cacheEntry's data.
-type entryView string
-
-func (d entryView) u16(at int) int { return int(d[at]) | int(d[at+1])<<8 }
-
-func (d entryView) i64(at int) int64 {
-	_ = d[at+7]
-	return int64(uint64(d[at]) | uint64(d[at+1])<<8 | uint64(d[at+2])<<16 | uint64(d[at+3])<<24 |
-		uint64(d[at+4])<<32 | uint64(d[at+5])<<40 | uint64(d[at+6])<<48 | uint64(d[at+7])<<56)
-}
-
-func (d entryView) date(at, atNs int) time.Time {
-	return time.Unix(d.i64(at), int64(d.u16(atNs)|d.u16(atNs+2)<<16))
-}
-
-// str returns the string of the span at, a substring of d.
-func (d entryView) str(at int) string {
-	off := d.u16(at)
-	return string(d[off : off+d.u16(at+2)])
-}
-
-// hitClaims is a Claims with room for its audiences, so that a hit builds it
-// in one allocation.
-type hitClaims struct {
-	Claims
-	aud [2]string
-}
-
-// claims builds the Claims of an entry in one allocation (with up to two
-// audiences). The strings point into d.
-func (d entryView) claims(exp time.Time, set scopes.Set) *Claims {
-	h := new(hitClaims)
-	c := &h.Claims
-	c.Issuer = d.str(eIss)
-	c.Subject = d.str(eSub)
-	c.ID = d.str(eJti)
-	c.ClientID = d.str(eClient)
-	c.ExpiresAt = exp // d.date(eExp, eExpNs), which the caller has
-	flags := d[eFlags]
-	if flags&flagNbf != 0 {
-		c.NotBefore = d.date(eNbf, eNbfNs)
-	}
-	if flags&flagIat != 0 {
-		c.IssuedAt = d.date(eIat, eIatNs)
-	}
-	nAud := d.u16(eNAud)
-	if nAud <= len(h.aud) {
-		c.Audience = h.aud[:nAud:nAud]
-	} else {
-		c.Audience = make([]string, nAud)
-	}
-	for i := range c.Audience {
-		c.Audience[i] = d.str(eSpans + 4*i)
-	}
-	c.Scopes = set
-	raw := d.str(eRaw)
-	// The JSON is only ever read (Decode, and JSON's copy).
-	c.raw = unsafe.Slice(unsafe.StringData(raw), len(raw))
-	if len(raw) == 0 {
-		c.raw = []byte{}
-	}
-	return c
-}
-
-// scopes builds the scope set of an entry, once, when it is stored: its
-// strings point into d.
-func (d entryView) scopes() scopes.Set {
-	nAud, nScope := d.u16(eNAud), d.u16(eNScope)
-	if nScope == 0 {
-		return scopes.Set{}
-	}
-	var buf [16]string
-	list := buf[:0]
-	for i := range nScope {
-		list = append(list, d.str(eSpans+4*(nAud+i)))
-	}
-	// Stored sorted and without duplicates, as scopes.New leaves them.
-	return scopes.New(list...)
 }

@@ -36,6 +36,17 @@ func cachedValidator(t testing.TB, iss *jwkstest.Issuer, opts middleware.Validat
 	return v, keys
 }
 
+// floodIssuer starts an EdDSA issuer for the tests that mint thousands of
+// tokens to fill the cache: Ed25519 signs in microseconds, RSA-2048 in about
+// a millisecond, and what these tests assert (bounds, entry sizes) does not
+// depend on the signature, which entries never hold. The validator must
+// accept EdDSA (floodAlgorithms).
+func floodIssuer() *jwkstest.Issuer {
+	return jwkstest.NewIssuerWithOptions(jwkstest.Options{Algorithm: "EdDSA"})
+}
+
+var floodAlgorithms = []string{"EdDSA"}
+
 // auth0Extra are the claims of an Auth0-shaped access token of iss (see
 // auth0Claims), over jwkstest's defaults.
 func auth0Extra(iss *jwkstest.Issuer) map[string]any {
@@ -160,10 +171,10 @@ func TestCacheConsultsRevocationOnHits(t *testing.T) {
 }
 
 func TestCacheBoundHoldsUnderFlood(t *testing.T) {
-	iss := jwkstest.NewIssuer()
+	iss := floodIssuer()
 	defer iss.Close()
 	const size = 128
-	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{CacheSize: size})
+	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{Algorithms: floodAlgorithms, CacheSize: size})
 	ctx := context.Background()
 	tokens := make([]string, 10*size)
 	for i := range tokens {
@@ -196,10 +207,10 @@ func TestCacheBoundHoldsUnderFlood(t *testing.T) {
 }
 
 func TestCacheByteBound(t *testing.T) {
-	iss := jwkstest.NewIssuer()
+	iss := floodIssuer()
 	defer iss.Close()
 	const maxBytes = 1 << 20 // 16 KiB a shard: two of these entries overflow one
-	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{CacheSize: 1 << 20, CacheMaxBytes: maxBytes})
+	v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{Algorithms: floodAlgorithms, CacheSize: 1 << 20, CacheMaxBytes: maxBytes})
 	big := make([]string, 40)
 	for i := range big {
 		big[i] = fmt.Sprintf("%0200d", i)
@@ -259,6 +270,10 @@ func BenchmarkValidateCached(b *testing.B) {
 // its memory, which its byte bound relies on, must be within 20% of the heap
 // an entry really costs. Auth0-shaped tokens, as in BenchmarkValidateCached:
 // with the same scopes, which entries share, and with scopes of their own.
+// They are signed with EdDSA (see floodIssuer), not Auth0's RS256: an entry
+// holds the claims and a reference to the key shared by all entries of that
+// key, never the token or its signature (8,000 RS256 tokens made this test
+// take 6 to 40 s).
 func TestCacheEntryBytes(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes the heap")
@@ -271,9 +286,11 @@ func TestCacheEntryBytes(t *testing.T) {
 		{"own scopes", func(i int) []string { return []string{"read:contacts", "write:contacts", fmt.Sprintf("contact:%d", i)} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			iss := jwkstest.NewIssuer()
+			iss := floodIssuer()
 			defer iss.Close()
-			v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{CacheSize: 1 << 20, CacheMaxBytes: 1 << 30})
+			v, _ := cachedValidator(t, iss, middleware.ValidatorOptions{
+				Algorithms: floodAlgorithms, CacheSize: 1 << 20, CacheMaxBytes: 1 << 30,
+			})
 			const n = 4000
 			toks := make([]string, n)
 			for i := range toks {

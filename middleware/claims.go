@@ -44,9 +44,12 @@ const (
 // ParseClaims reads claims from JSON with the same rules as a token's: the
 // same limits, registered claims of the right types, no duplicates among
 // them. It is for [OpaqueChecker] implementations turning an issuer's answer
-// into claims; it verifies nothing. The claims keep data, which must not be
-// modified afterwards.
+// into claims; it verifies nothing. The claims share no memory with data,
+// which the caller may reuse.
 func ParseClaims(data []byte, kind Kind) (*Claims, error) {
+	// The claims' strings point into their JSON (see decodeFast): into a
+	// copy that only they hold.
+	data = bytes.Clone(data)
 	if err := scanObject(data, registered); err != nil {
 		return nil, &Error{Reason: ReasonMalformed, Description: "claims are not a valid JSON object", Err: err}
 	}
@@ -150,7 +153,7 @@ func (wc *wireClaims) decodeFast(b []byte) bool {
 		return false
 	}
 	// The strings are substrings of b, which the caller never modifies
-	// (it becomes Claims.raw): the cache finds them in it by address.
+	// (it becomes Claims.raw): newEntry (entry.go) finds them in it by address.
 	text := unsafe.String(unsafe.SliceData(b), len(b))
 	str := func(vs, ve int) (string, bool) {
 		if !simpleString(b[vs:ve]) {

@@ -2,17 +2,9 @@ package middleware_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -88,27 +80,13 @@ var b64 = base64.RawURLEncoding
 // publicJWK returns the public JWK of k as a map, for a test to change.
 func publicJWK(t testing.TB, k *jwkstest.Key) map[string]any {
 	t.Helper()
-	j := map[string]any{"kid": k.ID, "use": "sig", "alg": k.Algorithm}
-	switch pub := k.Public().(type) {
-	case *rsa.PublicKey:
-		j["kty"] = "RSA"
-		j["n"] = b64.EncodeToString(pub.N.Bytes())
-		j["e"] = b64.EncodeToString(big.NewInt(int64(pub.E)).Bytes())
-	case *ecdsa.PublicKey:
-		crv := map[elliptic.Curve]string{elliptic.P256(): "P-256", elliptic.P384(): "P-384", elliptic.P521(): "P-521"}[pub.Curve]
-		p, err := pub.Bytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		size := (len(p) - 1) / 2
-		j["kty"], j["crv"] = "EC", crv
-		j["x"] = b64.EncodeToString(p[1 : 1+size])
-		j["y"] = b64.EncodeToString(p[1+size:])
-	case ed25519.PublicKey:
-		j["kty"], j["crv"] = "OKP", "Ed25519"
-		j["x"] = b64.EncodeToString(pub)
-	default:
-		t.Fatalf("unexpected key type %T", pub)
+	b, err := k.PublicJWK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j map[string]any
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatal(err)
 	}
 	return j
 }
@@ -126,11 +104,11 @@ func jwksJSON(t testing.TB, keys ...map[string]any) []byte {
 // staticSet returns a key set publishing the given keys.
 func staticSet(t testing.TB, keys ...*jwkstest.Key) *jwks.Static {
 	t.Helper()
-	var jwk []map[string]any
-	for _, k := range keys {
-		jwk = append(jwk, publicJWK(t, k))
+	set, err := jwkstest.JWKS(keys...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	s, err := jwks.NewStatic(jwksJSON(t, jwk...))
+	s, err := jwks.NewStatic(set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,27 +176,21 @@ func mintFor(t testing.TB, iss *jwkstest.Issuer, extra map[string]any) string {
 }
 
 // signRaw signs exactly the given header and claims JSON (which may be
-// anything, such as JSON with duplicate names) with an RS256 key.
+// anything, such as JSON with duplicate names).
 func signRaw(t testing.TB, k *jwkstest.Key, header, claims string) string {
 	t.Helper()
 	return signedWithHeader(t, k, b64.EncodeToString([]byte(header)), b64.EncodeToString([]byte(claims)))
 }
 
-// signedWithHeader signs already encoded header and claims segments with an
-// RS256 key.
+// signedWithHeader signs already encoded header and claims segments, as
+// given.
 func signedWithHeader(t testing.TB, k *jwkstest.Key, header, claims string) string {
 	t.Helper()
-	priv, ok := k.Private.(*rsa.PrivateKey)
-	if !ok {
-		t.Fatalf("signing raw JSON needs an RSA key, not %T", k.Private)
-	}
-	input := header + "." + claims
-	digest := sha256.Sum256([]byte(input))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, digest[:])
+	tok, err := k.SignSegments(header, claims)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return input + "." + b64.EncodeToString(sig)
+	return tok
 }
 
 // segments splits a compact JWS.

@@ -4,8 +4,8 @@ import (
 	"crypto/sha256"
 	"sync"
 	"time"
-	"unsafe"
 
+	"github.com/tokenward/tokenward/internal/tokenhash"
 	"github.com/tokenward/tokenward/middleware"
 )
 
@@ -13,10 +13,8 @@ import (
 // keyed by. The token itself is never stored.
 type key = [sha256.Size]byte
 
-// tokenKey hashes the token without copying it: the bytes are only read.
-func tokenKey(token string) key {
-	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
-}
+// tokenKey is the cache and single-flight key of a token.
+func tokenKey(token string) key { return tokenhash.Sum(token) }
 
 // entryOverhead estimates what an entry costs beyond its claims JSON: the map
 // slot, the key, the entry, the Claims struct and its strings.

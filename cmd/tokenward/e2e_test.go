@@ -33,7 +33,7 @@ func TestAnswers(t *testing.T) {
 		"TOKENWARD_ISSUERS":         iss.URL(),
 		"TOKENWARD_AUDIENCES":       audience + ", https://second.example.com",
 		"TOKENWARD_UPSTREAM":        up.URL,
-		"TOKENWARD_RULES_FILE":      writeFile(t, "rules.yaml", testRules),
+		"TOKENWARD_RULES_FILE":      testRulesFile(t),
 		"TOKENWARD_REQUIRED_SCOPES": "api:access",
 		"TOKENWARD_REALM":           "contacts",
 		"TOKENWARD_MAX_TOKEN_BYTES": "4096",
@@ -345,7 +345,7 @@ func TestIdentityHeaders(t *testing.T) {
 				"TOKENWARD_ISSUERS":             iss.URL(),
 				"TOKENWARD_AUDIENCES":           audience,
 				"TOKENWARD_UPSTREAM":            up.URL,
-				"TOKENWARD_RULES_FILE":          writeFile(t, "rules.yaml", testRules),
+				"TOKENWARD_RULES_FILE":          testRulesFile(t),
 				"TOKENWARD_CLAIM_HEADERS":       "sub=X-Auth-Subject, https://example.com/org=X-Auth-Org, https://example.com/roles=X-Auth-Roles",
 				"TOKENWARD_SCOPES_HEADER":       "X-Auth-Scopes",
 				"TOKENWARD_STRIP_AUTHORIZATION": strconv.FormatBool(strip),
@@ -653,7 +653,7 @@ func TestForwardAuth(t *testing.T) {
 		"TOKENWARD_MODE":          "forward-auth",
 		"TOKENWARD_ISSUERS":       iss.URL(),
 		"TOKENWARD_AUDIENCES":     audience,
-		"TOKENWARD_RULES_FILE":    writeFile(t, "rules.yaml", testRules),
+		"TOKENWARD_RULES_FILE":    testRulesFile(t),
 		"TOKENWARD_SCOPES_HEADER": "X-Auth-Scopes",
 	})
 	reader := mint(t, iss, map[string]any{"sub": "auth0|alice", "scope": "read:contacts"})
@@ -662,6 +662,7 @@ func TestForwardAuth(t *testing.T) {
 		return func(r *http.Request) {
 			r.Header.Set("X-Forwarded-Method", method)
 			r.Header.Set("X-Forwarded-Uri", uri)
+			r.Header.Set("Content-Type", "application/json") // the client's, passed on
 			r.Header.Set("X-Auth-Subject", "auth0|mallory")
 			if token != "" {
 				r.Header.Set("Authorization", "Bearer "+token)
@@ -687,6 +688,10 @@ func TestForwardAuth(t *testing.T) {
 		{"traefik: valid token and scope", traefik("GET", "/api/contacts/7?fields=name", reader), 200, "auth0|alice"},
 		{"nginx: valid token and scope", nginx("GET", "/api/contacts/7", reader), 200, "auth0|alice"},
 		{"any_scopes", traefik("POST", "/api/contacts/", writer), 200, "auth0|bob"},
+		{"POST that may be a form gets every method's rules", func(r *http.Request) {
+			traefik("POST", "/api/contacts/", writer)(r)
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}, 403, ""},
 		{"no token", traefik("GET", "/api/contacts/7", ""), 401, ""},
 		{"nginx: no token", nginx("GET", "/api/contacts/7", ""), 401, ""},
 		{"missing scope", traefik("GET", "/api/contacts/7", writer), 403, ""},
@@ -894,7 +899,7 @@ func TestInspect(t *testing.T) {
 	env := map[string]string{
 		"TOKENWARD_ISSUERS":    iss.URL() + "," + bystander.URL(),
 		"TOKENWARD_AUDIENCES":  audience,
-		"TOKENWARD_RULES_FILE": writeFile(t, "rules.yaml", testRules),
+		"TOKENWARD_RULES_FILE": testRulesFile(t),
 	}
 	expired := mint(t, iss, map[string]any{"iat": now.Add(-4 * time.Hour).Unix(), "exp": now.Add(-3 * time.Hour).Unix()})
 	valid := mint(t, iss, map[string]any{"scope": "write:contacts"})

@@ -44,6 +44,9 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "building tokenward:", err)
 		return 1
 	}
+	// In-process runs (runToExit) retry at start 1 ms apart; the binary
+	// keeps its own schedule.
+	startBackoff = time.Millisecond
 	return m.Run()
 }
 
@@ -375,14 +378,16 @@ func writeFile(t *testing.T, name, content string) string {
 	return path
 }
 
-const testRules = `routes:
-  - match: "GET /api/contacts/"
-    scopes: ["read:contacts"]
-  - match: "POST /api/contacts/"
-    any_scopes: ["write:contacts", "admin"]
-  - match: "GET /status"
-    public: true
-`
+// testRulesFile is the shared rules file, testdata/rules.yaml (the README's
+// example), as an absolute path for the binary.
+func testRulesFile(t *testing.T) string {
+	t.Helper()
+	path, err := filepath.Abs(filepath.Join("..", "..", "testdata", "rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
 
 // vmKB reads a field of /proc/PID/status, in KiB.
 func vmKB(t *testing.T, pid int, field string) int64 {

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +28,7 @@ func TestOpaqueIntrospection(t *testing.T) {
 		"TOKENWARD_ISSUERS":                          iss.URL(),
 		"TOKENWARD_AUDIENCES":                        audience,
 		"TOKENWARD_UPSTREAM":                         up.URL,
-		"TOKENWARD_RULES_FILE":                       writeFile(t, "rules.yaml", testRules),
+		"TOKENWARD_RULES_FILE":                       testRulesFile(t),
 		"TOKENWARD_OPAQUE_TOKENS":                    "introspection",
 		"TOKENWARD_INTROSPECTION_CLIENT_ID":          "tokenward-proxy",
 		"TOKENWARD_INTROSPECTION_CLIENT_SECRET_FILE": writeFile(t, "client-secret", secret+"\n"),
@@ -156,7 +158,7 @@ func TestOpaqueUserInfo(t *testing.T) {
 		"TOKENWARD_ISSUERS":       iss.URL(),
 		"TOKENWARD_AUDIENCES":     audience,
 		"TOKENWARD_UPSTREAM":      up.URL,
-		"TOKENWARD_RULES_FILE":    writeFile(t, "rules.yaml", testRules),
+		"TOKENWARD_RULES_FILE":    testRulesFile(t),
 		"TOKENWARD_OPAQUE_TOKENS": "userinfo",
 		"TOKENWARD_USERINFO_URL":  iss.UserInfoURL(),
 	})
@@ -195,7 +197,7 @@ func TestOpaqueClientCredentials(t *testing.T) {
 		"TOKENWARD_ISSUERS":                     iss.URL(),
 		"TOKENWARD_AUDIENCES":                   audience,
 		"TOKENWARD_UPSTREAM":                    up.URL,
-		"TOKENWARD_RULES_FILE":                  writeFile(t, "rules.yaml", testRules),
+		"TOKENWARD_RULES_FILE":                  testRulesFile(t),
 		"TOKENWARD_OPAQUE_TOKENS":               "introspection",
 		"TOKENWARD_INTROSPECTION_URL":           iss.IntrospectionURL(),
 		"TOKENWARD_INTROSPECTION_CLIENT_ID":     "tokenward-proxy",
@@ -357,7 +359,10 @@ func TestDenyListRevocation(t *testing.T) {
 
 // TestStartFailures: what must be there before serving — the deny list, the
 // opaque-token endpoint — stops the start when it is not, with a message
-// naming the variable; a discovery that fails at first is retried.
+// naming the variable; a discovery that fails at first is retried. The
+// failures run in process (runToExit), where the retries are 1 ms apart
+// rather than the binary's 0.5, 1 and 2 s; the retry that succeeds runs the
+// binary.
 func TestStartFailures(t *testing.T) {
 	t.Parallel()
 	up := echoUpstream(t)
@@ -423,11 +428,10 @@ func TestStartFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := start(t, tc.env, nil)
-			if code := p.exit(t); code != tc.code {
+			code, out := runToExit(t, tc.env)
+			if code != tc.code {
 				t.Fatalf("exit status %d, want %d", code, tc.code)
 			}
-			out := p.stderr.String()
 			for _, want := range tc.wants {
 				if !strings.Contains(out, want) {
 					t.Errorf("stderr lacks %q", want)
@@ -473,4 +477,19 @@ func closedAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// runToExit calls run as main does, with exactly env as its environment, and
+// returns the exit status main would give and what run wrote to stderr.
+// TestMain shortens startBackoff for such runs.
+func runToExit(t *testing.T, env map[string]string) (code int, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	out := newLines()
+	err := run(ctx, nil, mapGetenv(env), io.Discard, out)
+	if ctx.Err() != nil {
+		t.Fatalf("run did not return within %s; stderr:\n%s", waitTimeout, out)
+	}
+	return exitCode(err), out.String()
 }

@@ -115,7 +115,7 @@ func TestOpaqueFlood(t *testing.T) {
 		"TOKENWARD_ISSUERS":                     iss.URL(),
 		"TOKENWARD_AUDIENCES":                   audience,
 		"TOKENWARD_UPSTREAM":                    up.URL,
-		"TOKENWARD_RULES_FILE":                  writeFile(t, "rules.yaml", testRules),
+		"TOKENWARD_RULES_FILE":                  testRulesFile(t),
 		"TOKENWARD_OPAQUE_TOKENS":               "introspection",
 		"TOKENWARD_INTROSPECTION_URL":           held.URL,
 		"TOKENWARD_INTROSPECTION_CLIENT_ID":     "tokenward",

@@ -125,12 +125,31 @@ func (k *Key) Sign(header, claims map[string]any) (string, error) {
 		return "", fmt.Errorf("jwkstest: encoding claims: %w", err)
 	}
 	enc := base64.RawURLEncoding
-	input := enc.EncodeToString(hj) + "." + enc.EncodeToString(cj)
+	return k.signInput(a, enc.EncodeToString(hj)+"."+enc.EncodeToString(cj))
+}
+
+// SignSegments returns the compact JWS header.claims.signature, signing the
+// two encoded segments exactly as given with k's algorithm. Nothing is
+// encoded or checked: it crafts the tokens Sign cannot, such as JSON with
+// duplicate members, or segments that are not strict base64url (padding, the
+// standard alphabet), so that a test can see a validator refuse them for
+// that reason and not for a bad signature.
+func (k *Key) SignSegments(header, claims string) (string, error) {
+	a, err := k.check()
+	if err != nil {
+		return "", err
+	}
+	return k.signInput(a, header+"."+claims)
+}
+
+// signInput signs the signing input of a compact JWS and appends the
+// signature segment.
+func (k *Key) signInput(a algorithm, input string) (string, error) {
 	sig, err := k.sign(a, []byte(input))
 	if err != nil {
 		return "", err
 	}
-	return input + "." + enc.EncodeToString(sig), nil
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }
 
 // merge sets over's fields in base, deleting those whose value is nil.
@@ -233,6 +252,33 @@ type jwk struct {
 	Crv string `json:"crv,omitempty"` // EC, OKP
 	X   string `json:"x,omitempty"`   // EC, OKP
 	Y   string `json:"y,omitempty"`   // EC
+}
+
+// PublicJWK returns the JSON of the public JWK of k, as an issuer's JWKS
+// publishes it: kty, kid, use "sig", alg, and the public members only.
+func (k *Key) PublicJWK() ([]byte, error) {
+	j, err := k.publicJWK()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(j)
+}
+
+// JWKS returns a JWK Set, {"keys": [...]}, publishing the public halves of
+// keys in order: the document an [Issuer] serves, for a static key set
+// (jwks.NewStatic, a file:// JWKS URL) in a test that runs no issuer.
+func JWKS(keys ...*Key) ([]byte, error) {
+	set := struct {
+		Keys []jwk `json:"keys"`
+	}{Keys: make([]jwk, 0, len(keys))}
+	for _, k := range keys {
+		j, err := k.publicJWK()
+		if err != nil {
+			return nil, err
+		}
+		set.Keys = append(set.Keys, j)
+	}
+	return json.Marshal(set)
 }
 
 // publicJWK returns the JWK that publishes k (RFC 7517, RFC 7518 §6,
