@@ -176,6 +176,7 @@ func demoTries(iss *jwkstest.Issuer) ([]try, error) {
 		{200, "a token with write:contacts (in Auth0's permissions claim)", "POST", "/api/contacts/", writer},
 		{401, "no token", "GET", "/api/contacts/", ""},
 		{200, "a public route, no token needed", "GET", "/status", ""},
+		{400, "a path Tomcat would serve as /api/contacts/ through the public /status rule (;params, then ..)", "GET", "/status/..;/api/contacts/", ""},
 	}, nil
 }
 
@@ -197,13 +198,16 @@ func printDemo(w io.Writer, note, issuer, addr string, tries []try) {
 	for _, t := range tries {
 		fmt.Fprintf(&b, "\n# expect %d %s: %s\n", t.expect, http.StatusText(t.expect), t.why)
 		b.WriteString("curl -i")
+		if strings.Contains(t.path, "..") {
+			b.WriteString(" --path-as-is") // curl would remove the dot segment itself
+		}
 		if t.method != http.MethodGet {
 			b.WriteString(" -X " + t.method)
 		}
 		if t.token != "" {
 			b.WriteString(" -H 'Authorization: Bearer " + t.token + "'")
 		}
-		b.WriteString(" " + base + t.path + "\n")
+		b.WriteString(" '" + base + t.path + "'\n") // quoted: a path may hold ; for the shell
 	}
 	fmt.Fprintf(&b, "\nSee why a token is refused: TOKENWARD_ISSUERS=%s TOKENWARD_AUDIENCES=%s tokenward inspect TOKEN\n", issuer, demoAudience)
 	b.WriteString("Press Ctrl-C to stop.\n")

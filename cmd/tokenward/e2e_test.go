@@ -991,7 +991,7 @@ func TestDemo(t *testing.T) {
 	}
 
 	expectRe := regexp.MustCompile(`^# expect (\d{3}) `)
-	curlRe := regexp.MustCompile(`^curl -i(?: -X ([A-Z]+))?(?: -H 'Authorization: Bearer ([A-Za-z0-9._-]+)')? (http://\S+)$`)
+	curlRe := regexp.MustCompile(`^curl -i(?: --path-as-is)?(?: -X ([A-Z]+))?(?: -H 'Authorization: Bearer ([A-Za-z0-9._-]+)')? '(http://[^'\s]+)'$`)
 	client := newClient(t)
 	statuses := map[int]int{}
 	outLines := strings.Split(out, "\n")
@@ -1025,7 +1025,7 @@ func TestDemo(t *testing.T) {
 		}
 		statuses[want]++
 	}
-	for _, s := range []int{200, 401, 403} {
+	for _, s := range []int{200, 400, 401, 403} {
 		if statuses[s] == 0 {
 			t.Errorf("no command expecting %d", s)
 		}
