@@ -29,7 +29,11 @@ type entry struct {
 	claims  *middleware.Claims // nil for a negative answer
 	err     *middleware.Error  // nil for a positive answer
 	expires time.Time
-	size    int64
+	// staleUntil is, for a positive answer, until when it may still be
+	// served after expires while every slot for issuer calls is taken: never
+	// past the token's exp. Zero (never) for a negative answer.
+	staleUntil time.Time
+	size       int64
 }
 
 // cache remembers the issuer's answers by the SHA-256 of the token. Positive
@@ -69,17 +73,32 @@ func (c *cache) shard(k *key) *shard { return &c.shards[int(k[0])%len(c.shards)]
 
 // get returns the unexpired answer for k, or nil.
 func (c *cache) get(k *key, now time.Time) *entry {
+	if e, fresh := c.lookup(k, now); fresh {
+		return e
+	}
+	return nil
+}
+
+// lookup returns the answer for k: an unexpired one of either kind (fresh),
+// or a positive one past its expiry but before its staleUntil (not fresh),
+// which only a check refused for want of a slot may use. Otherwise nil.
+func (c *cache) lookup(k *key, now time.Time) (e *entry, fresh bool) {
 	s := c.shard(k)
 	s.mu.RLock()
-	e := s.pos[*k]
+	e = s.pos[*k]
 	if e == nil {
 		e = s.neg[*k]
 	}
 	s.mu.RUnlock()
-	if e == nil || !now.Before(e.expires) {
-		return nil // an expired entry is replaced by the next put, or evicted
+	switch {
+	case e == nil:
+		return nil, false
+	case now.Before(e.expires):
+		return e, true
+	case e.claims != nil && now.Before(e.staleUntil):
+		return e, false
 	}
-	return e
+	return nil, false // an expired entry is replaced by the next put, or evicted
 }
 
 // put stores an answer, evicting others when the shard is over its bounds.

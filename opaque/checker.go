@@ -49,9 +49,10 @@ const maxToken = 64 << 10
 type Stats struct {
 	Calls   uint64 // requests made to the issuer
 	Hits    uint64 // checks answered from the cache
-	Misses  uint64 // checks that needed the issuer (shared calls included)
+	Misses  uint64 // checks that needed the issuer (shared calls, Busy and Stale included)
 	Errors  uint64 // calls that failed: the issuer could not be asked, or its answer was unusable
 	Busy    uint64 // checks refused without a call: MaxConcurrency calls were in progress
+	Stale   uint64 // checks Busy would count, answered with an active answer past CacheTTL (StaleIfBusy)
 	Entries int    // answers cached now, expired ones not yet evicted included
 }
 
@@ -61,6 +62,7 @@ type settings struct {
 	issuer      string
 	timeout     time.Duration
 	ttl, negTTL time.Duration // <= 0: that kind of answer is not cached
+	staleIfBusy time.Duration // after ttl, while no slot is free; <= 0: never
 	maxEntries  int
 	maxBytes    int64
 	concurrency int // calls to the issuer in progress at once, at most
@@ -99,6 +101,9 @@ func newSettings(what, endpoint string, s settings) (settings, []error) {
 	}
 	if s.negTTL == 0 {
 		s.negTTL = DefaultNegativeTTL
+	}
+	if s.staleIfBusy == 0 {
+		s.staleIfBusy = s.ttl // the revocation delay doubles, at most, and only while no slot is free
 	}
 	if s.maxEntries == 0 {
 		s.maxEntries = DefaultMaxEntries
@@ -157,8 +162,8 @@ type core struct {
 	cache    *cache
 	flight   flight
 
-	calls, hits, misses, errors, busy atomic.Uint64
-	busyLogged                        atomic.Int64 // unix nanoseconds of the last busy warning
+	calls, hits, misses, errors, busy, stale atomic.Uint64
+	busyLogged                               atomic.Int64 // unix nanoseconds of the last busy warning
 }
 
 func newCore(what, endpoint string, s settings, fetch fetchFunc) *core {
@@ -183,15 +188,20 @@ func (c *core) check(ctx context.Context, token string) (*middleware.Claims, err
 	k := tokenKey(token)
 	if e := c.cache.get(&k, c.now()); e != nil {
 		c.hits.Add(1)
-		if e.claims == nil {
-			c.report(ResultInactive, true)
-			return nil, e.err
-		}
-		c.report(ResultActive, true)
-		cp := *e.claims
-		return &cp, nil
+		return c.answer(e)
 	}
 	return c.miss(ctx, token, k)
+}
+
+// answer returns a cached answer.
+func (c *core) answer(e *entry) (*middleware.Claims, error) {
+	if e.claims == nil {
+		c.report(ResultInactive, true)
+		return nil, e.err
+	}
+	c.report(ResultActive, true)
+	cp := *e.claims
+	return &cp, nil
 }
 
 // miss asks the issuer, through the single-flight. It is apart from check so
@@ -203,8 +213,19 @@ func (c *core) miss(ctx context.Context, token string, k key) (*middleware.Claim
 	})
 	if err != nil {
 		if errors.Is(err, middleware.ErrIssuerBusy) {
-			c.busy.Add(1)
+			// The cache is read again, not the entry check saw: an answer
+			// stored since (a refusal, say) prevails over a stale one.
+			e, fresh := c.cache.lookup(&k, c.now())
+			switch {
+			case e == nil:
+				c.busy.Add(1)
+			case !fresh:
+				c.stale.Add(1)
+			}
 			c.warnBusy(ctx)
+			if e != nil {
+				return c.answer(e)
+			}
 			c.report(ResultError, false)
 		} else if errors.Is(err, middleware.ErrIssuerUnavailable) {
 			c.report(ResultError, false)
@@ -226,16 +247,23 @@ func (c *core) call(ctx context.Context, token string, k *key) (*middleware.Clai
 	switch {
 	case err == nil:
 		until := now.Add(c.ttl)
-		if exp := claims.ExpiresAt; !exp.IsZero() && exp.Before(until) {
+		exp := claims.ExpiresAt
+		if !exp.IsZero() && exp.Before(until) {
 			until = exp
 		}
+		var stale time.Time // never
 		if !until.After(now) {
 			// Already expired: the validator refuses it. Remember that
 			// as briefly as a negative answer.
 			until = now.Add(c.negTTL)
+		} else if c.staleIfBusy > 0 {
+			stale = until.Add(c.staleIfBusy)
+			if !exp.IsZero() && exp.Before(stale) {
+				stale = exp
+			}
 		}
 		if c.ttl > 0 && until.After(now) {
-			c.cache.put(k, &entry{claims: claims, expires: until, size: size + entryOverhead}, now)
+			c.cache.put(k, &entry{claims: claims, expires: until, staleUntil: stale, size: size + entryOverhead}, now)
 		}
 		return claims, nil
 	case err.Reason == middleware.ReasonIssuerUnavailable:
@@ -263,9 +291,9 @@ func (c *core) warnBusy(ctx context.Context) {
 	if now-last < int64(busyLogEvery) || !c.busyLogged.CompareAndSwap(last, now) {
 		return
 	}
-	c.log.LogAttrs(ctx, slog.LevelWarn, "opaque: the most calls allowed to the issuer are in progress; tokens not cached get 503 until one ends (a flood of unknown tokens, or a slow issuer)",
+	c.log.LogAttrs(ctx, slog.LevelWarn, "opaque: the most calls allowed to the issuer are in progress; tokens not cached get 503 until one ends, active answers past their TTL are used meanwhile (a flood of unknown tokens, or a slow issuer)",
 		slog.String("check", c.what), slog.String("endpoint", c.endpoint),
-		slog.Int("max_concurrency", cap(c.flight.slots)), slog.Uint64("refused_so_far", c.busy.Load()))
+		slog.Int("max_concurrency", cap(c.flight.slots)), slog.Uint64("refused_so_far", c.busy.Load()), slog.Uint64("stale_so_far", c.stale.Load()))
 }
 
 func (c *core) report(result string, cached bool) {
@@ -281,6 +309,7 @@ func (c *core) stats() Stats {
 		Misses:  c.misses.Load(),
 		Errors:  c.errors.Load(),
 		Busy:    c.busy.Load(),
+		Stale:   c.stale.Load(),
 		Entries: c.cache.len(),
 	}
 }

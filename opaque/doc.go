@@ -29,7 +29,9 @@
 // expire first, among a random sample. Concurrent checks of a token that is
 // not cached share one call to the issuer; a check whose request is cancelled
 // stops waiting, and the call goes on for the others. At most MaxConcurrency
-// calls are in progress at once (see Security).
+// calls are in progress at once; while that many are, an active answer past
+// its CacheTTL is still used for up to StaleIfBusy (default: one more
+// CacheTTL), never past the token's exp (see Security).
 //
 // # Security
 //
@@ -57,7 +59,10 @@
 //     without asking the issuer, so they cannot break the request they
 //     would be sent in.
 //   - Revocation at the issuer takes effect when the cached answer expires:
-//     CacheTTL is the longest a revoked token stays accepted.
+//     CacheTTL is the longest a revoked token stays accepted, or, while
+//     MaxConcurrency calls are in progress, CacheTTL plus StaleIfBusy (set
+//     it negative to keep CacheTTL the bound, and refuse such checks with
+//     issuer_busy instead).
 //   - A flood of made-up tokens is bounded: at most MaxConcurrency (default
 //     32) calls to the issuer are in progress at once, and, with the default
 //     HTTP client, at most as many connections to it
@@ -67,6 +72,13 @@
 //     goroutines per client, not per token. The cache answers before the
 //     bound is consulted, and a check of a token already being checked
 //     joins that call: tokens of real users already cached keep working.
-//     Each made-up token that gets a call costs one (then a cached negative
-//     answer), and cannot evict cached active answers.
+//     So do they once their CacheTTL has passed, while the bound is full:
+//     the active answer is used for up to StaleIfBusy more (counted in
+//     [Stats].Stale), never past the token's exp, and never in place of an
+//     inactive answer (which replaces the active one in the cache) or a
+//     failure to ask the issuer; the validator still applies the deny list
+//     and exp to it. Made-up tokens have no active answer, so they are
+//     bounded as before. Each made-up token that gets a call costs one
+//     (then a cached negative answer), and cannot evict cached active
+//     answers.
 package opaque

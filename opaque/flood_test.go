@@ -22,12 +22,15 @@ import (
 )
 
 // heldIssuer is a fake introspection endpoint (not a real issuer: it exists
-// to hold calls). It answers the one token it knows at once, and holds every
-// other call until release is closed (or the caller goes), then answers it
-// inactive. It counts the calls and the connections open at once.
+// to hold calls). It answers the one token it knows at once (active, or as
+// revoked and failing say), and holds every other call until release is
+// closed (or the caller goes), then answers it inactive. It counts the calls
+// and the connections open at once.
 type heldIssuer struct {
 	*httptest.Server
 	known   string
+	revoked atomic.Bool // the known token is answered inactive
+	failing atomic.Bool // the known token is answered 500
 	release chan struct{}
 	once    sync.Once
 	arrived chan struct{} // one value per held call, buffered
@@ -69,6 +72,14 @@ func (h *heldIssuer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	if r.PostForm.Get("token") == h.known {
+		switch {
+		case h.failing.Load():
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		case h.revoked.Load():
+			fmt.Fprint(w, `{"active":false}`)
+			return
+		}
 		fmt.Fprintf(w, `{"active":true,"iss":%q,"aud":%q,"sub":"auth0|real-user","exp":%d}`,
 			h.URL, audience, time.Now().Add(time.Hour).Unix())
 		return

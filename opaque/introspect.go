@@ -35,6 +35,16 @@ type IntrospectorOptions struct {
 	// active answers are not cached. A token revoked at the issuer stays
 	// accepted until its cached answer expires.
 	CacheTTL time.Duration
+	// StaleIfBusy is how long past CacheTTL an active answer may still be
+	// used, and only by a check that would otherwise be refused with reason
+	// issuer_busy (MaxConcurrency calls in progress, as in a flood of
+	// made-up tokens): so the tokens of real users keep working during such
+	// a flood. It never extends past the token's "exp", and never applies
+	// to an inactive answer or a failure to ask the issuer. While it is
+	// used, a token revoked at the issuer stays accepted up to StaleIfBusy
+	// longer. Zero means CacheTTL; negative means never (such checks are
+	// refused).
+	StaleIfBusy time.Duration
 	// NegativeTTL is how long an inactive (or refused) answer is cached.
 	// Zero means [DefaultNegativeTTL]; negative means not at all. Failures
 	// to ask the issuer are never cached.
@@ -89,6 +99,7 @@ func NewIntrospector(endpoint string, opts IntrospectorOptions) (*Introspector, 
 		issuer:      opts.Issuer,
 		timeout:     opts.Timeout,
 		ttl:         opts.CacheTTL,
+		staleIfBusy: opts.StaleIfBusy,
 		negTTL:      opts.NegativeTTL,
 		maxEntries:  opts.MaxEntries,
 		maxBytes:    opts.CacheMaxBytes,

@@ -27,6 +27,9 @@ type UserInfoOptions struct {
 	// Zero means [DefaultCacheTTL]; negative means not at all. A token
 	// revoked at the issuer stays accepted until its cached answer expires.
 	CacheTTL time.Duration
+	// StaleIfBusy is as [IntrospectorOptions.StaleIfBusy]. A profile has no
+	// expiry, so StaleIfBusy alone bounds it.
+	StaleIfBusy time.Duration
 	// NegativeTTL is how long a refusal (401) is cached. Zero means
 	// [DefaultNegativeTTL]; negative means not at all. Failures to ask the
 	// issuer are never cached.
@@ -70,6 +73,7 @@ func NewUserInfo(endpoint string, opts UserInfoOptions) (*UserInfo, error) {
 		issuer:      opts.Issuer,
 		timeout:     opts.Timeout,
 		ttl:         opts.CacheTTL,
+		staleIfBusy: opts.StaleIfBusy,
 		negTTL:      opts.NegativeTTL,
 		maxEntries:  opts.MaxEntries,
 		maxBytes:    opts.CacheMaxBytes,
