@@ -84,6 +84,7 @@ type Config struct {
 	OpaqueNegativeTTL             time.Duration `env:"TOKENWARD_OPAQUE_NEGATIVE_TTL" envDefault:"10s"`
 	OpaqueCacheSize               int           `env:"TOKENWARD_OPAQUE_CACHE_SIZE" envDefault:"100000"`
 	OpaqueMaxConcurrency          int           `env:"TOKENWARD_OPAQUE_MAX_CONCURRENCY" envDefault:"32"`
+	OpaqueStaleIfBusy             time.Duration `env:"TOKENWARD_OPAQUE_STALE_IF_BUSY" envDefault:"5m"`
 	DenyListFile                  string        `env:"TOKENWARD_DENYLIST_FILE"`
 	DenyListURL                   string        `env:"TOKENWARD_DENYLIST_URL"`
 	DenyListInterval              time.Duration `env:"TOKENWARD_DENYLIST_INTERVAL"`
@@ -422,6 +423,9 @@ func (c *Config) checkOpaque() []string {
 	if c.OpaqueCacheTTL < 0 && ok("TOKENWARD_OPAQUE_CACHE_TTL") {
 		add("TOKENWARD_OPAQUE_CACHE_TTL: %s is negative; use 0 not to cache active answers", c.OpaqueCacheTTL)
 	}
+	if c.OpaqueStaleIfBusy < 0 && ok("TOKENWARD_OPAQUE_STALE_IF_BUSY") {
+		add("TOKENWARD_OPAQUE_STALE_IF_BUSY: %s is negative; use 0 never to answer from an active answer past its TTL", c.OpaqueStaleIfBusy)
+	}
 	if c.OpaqueNegativeTTL < 0 && ok("TOKENWARD_OPAQUE_NEGATIVE_TTL") {
 		add("TOKENWARD_OPAQUE_NEGATIVE_TTL: %s is negative; use 0 not to cache refusals", c.OpaqueNegativeTTL)
 	}
@@ -549,6 +553,15 @@ func (c *Config) opaqueCache() (ttl, negativeTTL time.Duration, entries int) {
 		negativeTTL = -1
 	}
 	return ttl, negativeTTL, entries
+}
+
+// opaqueStaleIfBusy maps TOKENWARD_OPAQUE_STALE_IF_BUSY to the checkers'
+// StaleIfBusy, in which zero means the default and a negative value off.
+func (c *Config) opaqueStaleIfBusy() time.Duration {
+	if c.OpaqueStaleIfBusy == 0 {
+		return -1
+	}
+	return c.OpaqueStaleIfBusy
 }
 
 // validatorOptions maps the configuration to the validator's options.

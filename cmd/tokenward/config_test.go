@@ -47,6 +47,7 @@ func TestEnvKeys(t *testing.T) {
 		"TOKENWARD_OPAQUE_ISSUER",
 		"TOKENWARD_OPAQUE_MAX_CONCURRENCY",
 		"TOKENWARD_OPAQUE_NEGATIVE_TTL",
+		"TOKENWARD_OPAQUE_STALE_IF_BUSY",
 		"TOKENWARD_OPAQUE_TIMEOUT",
 		"TOKENWARD_OPAQUE_TOKENS",
 		"TOKENWARD_REALM",
@@ -113,6 +114,7 @@ func TestDefaults(t *testing.T) {
 	check("opaque timeout", c.OpaqueTimeout, 5*time.Second)
 	check("opaque max concurrency", c.OpaqueMaxConcurrency, 32)
 	check("opaque cache ttl", c.OpaqueCacheTTL, 5*time.Minute)
+	check("opaque stale if busy", c.OpaqueStaleIfBusy, 5*time.Minute)
 	check("opaque negative ttl", c.OpaqueNegativeTTL, 10*time.Second)
 	check("opaque cache size", c.OpaqueCacheSize, 100000)
 	check("denylist interval", c.DenyListInterval, time.Duration(0))
@@ -403,12 +405,13 @@ func TestOpaqueAndDenyListConfig(t *testing.T) {
 		{
 			name: "bad numbers",
 			env: base("TOKENWARD_OPAQUE_TIMEOUT", "0s", "TOKENWARD_OPAQUE_CACHE_TTL", "-1s", "TOKENWARD_OPAQUE_NEGATIVE_TTL", "-1s",
-				"TOKENWARD_OPAQUE_CACHE_SIZE", "many", "TOKENWARD_DENYLIST_INTERVAL", "-1s",
+				"TOKENWARD_OPAQUE_STALE_IF_BUSY", "-1s", "TOKENWARD_OPAQUE_CACHE_SIZE", "many", "TOKENWARD_DENYLIST_INTERVAL", "-1s",
 				"TOKENWARD_CACHE_SIZE", "99999999999999999999", "TOKENWARD_OPAQUE_MAX_CONCURRENCY", "0"),
 			problems: []string{
 				"TOKENWARD_OPAQUE_TIMEOUT: 0s must be positive",
 				"TOKENWARD_OPAQUE_CACHE_TTL: -1s is negative",
 				"TOKENWARD_OPAQUE_NEGATIVE_TTL: -1s is negative",
+				"TOKENWARD_OPAQUE_STALE_IF_BUSY: -1s is negative",
 				`TOKENWARD_OPAQUE_CACHE_SIZE: "many" is not a whole number`,
 				"TOKENWARD_OPAQUE_MAX_CONCURRENCY: 0 must be positive",
 				"TOKENWARD_CACHE_SIZE: 99999999999999999999 is too large",

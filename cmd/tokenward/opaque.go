@@ -100,6 +100,7 @@ func newOpaqueChecker(ctx context.Context, cfg *Config, log *slog.Logger, onChec
 			NegativeTTL:    negativeTTL,
 			MaxEntries:     entries,
 			MaxConcurrency: cfg.OpaqueMaxConcurrency,
+			StaleIfBusy:    cfg.opaqueStaleIfBusy(),
 			Logger:         log,
 			OnCheck:        onCheck,
 		})
@@ -111,6 +112,7 @@ func newOpaqueChecker(ctx context.Context, cfg *Config, log *slog.Logger, onChec
 			NegativeTTL:    negativeTTL,
 			MaxEntries:     entries,
 			MaxConcurrency: cfg.OpaqueMaxConcurrency,
+			StaleIfBusy:    cfg.opaqueStaleIfBusy(),
 			Logger:         log,
 			OnCheck:        onCheck,
 		})
