@@ -100,8 +100,10 @@ func (g *Guard) Realm() string { return g.realm }
 //
 // When the token is valid but lacks the scopes, the claims are returned with
 // the insufficient_scope error, for logs: a request may pass only when the
-// error is nil. required should have passed [scopes.Requirement.Validate] at
-// configuration time.
+// error is nil. Compare the *Error itself with nil: stored in an error
+// variable, a nil *Error is not a nil error (which refuses every request).
+// required should have passed [scopes.Requirement.Validate] at configuration
+// time.
 func (g *Guard) Check(ctx context.Context, req Request, required scopes.Requirement) (*Claims, *Error) {
 	token, err := ExtractBearer(req.Header)
 	if err != nil {
