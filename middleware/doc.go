@@ -7,6 +7,14 @@
 // puts the claims in the request context ([ClaimsFrom]) and answers failures
 // as RFC 6750 says ([WriteError]). [Require] adds per-route scopes.
 //
+// The decision lives in one place, [Guard.Check]: the parts of a request
+// ([Request]: method, URL, host, headers, peer) and the scopes required in,
+// verified [Claims] or an [*Error] out. [New] calls it ([Require], behind
+// it, runs its scope step on the claims New verified), and so do package
+// proxy's reverse proxy and forward-auth handler, so every front end gives
+// a request the same answer; [WriteError] is the one place an [*Error]
+// becomes HTTP.
+//
 // # Security
 //
 // The validator enforces, in this order (see [Validator.Validate]):
@@ -54,6 +62,10 @@
 // no such shape, or a compact JWE (five segments, a protected header with
 // "enc" and a key-management "alg"), which tokenward does not decrypt, is
 // opaque.
+//
+// A realm must be printable ASCII without '"' or '\' ([CheckRealm]),
+// checked once when a [Guard] is built, so that it sits unescaped in the
+// challenge.
 //
 // Errors shown to clients are fixed sentences; they never contain the token,
 // a key or an internal error string. [Error.Detail] and [Error.Err] carry

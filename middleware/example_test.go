@@ -253,3 +253,47 @@ func ExampleRequire() {
 	// 200 OK: any valid token
 	// 403 Forbidden: Bearer realm="api", error="insufficient_scope", error_description="insufficient scope", scope="admin delete:contacts"
 }
+
+// ExampleGuard_Check asks the decision every front end shares without an
+// http.Handler: a front end that is not net/http (a gRPC check service, a
+// message consumer) fills a Request from what it has and answers with the
+// *Error's status and reason.
+func ExampleGuard_Check() {
+	idp := jwkstest.NewIssuer()
+	defer idp.Close()
+	const audience = "https://api.example.com"
+	keys, err := jwks.NewDiscovered(idp.URL(), jwks.RemoteOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer keys.Close()
+	v, err := middleware.NewValidator([]middleware.Issuer{{URL: idp.URL(), Keys: keys}},
+		[]string{audience}, middleware.ValidatorOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	g, err := middleware.NewGuard(v, middleware.GuardOptions{Realm: "contacts"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	token, err := idp.Mint(idp.Claims(audience, map[string]any{"scope": "read:contacts"}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ask := func(authorization string, required scopes.Requirement) {
+		req := middleware.Request{Method: http.MethodGet, Header: http.Header{"Authorization": {authorization}}}
+		claims, e := g.Check(context.Background(), req, required)
+		if e != nil {
+			fmt.Println(e.Status(), e.Reason)
+			return
+		}
+		fmt.Println("allowed:", claims.Subject)
+	}
+	ask("Bearer "+token, scopes.All("read:contacts"))
+	ask("Bearer "+token, scopes.All("write:contacts"))
+	ask("Basic dXNlcjpwYXNz", scopes.All("read:contacts"))
+	// Output:
+	// allowed: auth0|test-user
+	// 403 insufficient_scope
+	// 401 no_token
+}

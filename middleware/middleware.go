@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -50,90 +49,58 @@ type Outcome struct {
 	Duration time.Duration // time spent extracting and validating the token
 }
 
-// guard is one configured middleware.
-type guard struct {
-	v       *Validator
+// handler is one configured middleware: the decision is its guard's.
+type handler struct {
+	g       *Guard
 	opts    Options
-	realm   string
 	onError func(http.ResponseWriter, *http.Request, *Error)
 }
 
 // New returns middleware that lets a request through only with a valid bearer
-// token carrying the required scopes. The verified claims are in the request
-// context ([ClaimsFrom]). Refused requests are answered as RFC 6750 says:
-// 401 with a challenge, 400 for a malformed header, 403 for missing scopes,
-// 503 with Retry-After while the issuer's keys have never been loaded.
+// token carrying the required scopes, as [Guard.Check] decides. The verified
+// claims are in the request context ([ClaimsFrom]). Refused requests are
+// answered as RFC 6750 says: 401 with a challenge, 400 for a malformed
+// header, 403 for missing scopes, 503 with Retry-After while the issuer's
+// keys have never been loaded.
 func New(v *Validator, opts Options) (func(http.Handler) http.Handler, error) {
-	var errs []error
-	if v == nil {
-		errs = append(errs, errors.New("tokenward: nil validator"))
+	g, err := NewGuard(v, GuardOptions{Realm: opts.Realm})
+	if rerr := opts.Required.Validate(); rerr != nil {
+		err = errors.Join(err, rerr)
 	}
-	if err := opts.Required.Validate(); err != nil {
-		errs = append(errs, err)
+	if err != nil {
+		return nil, err
 	}
-	realm := opts.Realm
-	if realm == "" {
-		realm = DefaultRealm
-	}
-	if !validRealm(realm) {
-		errs = append(errs, fmt.Errorf("tokenward: realm %q has characters a quoted header value cannot carry", realm))
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	g := &guard{v: v, opts: opts, realm: realm, onError: opts.OnError}
-	if g.onError == nil {
-		g.onError = func(w http.ResponseWriter, _ *http.Request, err *Error) { WriteError(w, realm, err) }
+	h := &handler{g: g, opts: opts, onError: opts.OnError}
+	if h.onError == nil {
+		realm := g.Realm()
+		h.onError = func(w http.ResponseWriter, _ *http.Request, err *Error) { WriteError(w, realm, err) }
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			claims, err := g.authenticate(r)
-			if err == nil && !g.opts.Required.Satisfied(claims.Scopes) {
-				err = &Error{Reason: ReasonInsufficientScope, Scope: g.opts.Required.String()}
+			req := RequestOf(r)
+			if h.opts.TokenFrom != nil && len(r.Header["Authorization"]) == 0 {
+				if t, ok := h.opts.TokenFrom(r); ok {
+					req.Token = t
+				}
 			}
-			if g.opts.Observe != nil {
-				g.opts.Observe(r, Outcome{Claims: claims, Err: err, Duration: time.Since(start)})
+			claims, err := h.g.Check(r.Context(), req, h.opts.Required)
+			if h.opts.Observe != nil {
+				h.opts.Observe(r, Outcome{Claims: claims, Err: err, Duration: time.Since(start)})
 			}
 			if err != nil {
-				g.onError(w, r, err)
+				h.onError(w, r, err)
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey, &auth{claims: claims, g: g})))
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), authKey, &auth{claims: claims, h: h})))
 		})
 	}, nil
-}
-
-// authenticate extracts and validates the request's token.
-func (g *guard) authenticate(r *http.Request) (*Claims, *Error) {
-	token, err := ExtractBearer(r.Header)
-	if errors.Is(err, ErrNoToken) && g.opts.TokenFrom != nil && len(r.Header["Authorization"]) == 0 {
-		if t, ok := g.opts.TokenFrom(r); ok {
-			token, err = t, nil
-		}
-	}
-	if err != nil {
-		return nil, asError(err)
-	}
-	claims, err := g.v.Validate(r.Context(), token)
-	if err != nil {
-		return nil, asError(err)
-	}
-	return claims, nil
-}
-
-func asError(err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return &Error{Reason: ReasonMalformed, Err: err}
 }
 
 // auth is what the middleware puts in the request context.
 type auth struct {
 	claims *Claims
-	g      *guard
+	h      *handler
 }
 
 type ctxKey struct{}
@@ -163,19 +130,17 @@ func Require(req scopes.Requirement, next http.Handler) http.Handler {
 	if err := req.Validate(); err != nil {
 		panic(err)
 	}
-	scope := req.String()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, ok := r.Context().Value(authKey).(*auth)
 		if !ok || a == nil || a.claims == nil {
 			WriteError(w, DefaultRealm, ErrNoToken)
 			return
 		}
-		if !req.Satisfied(a.claims.Scopes) {
-			err := &Error{Reason: ReasonInsufficientScope, Scope: scope}
-			if a.g.opts.Observe != nil {
-				a.g.opts.Observe(r, Outcome{Claims: a.claims, Err: err})
+		if err := authorize(a.claims, req); err != nil {
+			if a.h.opts.Observe != nil {
+				a.h.opts.Observe(r, Outcome{Claims: a.claims, Err: err})
 			}
-			a.g.onError(w, r, err)
+			a.h.onError(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -228,13 +193,4 @@ func quote(s string) string {
 		return s
 	}
 	return strings.NewReplacer(`"`, `'`, `\`, `/`, "\r", " ", "\n", " ").Replace(s)
-}
-
-func validRealm(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }

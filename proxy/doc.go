@@ -4,6 +4,12 @@
 // decide is recorded through an [Observer] (package admin has the Prometheus
 // one, and the admin server: /metrics, /healthz, /readyz).
 //
+// Both handlers take their decision from middleware.Guard.Check, the
+// middleware's own: proxy adds what comes before it (the normalization
+// contract, route rules, stripping client-sent identity headers) and after
+// it (identity headers, logs, metrics), never a check of its own on the
+// token.
+//
 // Route rules ([ParseRules]) use net/http.ServeMux patterns, so the most
 // specific pattern wins and tokenward has no matcher of its own. A request
 // that matches no rule still needs a valid token and the global scopes;

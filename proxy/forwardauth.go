@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/tokenward/tokenward/middleware"
 )
 
 // ForwardAuth answers "may this request pass?" for NGINX auth_request,
@@ -50,7 +52,8 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.g.badRequest(w, r, refused)
 		return
 	}
-	d := f.g.decide(r.Context(), target, override, r.Header)
+	// The client's connection is the gateway's: nothing is known of it.
+	d := f.g.decide(r.Context(), target, override, r.Header, middleware.Peer{})
 	if d.err != nil {
 		f.g.refuse(w, r, d, target.Method, target.URL.Path)
 		return

@@ -45,9 +45,11 @@ type Config struct {
 	Metrics Observer
 }
 
-// guard is the decision both modes share.
+// guard is what both modes share around the decision, which is
+// middleware.Guard's: route matching, identity headers, logs and metrics.
 type guard struct {
 	cfg      Config
+	mw       *middleware.Guard
 	realm    string
 	identity *identity
 	log      *slog.Logger
@@ -55,8 +57,9 @@ type guard struct {
 
 func newGuard(cfg Config) (*guard, error) {
 	var errs []error
-	if cfg.Validator == nil {
-		errs = append(errs, errors.New("proxy: no validator"))
+	mw, err := middleware.NewGuard(cfg.Validator, middleware.GuardOptions{Realm: cfg.Realm})
+	if err != nil {
+		errs = append(errs, err) // no validator, or a bad realm
 	}
 	if cfg.Rules == nil {
 		errs = append(errs, errors.New("proxy: no rules"))
@@ -73,13 +76,6 @@ func newGuard(cfg Config) (*guard, error) {
 		}
 		cfg.ClaimHeaders[i].Header = http.CanonicalHeaderKey(ch.Header)
 	}
-	realm := cfg.Realm
-	if realm == "" {
-		realm = middleware.DefaultRealm
-	}
-	if strings.ContainsFunc(realm, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '"' || r == '\\' }) {
-		errs = append(errs, fmt.Errorf("proxy: realm %q has characters a quoted header value cannot carry", realm))
-	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -87,7 +83,7 @@ func newGuard(cfg Config) (*guard, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &guard{cfg: cfg, realm: realm, identity: newIdentity(cfg.ClaimHeaders, cfg.ScopesHeader, log), log: log}, nil
+	return &guard{cfg: cfg, mw: mw, realm: mw.Realm(), identity: newIdentity(cfg.ClaimHeaders, cfg.ScopesHeader, log), log: log}, nil
 }
 
 // decision is the outcome for one request.
@@ -98,12 +94,14 @@ type decision struct {
 }
 
 // decide strips client-sent identity headers from h, matches target against the
-// rules and, unless the route is public, validates the token in h. A request
+// rules and, unless the route is public, asks the middleware's guard about
+// the token in h and the route's scopes. peer is what is known of the
+// client's connection. A request
 // whose method is overridden (an allowed override, "" if none) gets the
 // stricter of the routes of both methods: an upstream may honour the override
 // for some methods only. One that may become any method (anyMethod) gets the
 // stricter of the routes of every method.
-func (g *guard) decide(ctx context.Context, target *http.Request, override string, h http.Header) decision {
+func (g *guard) decide(ctx context.Context, target *http.Request, override string, h http.Header, peer middleware.Peer) decision {
 	g.identity.strip(h)
 	rules := g.cfg.Rules
 	route := rules.Match(target)
@@ -119,26 +117,12 @@ func (g *guard) decide(ctx context.Context, target *http.Request, override strin
 		return decision{route: route}
 	}
 	start := time.Now()
-	token, err := middleware.ExtractBearer(h)
-	var claims *middleware.Claims
-	if err == nil {
-		claims, err = g.cfg.Validator.Validate(ctx, token)
-	}
-	if err == nil && !route.Required.Satisfied(claims.Scopes) {
-		err = &middleware.Error{Reason: middleware.ReasonInsufficientScope, Scope: route.Required.String(),
-			Detail: "missing " + strings.Join(route.Required.Missing(claims.Scopes), " ")}
-	}
+	claims, err := g.mw.Check(ctx, middleware.Request{Method: target.Method, URL: target.URL, Host: target.Host,
+		Header: h, Peer: peer}, route.Required)
 	if g.cfg.Metrics != nil {
 		g.cfg.Metrics.ObserveValidation(time.Since(start))
 	}
-	if err != nil {
-		var e *middleware.Error
-		if !errors.As(err, &e) {
-			e = &middleware.Error{Reason: middleware.ReasonMalformed, Err: err}
-		}
-		return decision{route: route, claims: claims, err: e}
-	}
-	return decision{route: route, claims: claims}
+	return decision{route: route, claims: claims, err: err}
 }
 
 // refuse answers and records a refused request.
@@ -270,7 +254,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.g.badRequest(w, r, refused)
 		return
 	}
-	d := p.g.decide(r.Context(), r, override, r.Header)
+	d := p.g.decide(r.Context(), r, override, r.Header, middleware.RequestOf(r).Peer)
 	if d.err != nil {
 		p.g.refuse(w, r, d, r.Method, r.URL.Path)
 		return

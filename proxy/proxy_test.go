@@ -658,7 +658,7 @@ func TestNewErrors(t *testing.T) {
 		cfg      proxy.Config
 		want     []string
 	}{
-		{"no validator or rules", "http://127.0.0.1:1", proxy.Config{}, []string{"no validator", "no rules"}},
+		{"no validator or rules", "http://127.0.0.1:1", proxy.Config{}, []string{"nil validator", "no rules"}},
 		{"not a URL", "127.0.0.1:80", cfg, []string{"upstream"}},
 		{"no host", "http:///x", cfg, []string{"no host"}},
 		{"bad scheme", "ftp://example.com", cfg, []string{"scheme must be"}},
@@ -668,7 +668,7 @@ func TestNewErrors(t *testing.T) {
 			ClaimHeaders: []proxy.ClaimHeader{{Claim: "sub", Header: "Authorization"}}}, []string{"cannot carry identity"}},
 		{"forbidden scopes header", "http://127.0.0.1:1", proxy.Config{Validator: cfg.Validator, Rules: cfg.Rules,
 			ScopesHeader: "Host"}, []string{"cannot carry identity"}},
-		{"everything at once", "ftp://x", proxy.Config{ScopesHeader: "X Bad"}, []string{"no validator", "no rules", "scheme", "X Bad"}},
+		{"everything at once", "ftp://x", proxy.Config{ScopesHeader: "X Bad"}, []string{"nil validator", "no rules", "scheme", "X Bad"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

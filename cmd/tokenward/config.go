@@ -393,7 +393,7 @@ func (c *Config) checkServing() []string {
 		}
 	}
 
-	if !validRealm(c.Realm) {
+	if middleware.CheckRealm(c.Realm) != nil {
 		add("TOKENWARD_REALM: %q must be printable ASCII without \" or \\", c.Realm)
 	}
 	if c.ShutdownGrace < 0 {
@@ -714,16 +714,6 @@ func redactPair(pair string) string {
 		return "(a value with user info, not shown)"
 	}
 	return pair
-}
-
-// validRealm reports whether a realm fits in a quoted-string unescaped.
-func validRealm(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 // problem is the client-safe text of a typed error, which names no package,

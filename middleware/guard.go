@@ -1,0 +1,156 @@
+package middleware
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/tokenward/tokenward/scopes"
+)
+
+// Request is the part of a request that a decision reads. Each front end
+// fills it from what it has: the middleware and the reverse proxy from the
+// *http.Request ([RequestOf]), forward-auth from the original method and URI
+// that the gateway sends with the client's headers.
+type Request struct {
+	// Method, URL and Host are the request being judged (for forward-auth,
+	// the original one). Check does not read them yet: proofs bound to the
+	// request, such as DPoP's htm and htu (RFC 9449), will.
+	Method string
+	URL    *url.URL
+	Host   string
+	// Header holds the client's headers; the token comes from its
+	// Authorization field.
+	Header http.Header
+	// Token is a token found outside the Authorization header (by
+	// [Options.TokenFrom], a cookie), used only when Header has no
+	// Authorization field. "" means none.
+	Token string
+	// Peer is what is known of the client's connection.
+	Peer Peer
+}
+
+// Peer is what is known of the client's connection. The zero value means
+// nothing is known (forward-auth: the connection is the gateway's).
+type Peer struct {
+	// Addr is the client's address, for logs. "" means unknown.
+	Addr string
+	// Certificate is the client's TLS certificate, verified by whoever
+	// terminated TLS; nil means none. Check does not read it yet:
+	// certificate-bound tokens (RFC 8705) will.
+	Certificate *x509.Certificate
+}
+
+// RequestOf returns the parts of r that a decision reads.
+func RequestOf(r *http.Request) Request {
+	req := Request{Method: r.Method, URL: r.URL, Host: r.Host, Header: r.Header, Peer: Peer{Addr: r.RemoteAddr}}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		req.Peer.Certificate = r.TLS.PeerCertificates[0]
+	}
+	return req
+}
+
+// GuardOptions tunes a [Guard]. The zero value is the default realm.
+type GuardOptions struct {
+	// Realm names the protection space in challenges ([WriteError]).
+	// Empty means [DefaultRealm]. It must pass [CheckRealm].
+	Realm string
+}
+
+// Guard is the one decision every front end makes: the middleware ([New],
+// [Require]), and package proxy's reverse proxy and forward-auth handler
+// call [Guard.Check], so that a request gets the same answer whichever way
+// it comes. Building on it (sender-constrained tokens, gRPC ext_authz) means
+// changing Check, not each front end. A Guard is safe for concurrent use.
+type Guard struct {
+	v     *Validator
+	realm string
+}
+
+// NewGuard returns a guard that validates tokens with v.
+func NewGuard(v *Validator, opts GuardOptions) (*Guard, error) {
+	var errs []error
+	if v == nil {
+		errs = append(errs, errors.New("tokenward: nil validator"))
+	}
+	realm := opts.Realm
+	if realm == "" {
+		realm = DefaultRealm
+	}
+	if err := CheckRealm(realm); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &Guard{v: v, realm: realm}, nil
+}
+
+// Realm is the realm to answer refusals with: WriteError(w, g.Realm(), err).
+func (g *Guard) Realm() string { return g.realm }
+
+// Check decides whether req may pass with required scopes: one bearer token
+// (the Authorization header, else req.Token), validated ([Validator.Validate]),
+// granting required. It returns the verified claims and a nil error, or an
+// [*Error] saying why not, which [WriteError] turns into the answer.
+//
+// When the token is valid but lacks the scopes, the claims are returned with
+// the insufficient_scope error, for logs: a request may pass only when the
+// error is nil. Compare the *Error itself with nil: stored in an error
+// variable, a nil *Error is not a nil error (which refuses every request).
+// required should have passed [scopes.Requirement.Validate] at configuration
+// time.
+func (g *Guard) Check(ctx context.Context, req Request, required scopes.Requirement) (*Claims, *Error) {
+	token, err := ExtractBearer(req.Header)
+	if err != nil {
+		// Another scheme (Basic) is no token, and no reason to look
+		// elsewhere: only a request without Authorization may use req.Token.
+		if req.Token == "" || len(req.Header["Authorization"]) > 0 {
+			return nil, asError(err)
+		}
+		token = req.Token
+	}
+	claims, err := g.v.Validate(ctx, token)
+	if err != nil {
+		return nil, asError(err)
+	}
+	if e := authorize(claims, required); e != nil {
+		return claims, e
+	}
+	return claims, nil
+}
+
+// authorize is the scope step of a decision, shared by [Guard.Check] and
+// [Require].
+func authorize(claims *Claims, required scopes.Requirement) *Error {
+	if required.Satisfied(claims.Scopes) {
+		return nil
+	}
+	return &Error{Reason: ReasonInsufficientScope, Scope: required.String(),
+		Detail: "missing " + strings.Join(required.Missing(claims.Scopes), " ")}
+}
+
+func asError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Reason: ReasonMalformed, Err: err}
+}
+
+// CheckRealm reports whether realm can be the realm of a challenge: printable
+// ASCII without '"' or '\', so that it sits in a quoted-string unescaped and
+// every client parses it alike. [NewGuard] (and so [New] and package proxy)
+// refuses any other; the binary checks TOKENWARD_REALM with it.
+func CheckRealm(realm string) error {
+	for i := 0; i < len(realm); i++ {
+		if c := realm[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return fmt.Errorf("tokenward: realm %q must be printable ASCII without '\"' or '\\'", realm)
+		}
+	}
+	return nil
+}
