@@ -112,6 +112,9 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e == nil {
+		return "tokenward: <nil>" // a nil *Error in an error variable; see Guard.Check
+	}
 	s := "tokenward: " + e.description()
 	if e.Detail != "" {
 		s += " (" + e.Detail + ")"
@@ -123,13 +126,18 @@ func (e *Error) Error() string {
 }
 
 // Unwrap returns the underlying cause.
-func (e *Error) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.Err
+}
 
 // Is reports whether target is an *Error with the same reason, so that
 // errors.Is(err, ErrExpired) holds for every expired-token error.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Reason == e.Reason
+	return ok && e != nil && t != nil && t.Reason == e.Reason
 }
 
 // Status is the HTTP status for this error: 400, 401, 403 or 503.

@@ -81,3 +81,16 @@ func TestNewGuardReportsEverything(t *testing.T) {
 		}
 	}
 }
+
+// TestNilErrorIs: a nil *Error stored in an error variable (Check's result
+// misused) must not panic in errors.Is, and matches no sentinel.
+func TestNilErrorIs(t *testing.T) {
+	var e *middleware.Error
+	var err error = e
+	if errors.Is(err, middleware.ErrExpired) {
+		t.Error("a nil *Error is ErrExpired")
+	}
+	if err.Error() == "" {
+		t.Error("empty message")
+	}
+}
