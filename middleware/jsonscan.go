@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"unicode/utf8"
 )
 
 // Limits on a token's JSON, so hostile input stays cheap to refuse.
@@ -89,16 +90,6 @@ func scanObject(b []byte, watched []string) error {
 // watched claim counts towards the duplicate check.
 func watchedIndex(quoted []byte, escaped bool, watched []string) int {
 	name := quoted[1 : len(quoted)-1]
-	if escaped {
-		// Rare: "\u0061ud" is "aud" to a decoder, so compare decoded.
-		var s string
-		// A copy, so that the caller's buffer (a stack buffer for the
-		// header) does not escape to the heap through encoding/json.
-		if json.Unmarshal(bytes.Clone(quoted), &s) != nil {
-			return -1
-		}
-		name = []byte(s)
-	}
 	if !escaped {
 		// The usual case, an exact name: no other watched name can fold to
 		// it, since they differ from each other under folding.
@@ -107,8 +98,124 @@ func watchedIndex(quoted []byte, escaped bool, watched []string) int {
 				return i
 			}
 		}
+		return foldIndex(name, watched)
 	}
-	return foldIndex(name, watched)
+	// Rare, and what a forged token uses to be slow: "\u0061ud" is "aud"
+	// to a decoder, so compare decoded, without allocating, and only as
+	// much of the name as the longest watched name.
+	longest := 0
+	for _, w := range watched {
+		longest = max(longest, len(w))
+	}
+	var buf [maxWatchedName]byte
+	n := foldedName(buf[:min(longest, len(buf))], name)
+	for i, w := range watched {
+		if n == len(w) && string(buf[:n]) == w {
+			return i
+		}
+	}
+	return -1
+}
+
+// maxWatchedName is at least the length of the longest watched name
+// ("permissions").
+const maxWatchedName = 16
+
+// foldedName decodes s, the body of a JSON string between its quotes, as
+// encoding/json unquotes it, and folds it as encoding/json compares names
+// with fields (see foldIndex), into buf; it returns the length. Watched
+// names are lower-case ASCII, and besides ASCII only two runes fold to an
+// ASCII letter: ſ (U+017F) to s and K (U+212A, Kelvin) to k. So the name is
+// written with ASCII letters in lower case, and decoding stops at the first
+// rune that folds to no ASCII character: the name is no watched name, and
+// foldedName returns -1. That includes U+FFFD, which encoding/json reads for
+// invalid UTF-8, and any \u escape of a surrogate: paired it stands for a
+// rune outside the BMP, unpaired encoding/json reads U+FFFD. foldedName also
+// returns -1 for a name longer than buf (decoding stops there) and for a
+// body that is not a valid JSON string. It allocates nothing: a forged
+// token may hold a thousand escaped names.
+func foldedName(buf, s []byte) int {
+	w := 0
+	for r := 0; r < len(s); {
+		c := s[r]
+		var rr rune
+		switch {
+		case c == '\\':
+			if r+1 >= len(s) {
+				return -1
+			}
+			switch s[r+1] {
+			case '"', '\\', '/':
+				rr = rune(s[r+1])
+			case 'b':
+				rr = '\b'
+			case 'f':
+				rr = '\f'
+			case 'n':
+				rr = '\n'
+			case 'r':
+				rr = '\r'
+			case 't':
+				rr = '\t'
+			case 'u':
+				if rr = hex4(s[r:]); rr < 0 {
+					return -1
+				}
+				r += 4
+			default:
+				return -1 // \' included: encoding/json's scanner refuses it
+			}
+			r += 2
+		case c < ' ' || c == '"':
+			return -1
+		case c < utf8.RuneSelf:
+			rr = rune(c)
+			r++
+		default:
+			var size int
+			rr, size = utf8.DecodeRune(s[r:]) // RuneError if invalid
+			r += size
+		}
+		switch {
+		case 'A' <= rr && rr <= 'Z':
+			rr += 'a' - 'A'
+		case rr < utf8.RuneSelf:
+		case rr == '\u017f':
+			rr = 's'
+		case rr == '\u212a':
+			rr = 'k'
+		default:
+			return -1
+		}
+		if w == len(buf) {
+			return -1
+		}
+		buf[w] = byte(rr)
+		w++
+	}
+	return w
+}
+
+// hex4 returns the value of the \uXXXX escape at the start of s, or -1.
+func hex4(s []byte) rune {
+	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
+		return -1
+	}
+	var r rune
+	for _, c := range s[2:6] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 // foldIndex returns the position in names of the one that encoding/json,
