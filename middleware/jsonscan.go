@@ -102,10 +102,15 @@ func watchedIndex(quoted []byte, escaped bool, watched []string) int {
 	}
 	// Rare, and what a forged token uses to be slow: "\u0061ud" is "aud"
 	// to a decoder, so compare decoded, without allocating, and only as
-	// much of the name as the longest watched name.
+	// much of the name as the longest watched name. A rune read as an
+	// ASCII character is written in at most 6 bytes (\u0061): a longer
+	// name is not worth decoding.
 	longest := 0
 	for _, w := range watched {
 		longest = max(longest, len(w))
+	}
+	if len(name) > 6*longest {
+		return -1
 	}
 	var buf [maxWatchedName]byte
 	n := foldedName(buf[:min(longest, len(buf))], name)
@@ -136,87 +141,112 @@ const maxWatchedName = 16
 // token may hold a thousand escaped names.
 func foldedName(buf, s []byte) int {
 	w := 0
-	for r := 0; r < len(s); {
-		c := s[r]
-		var rr rune
-		switch {
-		case c == '\\':
-			if r+1 >= len(s) {
-				return -1
-			}
-			switch s[r+1] {
-			case '"', '\\', '/':
-				rr = rune(s[r+1])
-			case 'b':
-				rr = '\b'
-			case 'f':
-				rr = '\f'
-			case 'n':
-				rr = '\n'
-			case 'r':
-				rr = '\r'
-			case 't':
-				rr = '\t'
-			case 'u':
-				if rr = hex4(s[r:]); rr < 0 {
-					return -1
-				}
-				r += 4
-			default:
-				return -1 // \' included: encoding/json's scanner refuses it
-			}
-			r += 2
-		case c < ' ' || c == '"':
-			return -1
-		case c < utf8.RuneSelf:
-			rr = rune(c)
-			r++
-		default:
-			var size int
-			rr, size = utf8.DecodeRune(s[r:]) // RuneError if invalid
-			r += size
-		}
-		switch {
-		case 'A' <= rr && rr <= 'Z':
-			rr += 'a' - 'A'
-		case rr < utf8.RuneSelf:
-		case rr == '\u017f':
-			rr = 's'
-		case rr == '\u212a':
-			rr = 'k'
-		default:
-			return -1
-		}
+	for r := 0; r < len(s); w++ {
 		if w == len(buf) {
 			return -1
 		}
-		buf[w] = byte(rr)
-		w++
+		c, n := foldedRune(s[r:])
+		if n < 0 {
+			return -1
+		}
+		buf[w] = c
+		r += n
 	}
 	return w
 }
 
-// hex4 returns the value of the \uXXXX escape at the start of s, or -1.
-func hex4(s []byte) rune {
-	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
-		return -1
-	}
-	var r rune
-	for _, c := range s[2:6] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return -1
+// foldedIs reports whether s, the body of a JSON string between its
+// quotes, is read as name (lower-case ASCII) by encoding/json: foldedName
+// for one name, which stops at the first rune that differs.
+func foldedIs(s []byte, name string) bool {
+	k := 0
+	for r := 0; r < len(s); k++ {
+		if k == len(name) {
+			return false
 		}
-		r = r<<4 | rune(c)
+		c, n := foldedRune(s[r:])
+		if n < 0 || c != name[k] {
+			return false
+		}
+		r += n
 	}
-	return r
+	return k == len(name)
 }
+
+// foldedRune decodes the first rune of s, the body of a JSON string, as
+// encoding/json does and folds it for foldedName: it returns the ASCII
+// character and the bytes read, or -1 if the rune folds to no ASCII
+// character or s does not start with a valid character of a JSON string.
+func foldedRune(s []byte) (byte, int) {
+	c := s[0]
+	switch {
+	case c == '\\':
+		if len(s) < 2 {
+			return 0, -1
+		}
+		if s[1] != 'u' {
+			e := simpleEscape[s[1]]
+			if e == 0 {
+				return 0, -1 // \' included: encoding/json's scanner refuses it
+			}
+			return e, 2
+		}
+		if len(s) < 6 {
+			return 0, -1
+		}
+		// By hand, not in a function of its own: this is the inner loop
+		// of refusing a flood of escaped names.
+		h0, h1, h2, h3 := hexValue[s[2]], hexValue[s[3]], hexValue[s[4]], hexValue[s[5]]
+		if h0|h1|h2|h3 < 0 {
+			return 0, -1
+		}
+		switch rr := rune(h0)<<12 | rune(h1)<<8 | rune(h2)<<4 | rune(h3); {
+		case rr < utf8.RuneSelf:
+			return lowerASCII(byte(rr)), 6
+		case rr == '\u017f':
+			return 's', 6
+		case rr == '\u212a':
+			return 'k', 6
+		}
+		return 0, -1 // surrogates too: see foldedName
+	case c < ' ' || c == '"':
+		return 0, -1
+	case c < utf8.RuneSelf:
+		return lowerASCII(c), 1
+	}
+	switch rr, size := utf8.DecodeRune(s); rr { // RuneError if invalid
+	case '\u017f':
+		return 's', size
+	case '\u212a':
+		return 'k', size
+	}
+	return 0, -1
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		c += 'a' - 'A'
+	}
+	return c
+}
+
+// simpleEscape is what each two-byte escape of JSON stands for, 0 for
+// bytes that make no escape.
+var simpleEscape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
+// hexValue is the value of each hexadecimal digit, -1 for other bytes.
+var hexValue = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	for i, c := range "0123456789abcdef" {
+		t[c] = int8(i)
+	}
+	for i, c := range "ABCDEF" {
+		t[c] = int8(10 + i)
+	}
+	return t
+}()
 
 // foldIndex returns the position in names of the one that encoding/json,
 // which matches names to fields ignoring case (Unicode simple folding),
@@ -234,11 +264,14 @@ func foldIndex(name []byte, names []string) int {
 }
 
 func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+	// By table: the scans call it several times per member.
+	for i < len(b) && jsonSpace[b[i]] {
 		i++
 	}
 	return i
 }
+
+var jsonSpace = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
 
 // validObject reports whether b is valid JSON holding an object, which the
 // fast paths need.

@@ -766,10 +766,20 @@ func isIssName(quoted []byte, escaped bool) bool {
 		}
 		return string(name) == "iss" || foldIndex(name, issNames) == 0
 	}
-	// An escape stands for at least one byte in at most 6, and a name that
-	// folds to "iss" has at most 9 bytes: a longer one is not worth
-	// decoding. A shorter one is decoded without allocating.
-	return len(quoted) <= 2+6*9 && watchedIndex(quoted, true, issNames) == 0
+	// Each of the three runes of a name read as "iss" is written in at most
+	// 6 bytes (\u0069; ſ takes 2): a longer name is not worth decoding.
+	// A shorter one is decoded (see foldedName), without allocating, up
+	// to its first rune that is not the next of iss.
+	name := quoted[1 : len(quoted)-1]
+	if len(name) > 3*6 || len(name) < 3 {
+		return false
+	}
+	// Most names are out at their first byte: an i is i, I or \u0069 or
+	// \u0049 (a two-byte escape is no letter).
+	if c := name[0]; c|0x20 != 'i' && (c != '\\' || name[1] != 'u') {
+		return false
+	}
+	return foldedIs(name, "iss")
 }
 
 // quotedEnd returns the offset just past the JSON string starting at b[i]
