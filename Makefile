@@ -36,6 +36,8 @@ fuzz:
 	go test -run='^$$' -fuzz='^FuzzDecodeClaimsFast$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzDecodeHeaderFast$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzValidJSON$$' -fuzztime=$(FUZZTIME) ./middleware/
+	go test -run='^$$' -fuzz='^FuzzWatchedIndex$$' -fuzztime=$(FUZZTIME) ./middleware/
+	go test -run='^$$' -fuzz='^FuzzIssuerMember$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzSplit$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzEntryRoundTrip$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzUnmarshalJSON$$' -fuzztime=$(FUZZTIME) ./scopes/

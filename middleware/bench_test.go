@@ -186,6 +186,7 @@ func BenchmarkRefuseUntrustedIssuer16KB(b *testing.B) {
 	for _, tc := range []struct {
 		name   string
 		claims string
+		want   error // ErrIssuer if nil
 	}{
 		// 1,000 claims is the limit on members.
 		{"members", hostileClaims(size, func(i int) string {
@@ -193,17 +194,25 @@ func BenchmarkRefuseUntrustedIssuer16KB(b *testing.B) {
 				return fmt.Sprintf(`,"p%d":[%d]`, i, i) // the rest is in an array
 			}
 			return fmt.Sprintf(`,"c%d":"%08d"`, i, i)
-		})},
+		}), nil},
 		// Escapes take encoding/json's slow path.
 		{"escaped", hostileClaims(size, func(i int) string {
 			return fmt.Sprintf(`,"c%d":"\u00e9\u00e9\n\"\\x"`, i)
-		})},
+		}), nil},
+		// Escaped names, each of which must be unescaped to tell whether
+		// it is iss: the longest that can be (three \u escapes), and that
+		// decode to almost iss.
+		{"escaped names", hostileClaims(size-100, func(i int) string {
+			return []string{`,"\u0069\u0053\u0020":0`, `,"\u0049\u017f\u0074":0`, `,"\u0069\u0073\u0078":0`}[i%3]
+		}), nil},
+		// Short escaped names, more of them than the limit on members.
+		{"escaped names past the limit", hostileClaims(size-100, func(int) string { return `,"\/":0` }), middleware.ErrMalformed},
 		// Nesting to the limit, repeatedly.
 		{"nested", hostileClaims(size, func(i int) string {
 			return fmt.Sprintf(`,"n%d":%s1%s`, i, strings.Repeat("[", 30), strings.Repeat("]", 30))
-		})},
+		}), nil},
 		// The claims are small, the header is not.
-		{"header", ""},
+		{"header", "", nil},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			header, claims := header, b64.EncodeToString([]byte(tc.claims))
@@ -219,8 +228,12 @@ func BenchmarkRefuseUntrustedIssuer16KB(b *testing.B) {
 				b.Fatalf("token of %d bytes", len(token))
 			}
 			ctx := context.Background()
-			if _, err := v.Validate(ctx, token); !errors.Is(err, middleware.ErrIssuer) {
-				b.Fatalf("got %v, want an untrusted issuer", err)
+			want := tc.want
+			if want == nil {
+				want = middleware.ErrIssuer
+			}
+			if _, err := v.Validate(ctx, token); !errors.Is(err, want) {
+				b.Fatalf("got %v, want %v", err, want)
 			}
 			b.ReportAllocs()
 			b.SetBytes(int64(len(token)))
@@ -243,18 +256,43 @@ func BenchmarkRefuseForgedToken16KB(b *testing.B) {
 	trusted := func(claims string) string {
 		return strings.Replace(claims, "https://attacker.example/", tenant, 1)
 	}
+	// hostileHeader is a header of up to 16 KB: alg and kid, then up to n
+	// members named by escapes (each must be unescaped to tell whether it
+	// is a header parameter we act on), then typ.
+	small := b64.EncodeToString([]byte(`{"iss":"` + tenant + `","sub":"x","aud":"` + audience + `","exp":4102444800}`))
+	hostileHeader := func(n int, names ...string) string {
+		var sb strings.Builder
+		sb.WriteString(`{"alg":"RS256","kid":"` + key.ID + `"`)
+		for i := 0; i < n && b64.EncodedLen(sb.Len()+32) < size-len(small); i++ {
+			fmt.Fprintf(&sb, `,"%s":0`, names[i%len(names)])
+		}
+		sb.WriteString(`,"typ":"JWT"}`)
+		return b64.EncodeToString([]byte(sb.String()))
+	}
 	for _, tc := range []struct {
-		name   string
-		claims string
+		name           string
+		header, claims string
+		want           error
 	}{
-		{"members", trusted(hostileClaims(size, func(i int) string { return fmt.Sprintf(`,"c%d":"%08d"`, i, i) }))},
-		{"escaped", trusted(hostileClaims(size, func(i int) string { return fmt.Sprintf(`,"c%d":"\u00e9\u00e9\n\"\\x"`, i) }))},
+		{"members", header, trusted(hostileClaims(size, func(i int) string { return fmt.Sprintf(`,"c%d":"%08d"`, i, i) })), middleware.ErrSignature},
+		{"escaped", header, trusted(hostileClaims(size, func(i int) string { return fmt.Sprintf(`,"c%d":"\u00e9\u00e9\n\"\\x"`, i) })), middleware.ErrSignature},
+		// The claims are small, the header is full of escaped names: up
+		// to the limit on members, and past it.
+		{"escaped header names", hostileHeader(990, `\/`, `\u0061\u004c\u0047\u0020`, `\u0074\u0059p\u0020`, `\ud835\udc1a\u006cg`), "", middleware.ErrSignature},
+		{"escaped header names past the limit", hostileHeader(1<<30, `\/`), "", middleware.ErrMalformed},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			token := header + "." + b64.EncodeToString([]byte(tc.claims)) + "." + sig
+			claims := small
+			if tc.claims != "" {
+				claims = b64.EncodeToString([]byte(tc.claims))
+			}
+			token := tc.header + "." + claims + "." + sig
+			if len(token) > middleware.DefaultMaxTokenBytes || len(token) < middleware.DefaultMaxTokenBytes-1024 {
+				b.Fatalf("token of %d bytes", len(token))
+			}
 			ctx := context.Background()
-			if _, err := v.Validate(ctx, token); !errors.Is(err, middleware.ErrSignature) {
-				b.Fatalf("got %v, want a bad signature", err)
+			if _, err := v.Validate(ctx, token); !errors.Is(err, tc.want) {
+				b.Fatalf("got %v, want %v", err, tc.want)
 			}
 			b.ReportAllocs()
 			b.SetBytes(int64(len(token)))

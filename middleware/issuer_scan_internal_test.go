@@ -30,14 +30,14 @@ func checkScan(t *testing.T, b []byte) {
 	}
 	want := issuerByDecoder(b)
 	if want == nil {
-		if _, found, malformed := issuerMember(b); found || malformed {
-			t.Fatalf("issuerMember(%s) found an iss (malformed %v); encoding/json did not", b, malformed)
+		if _, found, err := issuerMember(b); found || err != nil {
+			t.Fatalf("issuerMember(%s) found an iss (error %v); encoding/json did not", b, err)
 		}
 		return
 	}
-	got, found, malformed := issuerMember(b)
-	if !found || malformed || !bytes.Equal(got, want) {
-		t.Fatalf("issuerMember(%s) = %s, %v, %v; encoding/json read %s", b, got, found, malformed, want)
+	got, found, err := issuerMember(b)
+	if !found || err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("issuerMember(%s) = %s, %v, %v; encoding/json read %s", b, got, found, err, want)
 	}
 }
 
@@ -45,7 +45,8 @@ func checkScan(t *testing.T, b []byte) {
 // nesting, strings holding brackets, quotes and backslashes, and names that
 // are iss in other spellings.
 func randomJSON(r *rand.Rand, sb *strings.Builder, depth int) {
-	strs := []string{`"iss"`, `"ISS"`, `"\u0069ss"`, `"i\"s"`, `"[{"`, `"]}"`, `"\\"`, `"\\\""`, `"x"`, `""`, `"ıss"`, `"\\]"`}
+	strs := []string{`"iss"`, `"ISS"`, `"\u0069ss"`, `"i\"s"`, `"[{"`, `"]}"`, `"\\"`, `"\\\""`, `"x"`, `""`, `"ıss"`, `"\\]"`,
+		`"\u0069\u017f\u017F"`, `"\ud800ss"`, `"\ud835\udc22ss"`, `"i\u0073\u0053 "`, `"\/"`}
 	switch n := r.IntN(6); {
 	case depth > 40 || n == 0:
 		sb.WriteString(strs[r.IntN(len(strs))])
@@ -85,7 +86,9 @@ func TestIssuerMemberAgreesWithEncodingJSON(t *testing.T) {
 			if i > 0 {
 				sb.WriteByte(',')
 			}
-			sb.WriteString([]string{`"iss"`, `"ISS"`, `"\u0069ss"`, `"a"`, `"b"`, `"iss "`, `"[["`}[r.IntN(7)])
+			names := []string{`"iss"`, `"ISS"`, `"\u0069ss"`, `"a"`, `"b"`, `"iss "`, `"[["`,
+				`"\u0069\u017f\u017F"`, `"i\u017Fs"`, `"\u0130ss"`, `"\ud800iss"`, `"\/"`, `"\u0049\u0053\u0053\u0020"`}
+			sb.WriteString(names[r.IntN(len(names))])
 			sb.WriteByte(':')
 			randomJSON(r, &sb, 0)
 		}
@@ -107,6 +110,7 @@ func FuzzIssuerMember(f *testing.F) {
 	for _, s := range []string{
 		`{"iss":"a"}`, `{"x":[[[["]"]]]],"iss":"a"}`, `{"ISS":"a"}`, `{"\u0069ss":1}`,
 		`{"a":{"iss":"b"},"iss":"c"}`, `{"a":"\"iss\":","iss":null}`,
+		`{"\/":0,"\u0069\u017f\u017F":"a"}`, `{"\ud800ss":0,"\ud835\udc22ss":1,"i\u0073s":2}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -114,4 +118,24 @@ func FuzzIssuerMember(f *testing.F) {
 		issuerMember(b) // never panics, on any input
 		checkScan(t, b)
 	})
+}
+
+// The scan for iss stops after maxClaims members, as scanObject would: the
+// claims are refused as malformed (too many claims) and the cost of a scan
+// of names before iss is bounded.
+func TestIssuerMemberLimit(t *testing.T) {
+	claims := func(n int, name string) []byte {
+		return []byte("{" + strings.Repeat(`"`+name+`":0,`, n-1) + `"iss":"x"}`)
+	}
+	for _, name := range []string{`c`, `\/`, `\u0069\u0053\u0053\u0020`} {
+		if v, found, err := issuerMember(claims(maxClaims, name)); !found || err != nil || string(v) != `"x"` {
+			t.Errorf("%s: iss as member %d: %s, %v, %v", name, maxClaims, v, found, err)
+		}
+		if _, found, err := issuerMember(claims(maxClaims+1, name)); found || err != errTooMany {
+			t.Errorf("%s: iss as member %d: %v, %v; want errTooMany", name, maxClaims+1, found, err)
+		}
+		if scanObject(claims(maxClaims+1, "c"), nil) != errTooMany {
+			t.Errorf("scanObject does not refuse %d members", maxClaims+1)
+		}
+	}
 }

@@ -294,8 +294,12 @@ func (v *Validator) headerFast(b []byte, h *header) bool {
 			}
 			h.Kid = string(value[1 : len(value)-1])
 		default:
-			// crit, and any name encoding/json would read as a field.
-			if bytes.IndexByte(name, '\\') >= 0 || foldIndex(name, headerFields) >= 0 {
+			// crit, and any name encoding/json would read as a field, in
+			// any spelling: other case, escapes. Other escaped names are
+			// skipped here, so that a forged header full of them is not
+			// left to encoding/json (an allocation per escaped name).
+			escaped := bytes.IndexByte(name, '\\') >= 0
+			if watchedIndex(b[ns-1:ne+1], escaped, headerFields) >= 0 {
 				return false
 			}
 		}
@@ -608,11 +612,11 @@ const maxPooledPayload = 64 << 10
 // found by issuerMember, so its cost is a scan of the claims up to it. The
 // issuer returned may share payload's memory.
 func (v *Validator) checkIssuer(payload []byte) (string, KeySet, *Error) {
-	val, found, malformed := issuerMember(payload)
+	val, found, err := issuerMember(payload)
 	var iss string
 	switch {
-	case malformed:
-		return "", nil, &Error{Reason: ReasonMalformed, Description: "token claims are not a valid JSON object", Err: errNotObject}
+	case err != nil:
+		return "", nil, &Error{Reason: ReasonMalformed, Description: "token claims are not a valid JSON object", Err: err}
 	case !found || string(val) == "null": // encoding/json leaves iss empty
 		return "", nil, &Error{Reason: ReasonIssuer, Detail: issuerHint("", v.trusted)}
 	case val[0] != '"':
@@ -643,54 +647,59 @@ var issNames = []string{"iss"}
 // issuerMember returns the raw value of the top-level member of the claims
 // JSON b that encoding/json reads as "iss": the first one named iss in any
 // spelling it matches (letter case, escapes). A second one is a duplicate,
-// which scanObject refuses later. found is false when there is none;
-// malformed, when b is not an object or a string in it is unterminated.
+// which scanObject refuses later. found is false when there is none. The
+// error is errNotObject when b is not an object or a string in it is
+// unterminated, and errTooMany when more than maxClaims members come before
+// iss: scanObject would refuse those claims, and the scan stays bounded.
 // Like scanObject it leaves the rest of the syntax to encoding/json: it need
 // only find the right member in JSON that is valid.
-func issuerMember(b []byte) (value []byte, found, malformed bool) {
+func issuerMember(b []byte) (value []byte, found bool, err error) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return nil, false, true
+		return nil, false, errNotObject
 	}
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return nil, false, false
+		return nil, false, nil
 	}
-	for {
+	for members := 1; ; members++ {
+		if members > maxClaims {
+			return nil, false, errTooMany
+		}
 		// A member: name, colon, value.
 		if i >= len(b) || b[i] != '"' {
-			return nil, false, true
+			return nil, false, errNotObject
 		}
 		end, escaped := quotedEnd(b, i)
 		if end < 0 {
-			return nil, false, true
+			return nil, false, errNotObject
 		}
 		iss := isIssName(b[i:end], escaped)
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
-			return nil, false, true
+			return nil, false, errNotObject
 		}
 		i = skipSpace(b, i+1)
 		if i >= len(b) {
-			return nil, false, true
+			return nil, false, errNotObject
 		}
 		if iss {
 			if end := valueEnd(b, i); end > i {
-				return b[i:end], true, false
+				return b[i:end], true, nil
 			}
-			return nil, false, true // "iss":} and the like
+			return nil, false, errNotObject // "iss":} and the like
 		}
 		if i = skipValue(b, i); i < 0 {
-			return nil, false, true
+			return nil, false, errNotObject
 		}
 		i = skipSpace(b, i)
 		switch {
 		case i >= len(b):
-			return nil, false, true
+			return nil, false, errNotObject
 		case b[i] == '}':
-			return nil, false, false
+			return nil, false, nil
 		case b[i] != ',':
-			return nil, false, true
+			return nil, false, errNotObject
 		}
 		i = skipSpace(b, i+1)
 	}
@@ -757,10 +766,20 @@ func isIssName(quoted []byte, escaped bool) bool {
 		}
 		return string(name) == "iss" || foldIndex(name, issNames) == 0
 	}
-	// An escape stands for at least one byte in at most 6, and a name that
-	// folds to "iss" has at most 9 bytes: a longer one is not worth
-	// decoding.
-	return len(quoted) <= 2+6*9 && watchedIndex(quoted, true, issNames) == 0
+	// Each of the three runes of a name read as "iss" is written in at most
+	// 6 bytes (\u0069; ſ takes 2): a longer name is not worth decoding.
+	// A shorter one is decoded (see foldedName), without allocating, up
+	// to its first rune that is not the next of iss.
+	name := quoted[1 : len(quoted)-1]
+	if len(name) > 3*6 || len(name) < 3 {
+		return false
+	}
+	// Most names are out at their first byte: an i is i, I or \u0069 or
+	// \u0049 (a two-byte escape is no letter).
+	if c := name[0]; c|0x20 != 'i' && (c != '\\' || name[1] != 'u') {
+		return false
+	}
+	return foldedIs(name, "iss")
 }
 
 // quotedEnd returns the offset just past the JSON string starting at b[i]
