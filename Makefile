@@ -1,8 +1,9 @@
 # The README's test command is `make test`: gofmt and go vet, the deploy
 # module's manifest checks, short fuzz runs, one iteration of every benchmark,
-# and last `go test -race ./...`, closed by a line counting the packages that
-# passed and failed. CI (.ci/run) installs NGINX first, so the forward-auth
-# test runs for real there; on a machine without NGINX it is skipped.
+# the interop module's tests against real upstreams, and last `go test -race
+# ./...`, closed by a line counting the packages that passed and failed. CI
+# (.ci/run) installs NGINX and the upstreams' runtimes first, so those tests
+# run for real there; on a machine without them they are skipped.
 SHELL := bash
 
 # A count, not a duration: a duration races the fuzz coordinator's deadline on
@@ -10,9 +11,9 @@ SHELL := bash
 # finding (golang/go#75804, fixed in Go 1.27).
 FUZZTIME ?= 100000x
 
-.PHONY: test vet unit deploy fuzz bench-smoke
+.PHONY: test vet unit deploy interop fuzz bench-smoke
 
-test: vet deploy fuzz bench-smoke unit
+test: vet deploy interop fuzz bench-smoke unit
 
 vet:
 	test -z "$$(gofmt -l . | tee /dev/stderr)"
@@ -27,6 +28,12 @@ unit:
 # module does not depend on the Kubernetes API packages.
 deploy:
 	cd deploy && go vet ./... && go test ./...
+
+# Tests against programs we did not write, started in bulk (the differential
+# route test's Tomcat, Flask and Express upstreams), in their own module so
+# that go test ./... of the library stays quick.
+interop:
+	cd interop && go vet ./... && go test -race ./...
 
 # Every parser of untrusted input has a fuzz target; CI runs each briefly.
 fuzz:

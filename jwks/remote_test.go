@@ -203,6 +203,7 @@ func TestRefreshOnInterval(t *testing.T) {
 // The background refresh follows the issuer's Cache-Control max-age, within
 // [MinRefreshInterval, RefreshInterval].
 func TestRefreshFollowsMaxAge(t *testing.T) {
+	t.Parallel() // waits on the wall clock: overlap it with the rest
 	tests := []struct {
 		name         string
 		cacheControl string
@@ -251,6 +252,7 @@ func TestRefreshFollowsMaxAge(t *testing.T) {
 // A thousand concurrent lookups of a kid the cache does not have share one
 // fetch: exactly one JWKS request beyond the first.
 func TestUnknownKIDStampede(t *testing.T) {
+	t.Parallel() // waits on the wall clock: overlap it with the rest
 	iss := startIssuer(t, jwkstest.Options{Algorithm: "ES256"})
 	const minInterval = time.Second
 	r, rec := newRemote(t, iss.JWKSURL(), jwks.RemoteOptions{RefreshInterval: longInterval, MinRefreshInterval: minInterval})

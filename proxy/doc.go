@@ -61,8 +61,8 @@
 //     body may be a form (a _method field, which is not read) the stricter
 //     of every method's.
 //   - These are tested against real upstreams (embedded Tomcat, Flask,
-//     Express, ServeMux) by TestDifferentialRoutes, not only
-//     against ServeMux.
+//     Express, ServeMux) by TestDifferentialRoutes in the interop module,
+//     not only against ServeMux.
 //   - A request's host is matched against host patterns ignoring ASCII case
 //     and a trailing dot (patterns must be written in lower case), so
 //     ADMIN.example.com. cannot fall through to a weaker or public rule.

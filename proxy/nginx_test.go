@@ -7,15 +7,12 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"text/template"
 	"time"
 
-	"github.com/tokenward/tokenward/internal/syncbuf"
+	"github.com/tokenward/tokenward/internal/nginxtest"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/proxy"
@@ -24,135 +21,10 @@ import (
 // nginxConfig is the forward-auth recipe the README shows; this test runs it.
 const nginxConfig = "testdata/nginx-forward-auth.conf"
 
-// requireNGINX returns the nginx binary, skipping the test when there is none
-// locally and failing in CI, where it is installed with apt-get.
-func requireNGINX(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("nginx")
-	if err != nil {
-		// Debian and Ubuntu install it in /usr/sbin, not on every user's PATH.
-		path, err = exec.LookPath("/usr/sbin/nginx")
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("nginx is not on PATH; CI must install it (apt-get install -y nginx)")
-		}
-		t.Skip("nginx is not on PATH (apt-get install -y nginx)")
-	}
-	out, err := exec.Command(path, "-V").CombinedOutput()
-	if err != nil {
-		t.Fatalf("nginx -V: %v\n%s", err, out)
-	}
-	if !bytes.Contains(out, []byte("http_auth_request_module")) {
-		t.Fatalf("%s was built without http_auth_request_module, which forward-auth needs; nginx -V says:\n%s", path, out)
-	}
-	return path
-}
-
-// nginxVars fill the template.
-type nginxVars struct {
-	Listen, Tokenward, API, Dir string
-}
-
-// nginxServer is an NGINX running in the foreground for one test.
-type nginxServer struct {
-	url    string
-	client *http.Client
-	dir    string
-}
-
-// startNGINX runs nginx with conf (the template, rendered) until the test
-// ends, and waits until it accepts connections.
-func startNGINX(t *testing.T, bin, conf string, vars nginxVars) *nginxServer {
-	t.Helper()
-	dir := t.TempDir()
-	// NGINX cannot be handed a listener: pick a free loopback port and
-	// release it for NGINX to bind.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vars.Listen = ln.Addr().String()
-	ln.Close()
-	vars.Dir = dir
-
-	tmpl, err := template.New("nginx.conf").Option("missingkey=error").Parse(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rendered bytes.Buffer
-	if err := tmpl.Execute(&rendered, vars); err != nil {
-		t.Fatal(err)
-	}
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, rendered.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	errorLog := filepath.Join(dir, "error.log")
-	// -e (NGINX 1.19.5+) keeps NGINX from opening the default error log
-	// before it reads the configuration; older versions only warn.
-	args := []string{"-p", dir, "-e", errorLog, "-c", confPath}
-	out, err := exec.Command(bin, append([]string{"-t", "-q"}, args...)...).CombinedOutput()
-	if err != nil && bytes.Contains(out, []byte("invalid option")) {
-		args = args[2:]
-		out, err = exec.Command(bin, append([]string{"-t", "-q"}, args...)...).CombinedOutput()
-	}
-	if err != nil {
-		t.Fatalf("nginx -t rejects the configuration: %v\n%s", err, out)
-	}
-
-	var output syncbuf.Buffer
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &output, &output
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // fast shutdown
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			log, _ := os.ReadFile(errorLog)
-			t.Logf("nginx output:\n%s\nerror.log:\n%s", output.String(), log)
-		}
-	})
-
-	// NGINX gives no readiness signal: poll its port, bounded.
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		conn, err := net.DialTimeout("tcp", vars.Listen, time.Second)
-		if err == nil {
-			conn.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(errorLog)
-			t.Fatalf("nginx did not listen on %s within 10s: %v\n%s\n%s", vars.Listen, err, output.String(), log)
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(errorLog)
-			t.Fatalf("nginx exited: %v\n%s\n%s", err, output.String(), log)
-		case <-tick.C:
-		}
-	}
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &nginxServer{url: "http://" + vars.Listen, client: &http.Client{Transport: tr}, dir: dir}
-}
-
 // TestNGINXForwardAuth runs the documented NGINX configuration against
 // tokenward's forward-auth handler and a test API.
 func TestNGINXForwardAuth(t *testing.T) {
-	bin := requireNGINX(t)
+	bin := nginxtest.Require(t)
 	conf, err := os.ReadFile(nginxConfig)
 	if err != nil {
 		t.Fatal(err)
@@ -181,14 +53,14 @@ func TestNGINXForwardAuth(t *testing.T) {
 		ClaimHeaders: []proxy.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}},
 	})
 	up := newUpstream(t)
-	vars := nginxVars{Tokenward: hostOf(auth), API: hostOf(up.Server)}
+	vars := nginxtest.Vars{Tokenward: hostOf(auth), API: hostOf(up.Server)}
 
 	spoofed := http.Header{"X-Auth-Subject": {"auth0|admin"}, "X_Auth_Subject": {"auth0|admin"}}
 	tok := func(scope string) string { return withScope(t, iss, scope) }
 	downToken := mint(t, down, map[string]any{"scope": "api"})
 
 	t.Run("recipe", func(t *testing.T) {
-		ngx := startNGINX(t, bin, string(conf), vars)
+		ngx := nginxtest.Start(t, bin, string(conf), vars)
 		tests := []struct {
 			name        string
 			req         request
@@ -245,10 +117,10 @@ func TestNGINXForwardAuth(t *testing.T) {
 				var resp *http.Response
 				var body string
 				if tc.raw != "" {
-					resp, body = rawRequest(t, strings.TrimPrefix(ngx.url, "http://"),
+					resp, body = rawRequest(t, strings.TrimPrefix(ngx.URL, "http://"),
 						"GET "+tc.raw+" HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n")
 				} else {
-					resp, body = doAt(t, ngx.client, ngx.url, tc.req)
+					resp, body = doAt(t, ngx.Client, ngx.URL, tc.req)
 				}
 				if resp.StatusCode != tc.want {
 					t.Fatalf("status %d, want %d (body %.200s)", resp.StatusCode, tc.want, body)
@@ -291,12 +163,12 @@ func TestNGINXForwardAuth(t *testing.T) {
 		if !bytes.Contains(conf, []byte(mapping)) {
 			t.Fatalf("%s no longer contains %q", nginxConfig, mapping)
 		}
-		ngx := startNGINX(t, bin, strings.Replace(string(conf), mapping, "", 1), vars)
+		ngx := nginxtest.Start(t, bin, strings.Replace(string(conf), mapping, "", 1), vars)
 		for _, req := range []request{
 			{path: "/x", header: http.Header{"Authorization": {"Bearer a b"}}}, // tokenward: 400
 			{path: "/x", token: downToken},                                     // tokenward: 503
 		} {
-			resp, body := doAt(t, ngx.client, ngx.url, req)
+			resp, body := doAt(t, ngx.Client, ngx.URL, req)
 			if resp.StatusCode != http.StatusInternalServerError {
 				t.Errorf("status %d, want NGINX's 500 (body %.200s)", resp.StatusCode, body)
 			}
@@ -305,7 +177,7 @@ func TestNGINXForwardAuth(t *testing.T) {
 			}
 			up.none(t)
 		}
-		log, _ := os.ReadFile(filepath.Join(ngx.dir, "error.log"))
+		log, _ := os.ReadFile(filepath.Join(ngx.Dir, "error.log"))
 		if !bytes.Contains(log, []byte("auth request unexpected status: 400")) ||
 			!bytes.Contains(log, []byte("auth request unexpected status: 503")) {
 			t.Errorf("error.log does not record the unexpected statuses:\n%s", log)
@@ -320,11 +192,11 @@ func TestNGINXForwardAuth(t *testing.T) {
 		}
 		gone := ln.Addr().String()
 		ln.Close()
-		ngx := startNGINX(t, bin, string(conf), nginxVars{Tokenward: gone, API: hostOf(up.Server)})
+		ngx := nginxtest.Start(t, bin, string(conf), nginxtest.Vars{Tokenward: gone, API: hostOf(up.Server)})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", ngx.url+"/public/x", nil)
-		resp, err := ngx.client.Do(req)
+		req, _ := http.NewRequestWithContext(ctx, "GET", ngx.URL+"/public/x", nil)
+		resp, err := ngx.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -71,7 +71,9 @@ type Key struct {
 
 // NewKey returns a fresh key for alg with a random key ID, not attached to any
 // issuer: sign with it to get tokens that no issuer vouches for, or give it to
-// [Issuer.PublishKey]. RSA keys are 2048 bits.
+// [Issuer.PublishKey]. RSA keys are 2048 bits; in a test binary the first 64
+// come from a pool made in advance (see rsapool.go), each handed out once,
+// since generating them is the slowest thing a test run does.
 func NewKey(alg string) (*Key, error) {
 	a, err := lookupAlgorithm(alg)
 	if err != nil {
@@ -80,7 +82,11 @@ func NewKey(alg string) (*Key, error) {
 	var priv crypto.Signer
 	switch a.family {
 	case familyRSA, familyPSS:
-		priv, err = rsa.GenerateKey(rand.Reader, rsaBits)
+		if k := pooledRSAKey(); k != nil {
+			priv = k
+		} else {
+			priv, err = rsa.GenerateKey(rand.Reader, rsaBits)
+		}
 	case familyECDSA:
 		priv, err = ecdsa.GenerateKey(a.curve, rand.Reader)
 	case familyEdDSA:

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"maps"
@@ -226,6 +227,30 @@ func TestJWKSPublishesNoPrivateMembers(t *testing.T) {
 			if _, ok := k[private]; ok {
 				t.Errorf("JWK has private member %q", private)
 			}
+		}
+	}
+}
+
+// TestNewKeyRSADistinct: RSA keys from the pool made in advance and those
+// generated after it is spent are valid and never repeat in a process.
+func TestNewKeyRSADistinct(t *testing.T) {
+	seen := map[string]bool{}
+	for i := range 70 {
+		k, err := jwkstest.NewKey("RS256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		priv := k.Private.(*rsa.PrivateKey)
+		if err := priv.Validate(); err != nil {
+			t.Fatalf("key %d: %v", i, err)
+		}
+		if n := priv.N.String(); seen[n] {
+			t.Fatalf("key %d repeats an earlier key", i)
+		} else {
+			seen[n] = true
+		}
+		if priv.N.BitLen() != 2048 {
+			t.Fatalf("key %d has %d bits", i, priv.N.BitLen())
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package proxy_test
+package interop_test
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenward/tokenward/internal/nginxtest"
 	"github.com/tokenward/tokenward/proxy"
 	"github.com/tokenward/tokenward/scopes"
 )
@@ -297,6 +298,10 @@ func pathTricks(target string) []string {
 	}
 	return ps
 }
+
+// nginxRecipe is the README's NGINX forward-auth configuration, which the
+// main module's proxy tests also run.
+const nginxRecipe = "../proxy/testdata/nginx-forward-auth.conf"
 
 const diffHost = "api.example.com"
 
@@ -677,14 +682,14 @@ func TestDifferentialRoutes(t *testing.T) {
 				// The README's NGINX recipe for real: NGINX asks forward-auth
 				// and passes on to the upstream what it allows.
 				t.Run(set.name+"/nginx-recipe", func(t *testing.T) {
-					bin := requireNGINX(t)
-					conf, err := os.ReadFile(nginxConfig)
+					bin := nginxtest.Require(t)
+					conf, err := os.ReadFile(nginxRecipe)
 					if err != nil {
 						t.Fatal(err)
 					}
 					auth := serveOnLoopback(t, mustForwardAuth(t, config(set)))
-					ngx := startNGINX(t, bin, string(conf), nginxVars{Tokenward: auth, API: up.addr})
-					addr := strings.TrimPrefix(ngx.url, "http://")
+					ngx := nginxtest.Start(t, bin, string(conf), nginxtest.Vars{Tokenward: auth, API: up.addr})
+					addr := strings.TrimPrefix(ngx.URL, "http://")
 					got := make([]exchangeResult, len(set.lines)*len(tokens))
 					forEachParallel(len(got), func(i int) {
 						got[i] = sendRaw(addr, table[set.lines[i/len(tokens)]].wire(tokens[i%len(tokens)].token), up.name)

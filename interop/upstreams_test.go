@@ -1,4 +1,4 @@
-package proxy_test
+package interop_test
 
 import (
 	"encoding/json"
@@ -154,7 +154,7 @@ func startFlask(t *testing.T) diffUpstream {
 // method-override middleware, installed by npm ci from the lock file.
 func startExpress(t *testing.T) diffUpstream {
 	dir := filepath.Join(upstreamsDir, "express")
-	install := "apt-get install -y nodejs npm; cd proxy/" + dir + " && npm ci"
+	install := "apt-get install -y nodejs npm; cd interop/" + dir + " && npm ci"
 	node, err := exec.LookPath("node")
 	if err != nil {
 		missingRuntime(t, "node", install)
