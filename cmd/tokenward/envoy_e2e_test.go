@@ -219,3 +219,38 @@ func TestGRPCExtAuthzIssuerDown(t *testing.T) {
 		t.Errorf("no Retry-After in %v", d.GetHeaders())
 	}
 }
+
+// TestForwardAuthRequestLineBinary: TOKENWARD_FORWARD_AUTH_ALLOW_REQUEST_LINE
+// and _PATH_PREFIX reach the handler: a question without original-request
+// headers is judged on its request line, prefix removed.
+func TestForwardAuthRequestLineBinary(t *testing.T) {
+	t.Parallel()
+	iss := newIssuer(t)
+	srv := serveBinary(t, map[string]string{
+		"TOKENWARD_MODE":                            "forward-auth",
+		"TOKENWARD_ISSUERS":                         iss.URL(),
+		"TOKENWARD_AUDIENCES":                       audience,
+		"TOKENWARD_RULES_FILE":                      testRulesFile(t),
+		"TOKENWARD_FORWARD_AUTH_ALLOW_REQUEST_LINE": "true",
+		"TOKENWARD_FORWARD_AUTH_PATH_PREFIX":        "/ext-authz",
+	})
+	reader := mint(t, iss, map[string]any{"sub": "auth0|alice", "scope": "read:contacts"})
+	writer := mint(t, iss, map[string]any{"sub": "auth0|bob", "scope": "write:contacts"})
+	for _, tc := range []struct {
+		path, token string
+		status      int
+	}{
+		{"/ext-authz/api/contacts/7", reader, 200},
+		{"/ext-authz/api/contacts/7", writer, 403},
+		{"/ext-authz/status", "", 200},
+		{"/api/contacts/7", reader, 400},
+	} {
+		r := do(t, srv.client, "GET", srv.url+tc.path, bearer(tc.token))
+		if r.status != tc.status {
+			t.Errorf("%s: status %d, want %d; body %s", tc.path, r.status, tc.status, r.body)
+		}
+		if tc.status == 200 && tc.token == reader && r.header.Get("X-Auth-Subject") != "auth0|alice" {
+			t.Errorf("%s: X-Auth-Subject %q", tc.path, r.header.Get("X-Auth-Subject"))
+		}
+	}
+}
