@@ -25,7 +25,8 @@
 //   - The normalization contract and route rules apply to the
 //     AttributeContext's method and path as to forward-auth's original URI:
 //     "/static/..;/admin" is a 400 before any token is looked at.
-//   - Bad input is a 400 deny, never a panic: missing attributes, a
+//   - Bad input is a 400 deny, never a panic: missing attributes (method,
+//     path or host: without the host a host-pattern rule could not match), a
 //     fragment, a path that is not in origin form, headers beyond
 //     proxy.MaxHeaderBytes. A message beyond 1 MiB (a request body sent with
 //     with_request_body) fails the call, which Envoy answers with a deny

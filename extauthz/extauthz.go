@@ -182,7 +182,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 func question(req *authv3.CheckRequest) (q proxy.Question, reason, why string) {
 	attrs := req.GetAttributes()
 	hr := attrs.GetRequest().GetHttp()
-	if hr == nil || hr.GetMethod() == "" || hr.GetPath() == "" {
+	// Without a host, a host-pattern rule (admin.example.com/) could not
+	// match and a weaker one would.
+	if hr == nil || hr.GetMethod() == "" || hr.GetPath() == "" || hr.GetHost() == "" {
 		return q, "missing_attributes", "original request attributes are missing"
 	}
 	if hr.GetFragment() != "" {

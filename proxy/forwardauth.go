@@ -88,28 +88,27 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The client's connection is the gateway's: nothing is known of it.
-	h := w.Header()
-	aw := answerWriter{h: h}
-	rm := f.judge(r, target, r.Header, middleware.Peer{}, &aw)
-	if aw.status == http.StatusOK {
-		// Envoy's ext_authz copies only the headers an answer has
-		// (allowed_upstream_headers): it must be told to remove a client's
-		// copy of each identity header this answer lacks.
-		if rm != "" {
-			h[envoyHeadersToRemove] = []string{rm}
-		}
-		h.Set("Cache-Control", "no-store")
+	allowed, rm := f.judge(w, r, target, r.Header, middleware.Peer{})
+	if !allowed {
+		return
 	}
-	w.WriteHeader(aw.status)
-	w.Write(aw.body)
+	h := w.Header()
+	// Envoy's ext_authz copies only the headers an answer has
+	// (allowed_upstream_headers): it must be told to remove a client's copy
+	// of each identity header this answer lacks.
+	if rm != "" {
+		h[envoyHeadersToRemove] = []string{rm}
+	}
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
 }
 
 // judge is the decision of both forward-auth front ends (ServeHTTP and
 // Check) on the original request target, with the client's headers h: the
-// normalization contract, then the guard. The answer's headers go to w.h,
-// its status and body to w. On 200, rm lists the identity headers the answer
-// lacks. r gives the log its context and client address.
-func (f *ForwardAuth) judge(r, target *http.Request, h http.Header, peer middleware.Peer, w *answerWriter) (rm string) {
+// normalization contract, then the guard. A refusal is written to w whole;
+// an allow only sets the identity headers in w.Header(), and rm lists those
+// it lacks, comma-separated. r gives the log its context and client address.
+func (f *ForwardAuth) judge(w http.ResponseWriter, r, target *http.Request, h http.Header, peer middleware.Peer) (allowed bool, rm string) {
 	// The same contract as the proxy's, on the original request: the gateway
 	// passes the client's headers (a method override among them) on to us.
 	// The gateway sends no body: whether the original had one is unknown,
@@ -117,19 +116,19 @@ func (f *ForwardAuth) judge(r, target *http.Request, h http.Header, peer middlew
 	override, refused := f.g.cfg.Rules.normalize(target.Method, target.URL, h, bodyUnknown)
 	if refused != nil {
 		f.g.badRequest(w, r, refused)
-		return ""
+		return false, ""
 	}
 	d := f.g.decide(r.Context(), target, override, h, peer)
 	if d.err != nil {
 		f.g.refuse(w, r, d, target.Method, target.URL.Path)
-		return ""
+		return false, ""
 	}
+	out := w.Header()
 	if d.claims != nil {
-		f.g.identity.set(w.h, d.claims)
+		f.g.identity.set(out, d.claims)
 	}
 	f.g.allowed(r, d, target.Method, target.URL.Path)
-	w.status = http.StatusOK
-	return f.g.identity.unset(w.h)
+	return true, f.g.identity.unset(out)
 }
 
 // answerWriter keeps an answer: the middleware's error writer writes to it.

@@ -70,11 +70,11 @@ func (f *ForwardAuth) Check(ctx context.Context, q Question) Answer {
 		}
 	}
 	target := (&http.Request{Method: q.Method, URL: u, Host: q.Host, Header: http.Header{}, RemoteAddr: q.Gateway}).WithContext(ctx)
-	rm := f.judge(target, target, h, q.Peer, &aw)
-	a := Answer{Status: aw.status, Header: aw.h, Body: aw.body}
-	if a.Status != http.StatusOK {
-		return a
+	allowed, rm := f.judge(&aw, target, target, h, q.Peer)
+	if !allowed {
+		return Answer{Status: aw.status, Header: aw.h, Body: aw.body}
 	}
+	a := Answer{Status: http.StatusOK, Header: aw.h}
 	for name := range strings.SplitSeq(rm, ", ") {
 		if name != "" {
 			a.Remove = append(a.Remove, name)
