@@ -24,7 +24,8 @@ type frontEnd struct {
 }
 
 // TestOneDecisionEveryFrontEnd drives the middleware (with its own
-// requirement, and with Require), the reverse proxy and forward-auth with
+// requirement, and with Require), the reverse proxy, forward-auth and
+// Envoy's gRPC ext_authz (package extauthz, through a gRPC client) with
 // the same cases: each must give the same status, challenge, Retry-After and
 // JSON body, and the expected ones. They share middleware.Guard.Check, so a
 // check added there (or lost) shows in all of them at once.
@@ -116,6 +117,7 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	viaForwardAuth := serve(t, fa)
+	viaGRPC := startExtAuthz(t, fa)
 
 	frontEnds := []frontEnd{
 		{"middleware", func(t *testing.T, a []string) (*http.Response, string, string) {
@@ -135,6 +137,10 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 			h.Set("X-Forwarded-Method", http.MethodGet)
 			h.Set("X-Forwarded-Uri", path)
 			resp, body := get(t, viaForwardAuth.URL+"/auth", h)
+			return resp, body, resp.Header.Get("X-Auth-Subject")
+		}},
+		{"grpc ext_authz", func(t *testing.T, a []string) (*http.Response, string, string) {
+			resp, body := checkGRPC(t, viaGRPC, http.MethodGet, path, withAuth(a))
 			return resp, body, resp.Header.Get("X-Auth-Subject")
 		}},
 	}

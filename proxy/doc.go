@@ -38,6 +38,19 @@
 //     configured identity header it does not set (all of them on a public
 //     route), since Envoy's ext_authz replaces only the headers an answer has
 //     and would pass on a client's copy of the others.
+//   - Forward-auth never judges its own request line unless
+//     [ForwardAuthOptions].AllowRequestLine says so, and then only when
+//     none of the original-request headers (X-Forwarded-Method, -Uri,
+//     -Host, X-Original-Method, -URI, -URL) is present: with any of them,
+//     they alone count. The configured PathPrefix must begin the request
+//     target and be followed by "/", or the question is a 400; the
+//     derived path goes through the normalization contract and the route
+//     rules like any original URI.
+//   - [ForwardAuth.Check] (Envoy's gRPC ext_authz, package extauthz) and
+//     [ForwardAuth.ServeHTTP] share one function from the original request
+//     to the answer; Check's allow also names every other spelling of an
+//     identity header the client sent ("_" for "-") for the gateway to
+//     remove.
 //   - The normalization contract, one function for both modes (the proxy's
 //     request line; forward-auth's original method and URI and the client
 //     headers the gateway passes on): a request is forwarded or allowed only

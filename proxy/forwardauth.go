@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,20 +17,62 @@ import (
 // (Traefik, Envoy), X-Original-Method and X-Original-URI (NGINX) or
 // X-Original-URL (ingress-nginx). All that are present must agree, and a
 // question without them is refused with 400: a client can add headers the
-// gateway does not overwrite. The answer is 200 with the identity headers
+// gateway does not overwrite — unless [ForwardAuthOptions].AllowRequestLine
+// says the gateway sends the original method and path as its own request
+// line (Envoy's defaults). The answer is 200 with the identity headers
 // and X-Envoy-Auth-Headers-To-Remove naming the configured ones it lacks,
-// or the same 400/401/403/503 as the proxy.
+// or the same 400/401/403/503 as the proxy. [ForwardAuth.Check] gives the
+// same answer to a gateway that asks in its own terms (Envoy's gRPC
+// ext_authz, package extauthz).
 type ForwardAuth struct {
-	g *guard
+	g    *guard
+	opts ForwardAuthOptions
+}
+
+// ForwardAuthOptions tunes [ForwardAuth]. The zero value needs the original
+// request's headers on every question.
+type ForwardAuthOptions struct {
+	// AllowRequestLine judges, when none of the original-request headers
+	// (X-Forwarded-Method, X-Forwarded-Uri, X-Forwarded-Host,
+	// X-Original-Method, X-Original-URI, X-Original-URL) is present, the
+	// method and path of the question's own request line, PathPrefix
+	// removed: what Envoy's ext_authz HTTP service sends by default. Risk:
+	// a gateway that forgets its headers (an NGINX auth_request pointing at
+	// a fixed path) is then judged on the path it asks on, not on the
+	// client's request. False refuses such a question with 400.
+	AllowRequestLine bool
+	// PathPrefix is removed from the request line's path in the
+	// AllowRequestLine mode (Envoy's path_prefix): "/auth" turns
+	// "/auth/api/x" into "/api/x", and a path without it is refused with
+	// 400. It must start with "/" and not end with one, with no dot
+	// segment, ";", "%", "?" or "#". "" means none.
+	PathPrefix string
 }
 
 // NewForwardAuth returns the forward-auth handler.
 func NewForwardAuth(cfg Config) (*ForwardAuth, error) {
 	g, err := newGuard(cfg)
-	if err != nil {
+	perr := CheckPathPrefix(cfg.ForwardAuth.PathPrefix)
+	if perr == nil && cfg.ForwardAuth.PathPrefix != "" && !cfg.ForwardAuth.AllowRequestLine {
+		perr = errors.New("proxy: a forward-auth path prefix is only used with AllowRequestLine")
+	}
+	if err = errors.Join(err, perr); err != nil {
 		return nil, err
 	}
-	return &ForwardAuth{g: g}, nil
+	return &ForwardAuth{g: g, opts: cfg.ForwardAuth}, nil
+}
+
+// CheckPathPrefix reports whether p may be [ForwardAuthOptions].PathPrefix.
+func CheckPathPrefix(p string) error {
+	if p == "" {
+		return nil
+	}
+	u, err := url.ParseRequestURI(p)
+	if err != nil || p[0] != '/' || strings.HasSuffix(p, "/") || strings.ContainsAny(p, ";%?#\\") ||
+		u.Path != p || !canonicalPath(u, false) {
+		return fmt.Errorf("proxy: forward-auth path prefix %q must be a canonical path starting with / and not ending with one", p)
+	}
+	return nil
 }
 
 // envoyHeadersToRemove names, in an allowing answer, the request headers
@@ -37,40 +81,76 @@ func NewForwardAuth(cfg Config) (*ForwardAuth, error) {
 const envoyHeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 
 func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	target, ok := originalRequest(r)
+	target, ok := f.originalRequest(r)
 	if !ok {
 		f.g.log.Info("request refused", "reason", "bad_original_uri", "status", http.StatusBadRequest, "client", r.RemoteAddr)
 		badRequest(w, f.g.realm, "original request URI is missing, malformed or not canonical")
 		return
 	}
+	// The client's connection is the gateway's: nothing is known of it.
+	allowed, rm := f.judge(w, r, target, r.Header, middleware.Peer{})
+	if !allowed {
+		return
+	}
+	h := w.Header()
+	// Envoy's ext_authz copies only the headers an answer has
+	// (allowed_upstream_headers): it must be told to remove a client's copy
+	// of each identity header this answer lacks.
+	if rm != "" {
+		h[envoyHeadersToRemove] = []string{rm}
+	}
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+// judge is the decision of both forward-auth front ends (ServeHTTP and
+// Check) on the original request target, with the client's headers h: the
+// normalization contract, then the guard. A refusal is written to w whole;
+// an allow only sets the identity headers in w.Header(), and rm lists those
+// it lacks, comma-separated. r gives the log its context and client address.
+func (f *ForwardAuth) judge(w http.ResponseWriter, r, target *http.Request, h http.Header, peer middleware.Peer) (allowed bool, rm string) {
 	// The same contract as the proxy's, on the original request: the gateway
 	// passes the client's headers (a method override among them) on to us.
 	// The gateway sends no body: whether the original had one is unknown,
 	// so only a form Content-Type tells that it may carry a _method field.
-	override, refused := f.g.cfg.Rules.normalize(target.Method, target.URL, r.Header, bodyUnknown)
+	override, refused := f.g.cfg.Rules.normalize(target.Method, target.URL, h, bodyUnknown)
 	if refused != nil {
 		f.g.badRequest(w, r, refused)
-		return
+		return false, ""
 	}
-	// The client's connection is the gateway's: nothing is known of it.
-	d := f.g.decide(r.Context(), target, override, r.Header, middleware.Peer{})
+	d := f.g.decide(r.Context(), target, override, h, peer)
 	if d.err != nil {
 		f.g.refuse(w, r, d, target.Method, target.URL.Path)
-		return
+		return false, ""
 	}
-	h := w.Header()
+	out := w.Header()
 	if d.claims != nil {
-		f.g.identity.set(h, d.claims)
+		f.g.identity.set(out, d.claims)
 	}
-	// Envoy's ext_authz copies only the headers an answer has
-	// (allowed_upstream_headers): it must be told to remove a client's copy
-	// of each identity header this answer lacks.
-	if rm := f.g.identity.unset(h); rm != "" {
-		h[envoyHeadersToRemove] = []string{rm}
-	}
-	h.Set("Cache-Control", "no-store")
 	f.g.allowed(r, d, target.Method, target.URL.Path)
-	w.WriteHeader(http.StatusOK)
+	return true, f.g.identity.unset(out)
+}
+
+// answerWriter keeps an answer: the middleware's error writer writes to it.
+type answerWriter struct {
+	h      http.Header
+	status int
+	body   []byte
+}
+
+func (w *answerWriter) Header() http.Header { return w.h }
+func (w *answerWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+func (w *answerWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.body = append(w.body, b...)
+	return len(b), nil
 }
 
 // originalRequest rebuilds the request being asked about, for route matching.
@@ -80,7 +160,10 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // present must agree, or the question is refused. Without an original method
 // and URI the question is refused too, since judging the auth request's own
 // path would skip the route rules.
-func originalRequest(r *http.Request) (*http.Request, bool) {
+func (f *ForwardAuth) originalRequest(r *http.Request) (*http.Request, bool) {
+	if f.opts.AllowRequestLine && !hasOriginalHeaders(r.Header) {
+		return f.requestLine(r)
+	}
 	var methods, uris, hosts []string
 	methods = append(methods, r.Header.Values("X-Forwarded-Method")...)
 	methods = append(methods, r.Header.Values("X-Original-Method")...)
@@ -124,6 +207,36 @@ func originalRequest(r *http.Request) (*http.Request, bool) {
 		}
 	}
 	return &http.Request{Method: method, URL: u, Host: host, Header: http.Header{}}, true
+}
+
+// originalHeaders are the headers that carry the original request; with
+// any of them present the request line is never judged.
+var originalHeaders = []string{"X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-Host",
+	"X-Original-Method", "X-Original-Uri", "X-Original-Url"}
+
+func hasOriginalHeaders(h http.Header) bool {
+	for _, k := range originalHeaders {
+		if _, ok := h[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// requestLine is the original request in the AllowRequestLine mode: the
+// question's own method, host and request target with the prefix removed.
+// The target must be in origin form, and what follows the prefix must
+// start a path: "/auth" does not take "/authz/x" for "z/x".
+func (f *ForwardAuth) requestLine(r *http.Request) (*http.Request, bool) {
+	rest, ok := strings.CutPrefix(r.RequestURI, f.opts.PathPrefix)
+	if !ok || !strings.HasPrefix(rest, "/") {
+		return nil, false
+	}
+	u, err := url.ParseRequestURI(rest)
+	if err != nil {
+		return nil, false
+	}
+	return &http.Request{Method: r.Method, URL: u, Host: r.Host, Header: http.Header{}}, true
 }
 
 // agreed returns the one value all of vs share; false when vs is empty or

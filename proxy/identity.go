@@ -348,3 +348,14 @@ func sanitize(s string) string {
 	}
 	return textproto.TrimString(s)
 }
+
+// configured reports whether name is one of the identity headers exactly as
+// configured (canonical form).
+func (id *identity) configured(name string) bool {
+	for _, n := range id.all {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}

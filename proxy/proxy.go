@@ -43,6 +43,9 @@ type Config struct {
 	// Metrics, if not nil, records outcomes and latencies (an
 	// *admin.Metrics).
 	Metrics Observer
+	// ForwardAuth tunes [NewForwardAuth] only; the zero value needs the
+	// original request's headers.
+	ForwardAuth ForwardAuthOptions
 }
 
 // guard is what both modes share around the decision, which is

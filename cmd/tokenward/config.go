@@ -89,6 +89,11 @@ type Config struct {
 	DenyListURL                   string        `env:"TOKENWARD_DENYLIST_URL"`
 	DenyListInterval              time.Duration `env:"TOKENWARD_DENYLIST_INTERVAL"`
 
+	// Envoy: gRPC ext_authz, and the HTTP service with Envoy's defaults.
+	GRPCAddr                    string `env:"TOKENWARD_GRPC_ADDR"`
+	ForwardAuthAllowRequestLine bool   `env:"TOKENWARD_FORWARD_AUTH_ALLOW_REQUEST_LINE" envDefault:"false"`
+	ForwardAuthPathPrefix       string `env:"TOKENWARD_FORWARD_AUTH_PATH_PREFIX"`
+
 	// Derived by check from the fields above.
 	jwksURLs     map[string]string       // issuer → key set URL
 	keyFiles     map[string]*jwks.Static // file:// key set URL → the set read from it
@@ -407,6 +412,43 @@ func (c *Config) checkServing() []string {
 	}
 	problems = append(problems, c.checkOpaque()...)
 	problems = append(problems, c.checkDenyList()...)
+	problems = append(problems, c.checkEnvoy()...)
+	return problems
+}
+
+// checkEnvoy checks the gRPC ext_authz listener and forward-auth's
+// request-line mode. Both are forward-auth only: in proxy mode tokenward is
+// the way to the upstream, and a second, authorizing listener beside it would
+// be a decision no gateway enforces.
+func (c *Config) checkEnvoy() []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	forwardAuth := c.Mode == modeForwardAuth
+	if c.GRPCAddr != "" {
+		if !forwardAuth {
+			add("TOKENWARD_GRPC_ADDR: the gRPC ext_authz listener needs TOKENWARD_MODE=forward-auth")
+		}
+		_, port, err := net.SplitHostPort(c.GRPCAddr)
+		if err != nil {
+			add("TOKENWARD_GRPC_ADDR: %q is not host:port (like :9000 or 127.0.0.1:9000)", c.GRPCAddr)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			add("TOKENWARD_GRPC_ADDR: %q has no valid port number", c.GRPCAddr)
+		}
+		if !strings.HasSuffix(c.GRPCAddr, ":0") && (c.GRPCAddr == c.ListenAddr || c.GRPCAddr == c.AdminAddr) {
+			add("TOKENWARD_GRPC_ADDR: %q is also TOKENWARD_LISTEN_ADDR or TOKENWARD_ADMIN_ADDR; it needs its own address", c.GRPCAddr)
+		}
+	}
+	if c.ForwardAuthAllowRequestLine && !forwardAuth {
+		add("TOKENWARD_FORWARD_AUTH_ALLOW_REQUEST_LINE: only forward-auth reads it; set TOKENWARD_MODE=forward-auth")
+	}
+	if c.ForwardAuthPathPrefix != "" {
+		if !c.ForwardAuthAllowRequestLine {
+			add("TOKENWARD_FORWARD_AUTH_PATH_PREFIX: only used with TOKENWARD_FORWARD_AUTH_ALLOW_REQUEST_LINE=true")
+		}
+		if err := proxy.CheckPathPrefix(c.ForwardAuthPathPrefix); err != nil {
+			add("TOKENWARD_FORWARD_AUTH_PATH_PREFIX: %q must be a canonical path starting with / and not ending with one, like /auth", c.ForwardAuthPathPrefix)
+		}
+	}
 	return problems
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokenward/tokenward/admin"
 	"github.com/tokenward/tokenward/denylist"
+	"github.com/tokenward/tokenward/extauthz"
 	"github.com/tokenward/tokenward/internal/httpfetch"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
@@ -75,6 +76,14 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		ln.Close()
 		return fmt.Errorf("TOKENWARD_ADMIN_ADDR: %w", err)
 	}
+	var grpcLn net.Listener
+	if g.grpc != nil {
+		if grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+			ln.Close()
+			adminLn.Close()
+			return fmt.Errorf("TOKENWARD_GRPC_ADDR: %w", err)
+		}
+	}
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srv := proxy.NewServer(cfg.ListenAddr, g.handler)
 	srv.ErrorLog = errorLog
@@ -87,11 +96,20 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 	// Each Serve returns http.ErrServerClosed once shut down; the buffer
 	// lets both goroutines end whatever happens here.
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- adminSrv.Serve(adminLn) }()
 	log.Info("listening", "server", cfg.Mode, "addr", ln.Addr().String())
 	log.Info("listening", "server", "admin", "addr", adminLn.Addr().String())
+	if grpcLn != nil {
+		// Serve returns nil once stopped.
+		go func() {
+			if err := g.grpc.Serve(grpcLn); err != nil {
+				errc <- err
+			}
+		}()
+		log.Info("listening", "server", "grpc ext_authz", "addr", grpcLn.Addr().String())
+	}
 
 	var failed error
 	select {
@@ -113,6 +131,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 			}
 		})
 	}
+	if g.grpc != nil {
+		wg.Go(func() { g.grpc.GracefulStop(sctx) })
+	}
 	wg.Wait()
 	if sctx.Err() != nil {
 		log.Warn("shutdown grace period over; closed the connections still open", "grace", cfg.ShutdownGrace.String())
@@ -128,6 +149,7 @@ type gateway struct {
 	deny           *denylist.List // nil without one
 	opaqueEndpoint string         // "" when opaque tokens are rejected
 	handler        http.Handler
+	grpc           *extauthz.Server // nil without TOKENWARD_GRPC_ADDR
 	gatherer       prometheus.Gatherer
 }
 
@@ -200,11 +222,18 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 		Logger:             log,
 		AccessLog:          cfg.AccessLog,
 		Metrics:            metrics,
+		ForwardAuth: proxy.ForwardAuthOptions{AllowRequestLine: cfg.ForwardAuthAllowRequestLine,
+			PathPrefix: cfg.ForwardAuthPathPrefix},
 	}
 	var h http.Handler
 	switch cfg.Mode {
 	case modeForwardAuth:
-		h, err = proxy.NewForwardAuth(pc)
+		var fa *proxy.ForwardAuth
+		if fa, err = proxy.NewForwardAuth(pc); err == nil && cfg.GRPCAddr != "" {
+			// The same decision as the HTTP handler's: ForwardAuth.Check.
+			g.grpc, err = extauthz.New(fa, extauthz.Options{Ready: g.keys.Ready})
+		}
+		h = fa
 	default:
 		h, err = proxy.New(cfg.Upstream, pc, proxy.UpstreamOptions{ResponseHeaderTimeout: cfg.UpstreamTimeout,
 			StandardTransport: cfg.UpstreamTransport == "standard"})

@@ -1,0 +1,96 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/tokenward/tokenward/middleware"
+)
+
+// Question is a request a gateway asks about in its own terms rather than
+// as an HTTP request (Envoy's gRPC ext_authz: package extauthz).
+type Question struct {
+	// Method, URI (path and query, in origin form) and Host are the
+	// original request's, from the gateway.
+	Method string
+	URI    string
+	Host   string
+	// Header holds the client's headers with canonical keys
+	// (http.CanonicalHeaderKey), without pseudo-headers. Check removes the
+	// identity headers from it.
+	Header http.Header
+	// Peer is what the gateway says of the client's connection.
+	Peer middleware.Peer
+	// Gateway is the address of the asking gateway, for logs.
+	Gateway string
+}
+
+// Answer is [ForwardAuth.Check]'s answer: the same decision, status,
+// challenge and body that [ForwardAuth.ServeHTTP] writes.
+type Answer struct {
+	// Status is 200 to let the request pass, else the status the client
+	// gets (400, 401, 403, 503).
+	Status int
+	// Header, on 200, holds the identity headers to set on the request
+	// passed on; otherwise the headers of the answer to the client
+	// (WWW-Authenticate, Retry-After, Content-Type, Cache-Control,
+	// X-Content-Type-Options).
+	Header http.Header
+	// Remove, on 200, names the headers to remove from the request passed
+	// on: every configured identity header that Header lacks (all of them
+	// on a public route), and every other spelling of an identity header
+	// the client sent ("_" for "-"), so that no client copy survives.
+	Remove []string
+	// Body is the JSON body of a refusal; nil on 200.
+	Body []byte
+}
+
+// Check decides about q exactly as ServeHTTP decides about a request with
+// the original method and URI in its headers: the normalization contract,
+// the route rules, the identity headers, logs and metrics. A URI that is not
+// a path in origin form gets 400. It is safe for concurrent use.
+func (f *ForwardAuth) Check(ctx context.Context, q Question) Answer {
+	aw := answerWriter{h: http.Header{}}
+	h := q.Header
+	if h == nil {
+		h = http.Header{}
+	}
+	u, err := url.ParseRequestURI(q.URI)
+	if err != nil || !strings.HasPrefix(q.URI, "/") {
+		return f.BadRequest(ctx, q.Gateway, "bad_original_uri", "original request URI is missing, malformed or not canonical")
+	}
+	// Spellings that CGI-style upstreams read as an identity header, taken
+	// before the guard strips them: the gateway must remove them itself.
+	var spelt []string
+	for k := range h {
+		if f.g.identity.names[headerAlias(k)] && !f.g.identity.configured(k) {
+			spelt = append(spelt, k)
+		}
+	}
+	target := (&http.Request{Method: q.Method, URL: u, Host: q.Host, Header: http.Header{}, RemoteAddr: q.Gateway}).WithContext(ctx)
+	allowed, rm := f.judge(&aw, target, target, h, q.Peer)
+	if !allowed {
+		return Answer{Status: aw.status, Header: aw.h, Body: aw.body}
+	}
+	a := Answer{Status: http.StatusOK, Header: aw.h}
+	for name := range strings.SplitSeq(rm, ", ") {
+		if name != "" {
+			a.Remove = append(a.Remove, name)
+		}
+	}
+	a.Remove = append(a.Remove, spelt...)
+	return a
+}
+
+// BadRequest is the 400 (invalid_request) answer to a question that cannot
+// be judged, for a reason found before [ForwardAuth.Check] (missing
+// attributes, headers too large): logged with reason, and description told
+// to the client. gateway is the asking gateway's address, for the log.
+func (f *ForwardAuth) BadRequest(ctx context.Context, gateway, reason, description string) Answer {
+	f.g.log.InfoContext(ctx, "request refused", "reason", reason, "status", http.StatusBadRequest, "client", gateway)
+	aw := answerWriter{h: http.Header{}}
+	badRequest(&aw, f.g.realm, description)
+	return Answer{Status: aw.status, Header: aw.h, Body: aw.body}
+}
