@@ -47,13 +47,14 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// passes the client's headers (a method override among them) on to us.
 	// The gateway sends no body: whether the original had one is unknown,
 	// so only a form Content-Type tells that it may carry a _method field.
-	override, refused := f.g.cfg.Rules.normalize(target.Method, target.URL, r.Header, bodyUnknown)
+	rules := f.g.rules.Load() // once: the request is judged by one set
+	override, refused := rules.normalize(target.Method, target.URL, r.Header, bodyUnknown)
 	if refused != nil {
 		f.g.badRequest(w, r, refused)
 		return
 	}
 	// The client's connection is the gateway's: nothing is known of it.
-	d := f.g.decide(r.Context(), target, override, r.Header, middleware.Peer{})
+	d := f.g.decide(r.Context(), rules, target, override, r.Header, middleware.Peer{})
 	if d.err != nil {
 		f.g.refuse(w, r, d, target.Method, target.URL.Path)
 		return
