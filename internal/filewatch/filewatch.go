@@ -81,3 +81,8 @@ func (f *File) Read() ([]byte, error) {
 	f.mod, f.size, f.readAt = fi.ModTime(), fi.Size(), now
 	return data, nil
 }
+
+// Reset forgets the last read, so that the next Read reads the file whatever
+// its stat says: for a reload asked for explicitly (SIGHUP), which must not
+// miss a file replaced with the same size and modification time.
+func (f *File) Reset() { f.mod, f.size, f.readAt = time.Time{}, 0, time.Time{} }
