@@ -106,13 +106,13 @@ type decision struct {
 }
 
 // decide strips client-sent identity headers from h, matches target against
-// rules (the set the request was normalized with) and, unless the route is public, asks the middleware's guard about
-// the token in h and the route's scopes. peer is what is known of the
-// client's connection. A request
-// whose method is overridden (an allowed override, "" if none) gets the
-// stricter of the routes of both methods: an upstream may honour the override
-// for some methods only. One that may become any method (anyMethod) gets the
-// stricter of the routes of every method.
+// rules (the set the request was normalized with: one set per request) and,
+// unless the route is public, asks the middleware's guard about the token in
+// h and the route's scopes. peer is what is known of the client's
+// connection. A request whose method is overridden (an allowed override, ""
+// if none) gets the stricter of the routes of both methods: an upstream may
+// honour the override for some methods only. One that may become any method
+// (anyMethod) gets the stricter of the routes of every method.
 func (g *guard) decide(ctx context.Context, rules *Rules, target *http.Request, override string, h http.Header, peer middleware.Peer) decision {
 	g.identity.strip(h)
 	route := rules.Match(target)
