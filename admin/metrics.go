@@ -293,3 +293,47 @@ func (c tokenCacheCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(cacheEntriesDesc, prometheus.GaugeValue, float64(s.Entries))
 	ch <- prometheus.MustNewConstMetric(cacheBytesDesc, prometheus.GaugeValue, float64(s.Bytes))
 }
+
+var (
+	rulesReloadDesc = prometheus.NewDesc("tokenward_rules_last_reload_timestamp_seconds",
+		"Unix time when the route rules in force were loaded from the rules file (at start, or by a reload).", nil, nil)
+	rulesErrorsDesc = prometheus.NewDesc("tokenward_rules_reload_errors_total",
+		"Failed reloads of the rules file, one per failure (a new bad version, the file becoming unreadable); the rules in force stay.", nil, nil)
+	rulesFailingDesc = prometheus.NewDesc("tokenward_rules_reload_failing",
+		"1 while the rules file cannot be loaded (unreadable, or its content invalid) and older rules stay in force; else 0.", nil, nil)
+)
+
+// RulesStatus is the state of the reloaded route rules, read by the
+// collector of [RegisterRules] at each scrape.
+type RulesStatus struct {
+	LastReload   time.Time // when the rules in force were loaded
+	ReloadErrors uint64    // failed reloads since the start
+	Failing      bool      // the last check failed: the file is not what is in force
+}
+
+// RegisterRules registers the metrics of route rules reloaded from a file
+// with reg; status is called at each scrape and must not block.
+func RegisterRules(reg prometheus.Registerer, status func() RulesStatus) {
+	reg.MustRegister(rulesCollector(status))
+}
+
+type rulesCollector func() RulesStatus
+
+func (rulesCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- rulesReloadDesc
+	ch <- rulesErrorsDesc
+	ch <- rulesFailingDesc
+}
+
+func (c rulesCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c()
+	failing := 0.0
+	if s.Failing {
+		failing = 1
+	}
+	ch <- prometheus.MustNewConstMetric(rulesErrorsDesc, prometheus.CounterValue, float64(s.ReloadErrors))
+	ch <- prometheus.MustNewConstMetric(rulesFailingDesc, prometheus.GaugeValue, failing)
+	if !s.LastReload.IsZero() {
+		ch <- prometheus.MustNewConstMetric(rulesReloadDesc, prometheus.GaugeValue, unixSeconds(s.LastReload))
+	}
+}

@@ -71,3 +71,39 @@ func TestNilMetrics(t *testing.T) {
 	m.ObserveUpstreamError("timeout")
 	m.ObserveOpaque("active", true)
 }
+
+// The rules metrics are read from the status function at each scrape; the
+// timestamp is absent until rules have loaded.
+func TestRegisterRules(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	var st admin.RulesStatus
+	admin.RegisterRules(reg, func() admin.RulesStatus { return st })
+	gather := func() map[string]float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				got[f.GetName()] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+		return got
+	}
+	if got := gather(); len(got) != 2 || got["tokenward_rules_reload_errors_total"] != 0 || got["tokenward_rules_reload_failing"] != 0 {
+		t.Errorf("before a load: %v", got)
+	}
+	st = admin.RulesStatus{LastReload: time.Unix(1_800_000_000, 0), ReloadErrors: 2, Failing: true}
+	got := gather()
+	for name, want := range map[string]float64{
+		"tokenward_rules_last_reload_timestamp_seconds": 1_800_000_000,
+		"tokenward_rules_reload_errors_total":           2,
+		"tokenward_rules_reload_failing":                1,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+}

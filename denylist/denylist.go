@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenward/tokenward/internal/filewatch"
 	"github.com/tokenward/tokenward/middleware"
 )
 
@@ -136,7 +137,7 @@ func New(opts Options) (*List, error) {
 	}
 	switch {
 	case opts.File != "":
-		l.src = &fileSource{path: opts.File, max: l.maxBytes}
+		l.src = fileSource{filewatch.New(opts.File, l.maxBytes)}
 		l.status.Source = opts.File
 		if l.interval == 0 {
 			l.interval = DefaultInterval

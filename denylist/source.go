@@ -7,9 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"time"
 
+	"github.com/tokenward/tokenward/internal/filewatch"
 	"github.com/tokenward/tokenward/internal/httpfetch"
 )
 
@@ -22,54 +22,18 @@ type source interface {
 	String() string
 }
 
-// settle is how long after a file's modification time a read is taken to
-// have seen every write of that time: file systems keep modification times
-// to a second or two on some platforms, so a file rewritten within the same
-// tick, with the same size, would otherwise look unchanged.
-const settle = 2 * time.Second
+// fileSource reads a file when its stat says it may have changed
+// (filewatch.File, shared with the binary's rules file). The content hash,
+// compared by the List, decides whether it did.
+type fileSource struct{ f *filewatch.File }
 
-// fileSource reads a file when its stat says it may have changed. The
-// content hash, compared by the List, decides whether it did.
-type fileSource struct {
-	path string
-	max  int64
+func (f fileSource) String() string { return f.f.Path() }
 
-	// Only touched by read, which the List serialises.
-	mod    time.Time
-	size   int64
-	readAt time.Time // when the file was last read
-}
-
-func (f *fileSource) String() string { return f.path }
-
-func (f *fileSource) read(context.Context) ([]byte, error) {
-	fi, err := os.Stat(f.path) // follows links: a ConfigMap swap is seen
+func (f fileSource) read(context.Context) ([]byte, error) {
+	data, err := f.f.Read()
 	if err != nil {
 		return nil, fmt.Errorf("denylist: %w", err)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("denylist: %s is not a regular file", f.path)
-	}
-	if fi.ModTime().Equal(f.mod) && fi.Size() == f.size && f.readAt.Sub(f.mod) > settle {
-		return nil, nil
-	}
-	if fi.Size() > f.max {
-		return nil, fmt.Errorf("denylist: %s is %d bytes, more than the limit of %d", f.path, fi.Size(), f.max)
-	}
-	now := time.Now()
-	file, err := os.Open(f.path)
-	if err != nil {
-		return nil, fmt.Errorf("denylist: %w", err)
-	}
-	defer file.Close()
-	data, err := io.ReadAll(io.LimitReader(file, f.max+1))
-	if err != nil {
-		return nil, fmt.Errorf("denylist: reading %s: %w", f.path, err)
-	}
-	if int64(len(data)) > f.max {
-		return nil, fmt.Errorf("denylist: %s is more than the limit of %d bytes", f.path, f.max)
-	}
-	f.mod, f.size, f.readAt = fi.ModTime(), fi.Size(), now
 	return data, nil
 }
 

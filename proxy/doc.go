@@ -13,7 +13,9 @@
 // Route rules ([ParseRules]) use net/http.ServeMux patterns, so the most
 // specific pattern wins and tokenward has no matcher of its own. A request
 // that matches no rule still needs a valid token and the global scopes;
-// public: true is the only way past validation.
+// public: true is the only way past validation. Rules can be replaced while
+// the handlers serve: give [Config].RuleSet and call [RuleSet.Store] with
+// rules that compiled.
 //
 // # Security
 //
@@ -94,5 +96,10 @@
 //     answer is sent again only where net/http would (GET, HEAD, OPTIONS,
 //     TRACE, or an Idempotency-Key); upstream response headers are capped at
 //     1 MiB. [UpstreamOptions].StandardTransport turns the lean path off.
+//   - Each request reads the rules in force once ([RuleSet]) and is judged
+//     wholly by that set: normalization options, route and scopes. A
+//     replacement is atomic: a request sees the old set or the new one,
+//     never a mix. Only compiled rules can be stored, and a set in force is
+//     never removed, only replaced.
 //   - Metric labels are bounded: outcome, reason, configured issuer.
 package proxy

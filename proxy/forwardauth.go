@@ -113,12 +113,13 @@ func (f *ForwardAuth) judge(w http.ResponseWriter, r, target *http.Request, h ht
 	// passes the client's headers (a method override among them) on to us.
 	// The gateway sends no body: whether the original had one is unknown,
 	// so only a form Content-Type tells that it may carry a _method field.
-	override, refused := f.g.cfg.Rules.normalize(target.Method, target.URL, h, bodyUnknown)
+	rules := f.g.rules.Load() // once: the request is judged by one set
+	override, refused := rules.normalize(target.Method, target.URL, h, bodyUnknown)
 	if refused != nil {
 		f.g.badRequest(w, r, refused)
 		return false, ""
 	}
-	d := f.g.decide(r.Context(), target, override, h, peer)
+	d := f.g.decide(r.Context(), rules, target, override, h, peer)
 	if d.err != nil {
 		f.g.refuse(w, r, d, target.Method, target.URL.Path)
 		return false, ""

@@ -24,7 +24,12 @@ type Config struct {
 	Validator *middleware.Validator
 	// Rules map requests to routes. Build them with [ParseRules] or
 	// [NewRules]; NewRules(nil, required) protects everything alike.
+	// Leave nil when RuleSet is set.
 	Rules *Rules
+	// RuleSet, instead of Rules, holds rules that can be replaced while the
+	// handler serves ([RuleSet.Store]); it must hold rules when the handler
+	// is built. Nil means the fixed Rules. Setting both is an error.
+	RuleSet *RuleSet
 	// ClaimHeaders are sent to the upstream on success. Every configured
 	// header is first deleted from the client's request, on every route.
 	ClaimHeaders []ClaimHeader
@@ -52,6 +57,7 @@ type Config struct {
 // middleware.Guard's: route matching, identity headers, logs and metrics.
 type guard struct {
 	cfg      Config
+	rules    *RuleSet // cfg.RuleSet, or one holding cfg.Rules; loaded once per request
 	mw       *middleware.Guard
 	realm    string
 	identity *identity
@@ -64,7 +70,13 @@ func newGuard(cfg Config) (*guard, error) {
 	if err != nil {
 		errs = append(errs, err) // no validator, or a bad realm
 	}
-	if cfg.Rules == nil {
+	rules := cfg.RuleSet
+	switch {
+	case cfg.Rules != nil && rules != nil:
+		errs = append(errs, errors.New("proxy: both Rules and RuleSet set: choose one"))
+	case cfg.Rules != nil:
+		rules = NewRuleSet(cfg.Rules)
+	case rules == nil || rules.Load() == nil:
 		errs = append(errs, errors.New("proxy: no rules"))
 	}
 	if cfg.ScopesHeader != "" {
@@ -86,7 +98,7 @@ func newGuard(cfg Config) (*guard, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &guard{cfg: cfg, mw: mw, realm: mw.Realm(), identity: newIdentity(cfg.ClaimHeaders, cfg.ScopesHeader, log), log: log}, nil
+	return &guard{cfg: cfg, rules: rules, mw: mw, realm: mw.Realm(), identity: newIdentity(cfg.ClaimHeaders, cfg.ScopesHeader, log), log: log}, nil
 }
 
 // decision is the outcome for one request.
@@ -96,17 +108,16 @@ type decision struct {
 	err    *middleware.Error
 }
 
-// decide strips client-sent identity headers from h, matches target against the
-// rules and, unless the route is public, asks the middleware's guard about
-// the token in h and the route's scopes. peer is what is known of the
-// client's connection. A request
-// whose method is overridden (an allowed override, "" if none) gets the
-// stricter of the routes of both methods: an upstream may honour the override
-// for some methods only. One that may become any method (anyMethod) gets the
-// stricter of the routes of every method.
-func (g *guard) decide(ctx context.Context, target *http.Request, override string, h http.Header, peer middleware.Peer) decision {
+// decide strips client-sent identity headers from h, matches target against
+// rules (the set the request was normalized with: one set per request) and,
+// unless the route is public, asks the middleware's guard about the token in
+// h and the route's scopes. peer is what is known of the client's
+// connection. A request whose method is overridden (an allowed override, ""
+// if none) gets the stricter of the routes of both methods: an upstream may
+// honour the override for some methods only. One that may become any method
+// (anyMethod) gets the stricter of the routes of every method.
+func (g *guard) decide(ctx context.Context, rules *Rules, target *http.Request, override string, h http.Header, peer middleware.Peer) decision {
 	g.identity.strip(h)
-	rules := g.cfg.Rules
 	route := rules.Match(target)
 	switch {
 	case override == anyMethod:
@@ -252,12 +263,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
 		b = bodyNone
 	}
-	override, refused := p.g.cfg.Rules.normalize(r.Method, r.URL, r.Header, b)
+	rules := p.g.rules.Load() // once: the request is judged by one set
+	override, refused := rules.normalize(r.Method, r.URL, r.Header, b)
 	if refused != nil {
 		p.g.badRequest(w, r, refused)
 		return
 	}
-	d := p.g.decide(r.Context(), r, override, r.Header, middleware.RequestOf(r).Peer)
+	d := p.g.decide(r.Context(), rules, r, override, r.Header, middleware.RequestOf(r).Peer)
 	if d.err != nil {
 		p.g.refuse(w, r, d, r.Method, r.URL.Path)
 		return
@@ -660,4 +672,5 @@ func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
 func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 
 // Scopes returns the requirement a request would face, for tests and tools.
-func (p *Proxy) Scopes(r *http.Request) scopes.Requirement { return p.g.cfg.Rules.Match(r).Required }
+// It reads the rules in force now.
+func (p *Proxy) Scopes(r *http.Request) scopes.Requirement { return p.g.rules.Load().Match(r).Required }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -50,6 +51,7 @@ type Config struct {
 	Leeway                 time.Duration `env:"TOKENWARD_LEEWAY" envDefault:"30s"`
 	RequiredScopes         []string      `env:"TOKENWARD_REQUIRED_SCOPES"`
 	RulesFile              string        `env:"TOKENWARD_RULES_FILE"`
+	RulesReloadInterval    time.Duration `env:"TOKENWARD_RULES_RELOAD_INTERVAL"`
 	Mode                   string        `env:"TOKENWARD_MODE" envDefault:"proxy"`
 	Upstream               string        `env:"TOKENWARD_UPSTREAM"`
 	ListenAddr             string        `env:"TOKENWARD_LISTEN_ADDR" envDefault:":8080"`
@@ -99,6 +101,8 @@ type Config struct {
 	keyFiles     map[string]*jwks.Static // file:// key set URL → the set read from it
 	required     scopes.Requirement
 	rules        *proxy.Rules
+	rulesHash    [sha256.Size]byte // of the rules file as read by check
+	rulesLoaded  time.Time         // when check read it
 	claimHeaders []proxy.ClaimHeader
 	logLevel     slog.Level
 	unreadable   map[string]bool // variables env could not parse, already reported
@@ -323,13 +327,18 @@ func (c *Config) check(p purpose) []string {
 		global = scopes.Requirement{} // reported above, as TOKENWARD_REQUIRED_SCOPES
 	}
 	if c.RulesFile != "" {
-		rules, err := proxy.LoadRules(c.RulesFile, global)
+		rules, hash, err := readRules(c.RulesFile, global)
 		for _, e := range unjoin(err) {
 			add("TOKENWARD_RULES_FILE: %s", strings.TrimPrefix(e.Error(), "proxy: "))
 		}
-		c.rules = rules
+		c.rules, c.rulesHash, c.rulesLoaded = rules, hash, time.Now()
 	} else {
 		c.rules, _ = proxy.NewRules(nil, global) // no rules: cannot fail
+	}
+	if c.RulesReloadInterval < 0 && ok("TOKENWARD_RULES_RELOAD_INTERVAL") {
+		add("TOKENWARD_RULES_RELOAD_INTERVAL: %s is negative", c.RulesReloadInterval)
+	} else if c.RulesReloadInterval != 0 && c.RulesFile == "" {
+		c.ignored = append(c.ignored, "TOKENWARD_RULES_RELOAD_INTERVAL is ignored without TOKENWARD_RULES_FILE")
 	}
 
 	// Logging: checked for every command, used by serve.

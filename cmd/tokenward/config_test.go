@@ -57,6 +57,7 @@ func TestEnvKeys(t *testing.T) {
 		"TOKENWARD_REQUIRED_SCOPES",
 		"TOKENWARD_REQUIRE_AT_JWT",
 		"TOKENWARD_RULES_FILE",
+		"TOKENWARD_RULES_RELOAD_INTERVAL",
 		"TOKENWARD_SCOPES_HEADER",
 		"TOKENWARD_SHUTDOWN_GRACE",
 		"TOKENWARD_STRIP_AUTHORIZATION",
@@ -121,6 +122,7 @@ func TestDefaults(t *testing.T) {
 	check("opaque negative ttl", c.OpaqueNegativeTTL, 10*time.Second)
 	check("opaque cache size", c.OpaqueCacheSize, 100000)
 	check("denylist interval", c.DenyListInterval, time.Duration(0))
+	check("rules reload interval", c.RulesReloadInterval, time.Duration(0))
 	check("ignored", len(c.ignored), 0)
 	if o := c.validatorOptions(); o.Leeway != 30*time.Second || o.MaxTokenBytes != 16384 || o.CacheSize != 100000 || o.CacheMaxBytes != 64<<20 {
 		t.Errorf("validator options %+v", o)
@@ -364,6 +366,15 @@ func TestOpaqueAndDenyListConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "rules reload interval without a rules file",
+			env:  base("TOKENWARD_RULES_RELOAD_INTERVAL", "1m"),
+			check: func(t *testing.T, c *Config) {
+				if len(c.ignored) != 1 || !strings.Contains(c.ignored[0], "TOKENWARD_RULES_RELOAD_INTERVAL is ignored") {
+					t.Errorf("ignored %q", c.ignored)
+				}
+			},
+		},
+		{
 			name: "interval without a deny list",
 			env:  base("TOKENWARD_DENYLIST_INTERVAL", "1m"),
 			check: func(t *testing.T, c *Config) {
@@ -409,7 +420,7 @@ func TestOpaqueAndDenyListConfig(t *testing.T) {
 			name: "bad numbers",
 			env: base("TOKENWARD_OPAQUE_TIMEOUT", "0s", "TOKENWARD_OPAQUE_CACHE_TTL", "-1s", "TOKENWARD_OPAQUE_NEGATIVE_TTL", "-1s",
 				"TOKENWARD_OPAQUE_STALE_IF_BUSY", "-1s", "TOKENWARD_OPAQUE_CACHE_SIZE", "many", "TOKENWARD_DENYLIST_INTERVAL", "-1s",
-				"TOKENWARD_CACHE_SIZE", "99999999999999999999", "TOKENWARD_OPAQUE_MAX_CONCURRENCY", "0"),
+				"TOKENWARD_RULES_RELOAD_INTERVAL", "-1s", "TOKENWARD_CACHE_SIZE", "99999999999999999999", "TOKENWARD_OPAQUE_MAX_CONCURRENCY", "0"),
 			problems: []string{
 				"TOKENWARD_OPAQUE_TIMEOUT: 0s must be positive",
 				"TOKENWARD_OPAQUE_CACHE_TTL: -1s is negative",
@@ -419,6 +430,7 @@ func TestOpaqueAndDenyListConfig(t *testing.T) {
 				"TOKENWARD_OPAQUE_MAX_CONCURRENCY: 0 must be positive",
 				"TOKENWARD_CACHE_SIZE: 99999999999999999999 is too large",
 				"TOKENWARD_DENYLIST_INTERVAL: -1s is negative",
+				"TOKENWARD_RULES_RELOAD_INTERVAL: -1s is negative",
 			},
 		},
 		{

@@ -11,6 +11,13 @@
 //	tokenward version          print the version
 //	tokenward help             print the usage
 //
+// Signals: SIGTERM and SIGINT shut down gracefully; SIGHUP reloads
+// TOKENWARD_RULES_FILE at once (it is also checked every
+// TOKENWARD_RULES_RELOAD_INTERVAL). A new version replaces the rules in
+// force atomically, and only once validated whole: a bad, empty, missing or
+// unreadable file keeps the rules in force (logged, and counted in
+// tokenward_rules_reload_errors_total), so a reload never weakens them.
+//
 // Exit status: 0 on success (and after a graceful shutdown on SIGTERM or
 // SIGINT), 2 for a configuration error (nothing was started), 1 otherwise
 // (inspect: the token would be refused).

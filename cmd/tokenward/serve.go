@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,6 +99,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	// Each Serve returns http.ErrServerClosed once shut down; the buffer
 	// lets both goroutines end whatever happens here.
 	errc := make(chan error, 3)
+	stopHUP := onSIGHUP(g, log)
+	defer stopHUP()
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- adminSrv.Serve(adminLn) }()
 	log.Info("listening", "server", cfg.Mode, "addr", ln.Addr().String())
@@ -142,19 +146,53 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	return failed
 }
 
+// onSIGHUP reloads the rules file at once on each SIGHUP, until the
+// returned function is called. Without a rules file a SIGHUP is logged and
+// ignored, rather than ending the process.
+func onSIGHUP(g *gateway, log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				if g.rules == nil {
+					log.Info("SIGHUP: no TOKENWARD_RULES_FILE; nothing to reload")
+					continue
+				}
+				g.rules.reload(true)
+			}
+		}
+	})
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		wg.Wait()
+	}
+}
+
 // gateway is what serve and demo run: the key sets of the trusted issuers,
 // the deny list, the handler that guards the upstream, and the metrics.
 type gateway struct {
 	keys           *jwks.Registry
 	deny           *denylist.List // nil without one
+	rules          *rulesReloader // nil without a rules file
 	opaqueEndpoint string         // "" when opaque tokens are rejected
 	handler        http.Handler
 	grpc           *extauthz.Server // nil without TOKENWARD_GRPC_ADDR
 	gatherer       prometheus.Gatherer
 }
 
-// close stops the background work: key set refreshes, deny list reloads.
+// close stops the background work: key set refreshes, deny list and rules
+// reloads.
 func (g *gateway) close() {
+	if g.rules != nil {
+		g.rules.close()
+	}
 	if g.deny != nil {
 		g.deny.Close()
 	}
@@ -224,6 +262,11 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 		Metrics:            metrics,
 		ForwardAuth: proxy.ForwardAuthOptions{AllowRequestLine: cfg.ForwardAuthAllowRequestLine,
 			PathPrefix: cfg.ForwardAuthPathPrefix},
+	}
+	if cfg.RulesFile != "" {
+		g.rules = startRulesReloader(cfg, log)
+		pc.Rules, pc.RuleSet = nil, g.rules.set
+		admin.RegisterRules(reg, g.rules.status)
 	}
 	var h http.Handler
 	switch cfg.Mode {

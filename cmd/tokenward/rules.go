@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tokenward/tokenward/admin"
+	"github.com/tokenward/tokenward/internal/filewatch"
+	"github.com/tokenward/tokenward/proxy"
+	"github.com/tokenward/tokenward/scopes"
+)
+
+// Reloading of TOKENWARD_RULES_FILE.
+const (
+	// defaultRulesInterval is the check interval when
+	// TOKENWARD_RULES_RELOAD_INTERVAL is not set: the deny list file's.
+	defaultRulesInterval = 5 * time.Second
+	// maxRulesBytes bounds the rules file, at start and on reload.
+	maxRulesBytes = 1 << 20
+)
+
+// rulesReloader keeps the rules in force (set) in step with the rules file:
+// checked every interval (a stat; read when it may have changed, loaded when
+// its SHA-256 differs from what was last read) and at once on SIGHUP. A
+// version that does not compile, or a file that cannot be read, leaves the
+// rules in force in place; each such failure (a bad version, a new read
+// error) is logged and counted once.
+type rulesReloader struct {
+	set      *proxy.RuleSet
+	global   scopes.Requirement
+	interval time.Duration
+	log      *slog.Logger
+
+	// mu serialises reloads (the poll and SIGHUP) and guards file, hash,
+	// badErr and readErr. The request path never takes it.
+	mu      sync.Mutex
+	file    *filewatch.File
+	hash    [sha256.Size]byte // of the content last read, good or bad
+	badErr  string            // why the content of hash does not compile; "" if it is in force
+	readErr string            // the last read error; "" once the file reads
+
+	// Read by the metrics at each scrape, without mu.
+	lastReload atomic.Int64 // Unix nanoseconds when the rules in force were loaded
+	errors     atomic.Uint64
+	failing    atomic.Bool
+
+	stop context.CancelFunc
+	done chan struct{} // closed when the polling goroutine has returned
+}
+
+// readRules reads and compiles the rules file, within maxRulesBytes. It
+// returns the rules and the SHA-256 of the content.
+func readRules(path string, global scopes.Requirement) (*proxy.Rules, [sha256.Size]byte, error) {
+	data, err := filewatch.New(path, maxRulesBytes).Read()
+	if err != nil {
+		return nil, [sha256.Size]byte{}, err
+	}
+	rules, err := proxy.ParseRules(data, global)
+	return rules, sha256.Sum256(data), err
+}
+
+// startRulesReloader polls the rules file of cfg until close. The rules
+// loaded by the configuration check are those in force at first.
+func startRulesReloader(cfg *Config, log *slog.Logger) *rulesReloader {
+	r := &rulesReloader{
+		set:      proxy.NewRuleSet(cfg.rules),
+		global:   cfg.required,
+		interval: cfg.RulesReloadInterval,
+		log:      log,
+		file:     filewatch.New(cfg.RulesFile, maxRulesBytes),
+		hash:     cfg.rulesHash,
+		done:     make(chan struct{}),
+	}
+	if r.interval == 0 {
+		r.interval = defaultRulesInterval
+	}
+	r.lastReload.Store(cfg.rulesLoaded.UnixNano())
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	go r.poll(ctx)
+	return r
+}
+
+func (r *rulesReloader) poll(ctx context.Context) {
+	defer close(r.done)
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.reload(false)
+		}
+	}
+}
+
+// close stops the polling; the rules in force stay.
+func (r *rulesReloader) close() {
+	r.stop()
+	<-r.done
+}
+
+// reload checks the file and loads it if it changed. forced (SIGHUP) reads
+// the file whatever its stat says, and logs the outcome even when nothing
+// changed, as an answer to the operator.
+func (r *rulesReloader) reload(forced bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	path := r.file.Path()
+	if forced {
+		r.file.Reset()
+	}
+	data, err := r.file.Read()
+	if err != nil {
+		// A missing or unreadable file never means "no rules": those in
+		// force stay, which is the fail-closed choice.
+		msg := err.Error()
+		r.failing.Store(true)
+		if msg != r.readErr {
+			r.readErr = msg
+			r.errors.Add(1)
+		} else if !forced {
+			return
+		}
+		r.log.Warn("rules: cannot read the rules file; the rules in force stay", "file", path, "error", msg)
+		return
+	}
+	recovered := r.readErr != ""
+	r.readErr = ""
+	if sum := sha256.Sum256(data); data == nil || sum == r.hash {
+		switch {
+		case r.badErr != "" && (recovered || forced):
+			r.log.Warn("rules: file unchanged since its failed reload; the rules in force stay", "file", path, "error", r.badErr)
+		case r.badErr != "":
+		case recovered || forced:
+			r.failing.Store(false)
+			r.log.Info("rules: file unchanged; the rules in force are its own", "file", path)
+		default:
+			r.failing.Store(false)
+		}
+		return
+	}
+	r.hash = sha256.Sum256(data)
+	rules, err := proxy.ParseRules(data, r.global)
+	if err == nil && noDocument(data) {
+		err = errors.New("the file is empty: taken for a write in progress (write routes: [] for no rules)")
+	}
+	if err != nil {
+		r.badErr = oneLine(err)
+		r.failing.Store(true)
+		r.errors.Add(1)
+		r.log.Warn("rules: reload failed; the rules in force stay", "file", path, "error", r.badErr)
+		return
+	}
+	r.set.Store(rules)
+	r.lastReload.Store(time.Now().UnixNano())
+	r.badErr = ""
+	r.failing.Store(false)
+	r.log.Info("rules: reloaded", "file", path, "rules", rules.Len(), "sighup", forced)
+}
+
+// status is what the metrics read.
+func (r *rulesReloader) status() admin.RulesStatus {
+	return admin.RulesStatus{
+		LastReload:   time.Unix(0, r.lastReload.Load()),
+		ReloadErrors: r.errors.Load(),
+		Failing:      r.failing.Load(),
+	}
+}
+
+// noDocument tells whether data holds no YAML document (nothing, or only
+// comments). On reload that is not "no rules": it is what a file truncated
+// for rewriting looks like, and loading it would drop every rule's scopes.
+func noDocument(data []byte) bool {
+	var n yaml.Node
+	return yaml.Unmarshal(data, &n) == nil && n.Kind == 0
+}
+
+// oneLine flattens errors.Join trees (every problem of a rules file) and
+// YAML's multi-line messages into one line.
+func oneLine(err error) string {
+	var parts []string
+	for _, e := range unjoin(err) {
+		parts = append(parts, strings.Join(strings.Fields(strings.TrimPrefix(e.Error(), "proxy: ")), " "))
+	}
+	return strings.Join(parts, "; ")
+}
