@@ -88,8 +88,8 @@ func (s *Server) Serve(ln net.Listener) error {
 // GracefulStop stops accepting calls and waits for those in flight, or until
 // ctx ends, when it cuts them.
 func (s *Server) GracefulStop(ctx context.Context) {
-	s.closeStop()
 	s.health.Shutdown() // watchers hear NOT_SERVING
+	s.closeStop()       // then their streams end: GracefulStop would wait for them
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -157,9 +157,29 @@ func (h healthService) List(ctx context.Context, req *healthpb.HealthListRequest
 	return h.s.health.List(ctx, req)
 }
 
+// Watch streams never end by themselves: each ends when the server stops,
+// or a watching client (a mesh's health checker) would hold a graceful stop
+// for its whole grace period.
 func (h healthService) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
-	return h.s.health.Watch(req, stream)
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return h.s.health.Watch(req, watchStream{stream, ctx})
 }
+
+// watchStream is a Watch stream whose context also ends with the server.
+type watchStream struct {
+	healthpb.Health_WatchServer
+	ctx context.Context
+}
+
+func (w watchStream) Context() context.Context { return w.ctx }
 
 // Check answers one ext_authz question. Missing or malformed attributes, and
 // headers beyond proxy.MaxHeaderBytes, get a 400 deny: never a gRPC error, so

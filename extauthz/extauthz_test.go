@@ -420,6 +420,38 @@ func TestHealth(t *testing.T) {
 	}
 }
 
+// TestGracefulStopEndsWatch: a health Watch stream (a mesh's health
+// checker keeps one open) ends when the server stops gracefully, so the
+// stop completes by itself instead of being cut when its grace runs out.
+func TestGracefulStopEndsWatch(t *testing.T) {
+	f := newFixture(t, extauthz.Options{Ready: func() bool { return true }, HealthInterval: time.Millisecond})
+	w, err := healthpb.NewHealthClient(f.conn).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := w.Recv(); err != nil || got.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("Watch: %v, %v; want SERVING", got, err)
+	}
+	grace, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() {
+		f.srv.GracefulStop(grace)
+		close(stopped)
+	}()
+	// The stream ends (after NOT_SERVING, if that arrives first).
+	for {
+		got, err := w.Recv()
+		if err != nil {
+			break
+		}
+		if got.Status != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("Watch while stopping: %v, want NOT_SERVING or the end", got.Status)
+		}
+	}
+	<-stopped // never cut: the grace context is cancelled only below
+	cancel()
+}
+
 // BenchmarkCheck: one allowed question with a cached token, in process
 // (without gRPC's transport), next to proxy's BenchmarkProxyForwardAuthCached.
 func BenchmarkCheck(b *testing.B) {
