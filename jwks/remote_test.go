@@ -181,6 +181,7 @@ func TestDiscoveryRefused(t *testing.T) {
 }
 
 func TestRefreshOnInterval(t *testing.T) {
+	t.Parallel()
 	iss := startIssuer(t, jwkstest.Options{Algorithm: "ES256"})
 	_, rec := newRemote(t, iss.JWKSURL(), jwks.RemoteOptions{
 		RefreshInterval:    20 * time.Millisecond,
@@ -219,32 +220,37 @@ func TestRefreshFollowsMaxAge(t *testing.T) {
 		{"max-age=0 means the interval", "max-age=0",
 			jwks.RemoteOptions{RefreshInterval: 100 * time.Millisecond, MinRefreshInterval: 10 * time.Millisecond}, 100 * time.Millisecond},
 	}
+	// The cases only wait: they run at once, outside t.Parallel's limit of
+	// GOMAXPROCS tests, which is for tests that use the CPU.
+	var cases sync.WaitGroup
+	defer cases.Wait()
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			iss := startIssuer(t, jwkstest.Options{Algorithm: "ES256"})
-			iss.SetCacheControl(tt.cacheControl)
-			var times []time.Time
-			var mu sync.Mutex
-			rec := newRecorder()
-			tt.opts.OnRefresh = func(e jwks.RefreshEvent) {
+		cases.Go(func() {
+			t.Run(tt.name, func(t *testing.T) {
+				iss := startIssuer(t, jwkstest.Options{Algorithm: "ES256"})
+				iss.SetCacheControl(tt.cacheControl)
+				var times []time.Time
+				var mu sync.Mutex
+				rec := newRecorder()
+				tt.opts.OnRefresh = func(e jwks.RefreshEvent) {
+					mu.Lock()
+					times = append(times, time.Now())
+					mu.Unlock()
+					rec.record(e)
+				}
+				r, err := jwks.NewRemote(iss.JWKSURL(), tt.opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				rec.wait(t, 2)
 				mu.Lock()
-				times = append(times, time.Now())
+				gap := times[1].Sub(times[0])
 				mu.Unlock()
-				rec.record(e)
-			}
-			r, err := jwks.NewRemote(iss.JWKSURL(), tt.opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			rec.wait(t, 2)
-			mu.Lock()
-			gap := times[1].Sub(times[0])
-			mu.Unlock()
-			if gap < tt.want {
-				t.Errorf("second fetch %v after the first, want at least %v", gap, tt.want)
-			}
+				if gap < tt.want {
+					t.Errorf("second fetch %v after the first, want at least %v", gap, tt.want)
+				}
+			})
 		})
 	}
 }
@@ -307,6 +313,7 @@ func TestUnknownKIDStampede(t *testing.T) {
 // Random kids, as fast as the lookups can go, fetch at most once per
 // MinRefreshInterval.
 func TestUnknownKIDFloodBounded(t *testing.T) {
+	t.Parallel()
 	iss := startIssuer(t, jwkstest.Options{Algorithm: "ES256"})
 	const minInterval = 50 * time.Millisecond
 	start := time.Now()
@@ -491,6 +498,7 @@ func TestNeverLoaded(t *testing.T) {
 // waits for that fetch only as long as its context allows; Close ends the
 // hung fetch.
 func TestCachedKeyNeverWaits(t *testing.T) {
+	t.Parallel()
 	iss := startIssuer(t, jwkstest.Options{Algorithm: "ES256"})
 	const minInterval = 100 * time.Millisecond
 	r, err := jwks.NewRemote(iss.JWKSURL(), jwks.RemoteOptions{RefreshInterval: longInterval, MinRefreshInterval: minInterval})
