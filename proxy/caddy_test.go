@@ -344,28 +344,3 @@ func TestCaddyForwardAuth(t *testing.T) {
 		up.none(t)
 	})
 }
-
-// TestCaddyRecipeInREADME: the README shows the Caddyfile that
-// TestCaddyForwardAuth runs, byte for byte.
-func TestCaddyRecipeInREADME(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const open, end = "<!-- caddy-snippet -->\n```caddyfile\n", "```\n<!-- /caddy-snippet -->"
-	_, rest, ok := strings.Cut(string(readme), open)
-	if !ok {
-		t.Fatalf("README.md has no %q", open)
-	}
-	shown, _, ok := strings.Cut(rest, end)
-	if !ok {
-		t.Fatalf("README.md has no %q after the Caddy snippet", end)
-	}
-	recipe, err := os.ReadFile(caddyConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if shown != string(recipe) {
-		t.Errorf("the README's Caddy recipe differs from %s; copy the file into the README", caddyConfig)
-	}
-}
