@@ -1,8 +1,8 @@
 # The README's test command is `make test`: gofmt and go vet, the deploy
 # module's manifest checks, short fuzz runs, one iteration of every benchmark,
 # and last `go test -race ./...`, closed by a line counting the packages that
-# passed and failed. CI (.ci/run) installs NGINX first, so the forward-auth
-# test runs for real there; on a machine without NGINX it is skipped.
+# passed and failed. CI (.ci/run) installs NGINX and Caddy first, so the
+# forward-auth tests run for real there; on a machine without them they skip.
 SHELL := bash
 
 # A count, not a duration: a duration races the fuzz coordinator's deadline on
