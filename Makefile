@@ -2,8 +2,8 @@
 # module's manifest checks, short fuzz runs, one iteration of every benchmark,
 # the interop module's tests against real upstreams, and last `go test -race
 # ./...`, closed by a line counting the packages that passed and failed. CI
-# (.ci/run) installs NGINX and the upstreams' runtimes first, so those tests
-# run for real there; on a machine without them they are skipped.
+# (.ci/run) installs NGINX, Caddy and the upstreams' runtimes first, so those
+# tests run for real there; on a machine without them they are skipped.
 SHELL := bash
 
 # A count, not a duration: a duration races the fuzz coordinator's deadline on

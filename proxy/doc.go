@@ -53,6 +53,13 @@
 //     to the answer; Check's allow also names every other spelling of an
 //     identity header the client sent ("_" for "-") for the gateway to
 //     remove.
+//   - Every other gateway must itself remove a client's copy of each
+//     identity header that a forward-auth answer lacks; the README's recipe
+//     for each does. Those for NGINX and Caddy (forward_auth) run against the
+//     real servers in TestNGINXForwardAuth and TestCaddyForwardAuth, public
+//     routes and tokens without the claim included: Caddy 2.6's copy_headers
+//     would otherwise send the upstream its placeholder's text, later
+//     versions the client's copy.
 //   - The normalization contract, one function for both modes (the proxy's
 //     request line; forward-auth's original method and URI and the client
 //     headers the gateway passes on): a request is forwarded or allowed only
