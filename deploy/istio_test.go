@@ -319,9 +319,8 @@ var originalRequestHeaders = map[string]string{
 // what it copies from tokenward's answer.
 func checkHTTPProvider(t reporter, where string, h *meshv1alpha1.MeshConfig_ExtensionProvider_EnvoyExternalAuthorizationHttpProvider, tw *tokenward) {
 	t.Helper()
-	if len(h.GetIncludeHeadersInCheck()) > 0 {
-		t.Errorf("%s: includeHeadersInCheck is deprecated and ignored once includeRequestHeadersInCheck is set", where)
-	}
+	// The deprecated includeHeadersInCheck is read only without
+	// includeRequestHeadersInCheck, which is required below.
 	include := h.GetIncludeRequestHeadersInCheck()
 	if !slices.ContainsFunc(include, func(p string) bool { return istioHeaderMatch(p, "authorization") }) {
 		t.Errorf("%s: includeRequestHeadersInCheck must list authorization", where)

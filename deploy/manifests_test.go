@@ -608,44 +608,49 @@ func checkResources(t *testing.T, where string, r corev1.ResourceRequirements) {
 // must reach tokenward's listener, never the admin port or the API behind it.
 func TestServices(t *testing.T) {
 	for _, m := range loadManifests(t) {
-		for _, o := range m.objects {
-			svc, ok := o.obj.(*corev1.Service)
-			if !ok {
-				continue
+		checkServices(t, m)
+	}
+}
+
+func checkServices(t reporter, m manifest) {
+	t.Helper()
+	for _, o := range m.objects {
+		svc, ok := o.obj.(*corev1.Service)
+		if !ok {
+			continue
+		}
+		if len(svc.Spec.Selector) == 0 {
+			t.Errorf("%s: no selector", o.where)
+			continue
+		}
+		pods := m.podsSelected(svc.Namespace, labels.SelectorFromSet(svc.Spec.Selector))
+		if len(pods) == 0 {
+			t.Errorf("%s: selects no pod template in %s", o.where, m.file)
+		}
+		for _, sp := range svc.Spec.Ports {
+			pw := fmt.Sprintf("%s port %q", o.where, sp.Name)
+			target := sp.TargetPort
+			if target.Type == intstr.Int && target.IntVal == 0 {
+				target = intstr.FromInt32(sp.Port)
 			}
-			if len(svc.Spec.Selector) == 0 {
-				t.Errorf("%s: no selector", o.where)
-				continue
-			}
-			pods := m.podsSelected(svc.Namespace, labels.SelectorFromSet(svc.Spec.Selector))
-			if len(pods) == 0 {
-				t.Errorf("%s: selects no pod template in %s", o.where, m.file)
-			}
-			for _, sp := range svc.Spec.Ports {
-				pw := fmt.Sprintf("%s port %q", o.where, sp.Name)
-				target := sp.TargetPort
-				if target.Type == intstr.Int && target.IntVal == 0 {
-					target = intstr.FromInt32(sp.Port)
+			for _, p := range pods {
+				c, cp := resolvePort(p.spec, target)
+				if cp == nil {
+					t.Errorf("%s: targetPort %s is no container port of %s", pw, target.String(), p.where)
+					continue
 				}
-				for _, p := range pods {
-					c, cp := resolvePort(p.spec, target)
-					if cp == nil {
-						t.Errorf("%s: targetPort %s is no container port of %s", pw, target.String(), p.where)
-						continue
-					}
-					tw := tokenwardIn(p.spec)
-					if tw == nil {
-						continue
-					}
-					listen := portOf(t, tw.get("TOKENWARD_LISTEN_ADDR"))
-					var grpc int32 = -1
-					if addr, ok := tw.env["TOKENWARD_GRPC_ADDR"]; ok {
-						grpc = portOf(t, addr)
-					}
-					if c != tw.c || cp.ContainerPort != listen && cp.ContainerPort != grpc {
-						t.Errorf("%s: targets container %q port %d; a Service of a pod running tokenward must target tokenward's listener (%d, or its gRPC listener), or requests skip the token check",
-							pw, c.Name, cp.ContainerPort, listen)
-					}
+				tw := tokenwardIn(p.spec)
+				if tw == nil {
+					continue
+				}
+				listen := addrPort(tw.get("TOKENWARD_LISTEN_ADDR"))
+				var grpc int32 = -1
+				if addr, ok := tw.env["TOKENWARD_GRPC_ADDR"]; ok {
+					grpc = addrPort(addr)
+				}
+				if c != tw.c || cp.ContainerPort != listen && cp.ContainerPort != grpc {
+					t.Errorf("%s: targets container %q port %d; a Service of a pod running tokenward must target tokenward's listener (%d, or its gRPC listener), or requests skip the token check",
+						pw, c.Name, cp.ContainerPort, listen)
 				}
 			}
 		}
