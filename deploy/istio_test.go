@@ -14,10 +14,12 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	securityv1beta1 "istio.io/api/security/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 )
@@ -645,5 +647,55 @@ func TestCheckIstioCatches(t *testing.T) {
 			}
 			t.Log(got)
 		})
+	}
+}
+
+// readmeSnippet returns the fenced block between <!-- name --> and
+// <!-- /name --> in ../README.md.
+func readmeSnippet(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "<!-- "+name+" -->")
+	block, _, ok2 := strings.Cut(rest, "<!-- /"+name+" -->")
+	if !ok || !ok2 {
+		t.Fatalf("README.md has no <!-- %s --> ... <!-- /%s --> block", name, name)
+	}
+	block = strings.TrimSpace(block)
+	body, ok := strings.CutPrefix(block, "```yaml\n")
+	body, ok2 = strings.CutSuffix(body, "```")
+	if !ok || !ok2 {
+		t.Fatalf("README.md %s: not one ```yaml block", name)
+	}
+	return body
+}
+
+// TestREADMEIstioSnippets keeps the README's Istio configuration equal to the
+// files checked above (comments aside).
+func TestREADMEIstioSnippets(t *testing.T) {
+	mc, err := decodeMeshConfig([]byte(readmeSnippet(t, "istio-meshconfig-snippet")))
+	if err != nil {
+		t.Fatalf("README mesh config: %v", err)
+	}
+	if want := loadMeshConfig(t); !proto.Equal(mc, want) {
+		t.Errorf("README mesh config differs from %s", meshConfigFile)
+	}
+
+	obj, err := decodeDocument(readmeSnippet(t, "istio-policy-snippet"))
+	if err != nil {
+		t.Fatalf("README policy: %v", err)
+	}
+	got, ok := obj.(*securityv1.AuthorizationPolicy)
+	if !ok {
+		t.Fatalf("README policy is a %s", kindOf(obj))
+	}
+	want, ok := find[*securityv1.AuthorizationPolicy](loadIstioManifest(t), got.Namespace, got.Name)
+	if !ok {
+		t.Fatalf("README policy %s/%s is not in %s", got.Namespace, got.Name, istioManifest)
+	}
+	if !proto.Equal(&got.Spec, &want.Spec) || !apiequality.Semantic.DeepEqual(got.ObjectMeta, want.ObjectMeta) {
+		t.Errorf("README policy differs from %s's", istioManifest)
 	}
 }
