@@ -157,6 +157,9 @@ func checkMode(t *testing.T, tw *tokenward) {
 			t.Errorf("%s: TOKENWARD_UPSTREAM is not used in forward-auth mode", tw.where)
 		}
 	}
+	if _, ok := tw.env["TOKENWARD_GRPC_ADDR"]; ok && tw.get("TOKENWARD_MODE") != "forward-auth" {
+		t.Errorf("%s: TOKENWARD_GRPC_ADDR is refused outside forward-auth mode", tw.where)
+	}
 }
 
 // validators check the values of the variables, as the binary reads them:
@@ -173,6 +176,7 @@ var validators = map[string]func(string) error{
 	"TOKENWARD_UPSTREAM":                  checkUpstream,
 	"TOKENWARD_LISTEN_ADDR":               checkAddr,
 	"TOKENWARD_ADMIN_ADDR":                checkAddr,
+	"TOKENWARD_GRPC_ADDR":                 checkAddr,
 	"TOKENWARD_CLAIM_HEADERS":             checkClaimHeaders,
 	"TOKENWARD_STRIP_AUTHORIZATION":       checkBool,
 	"TOKENWARD_JWKS_REFRESH_INTERVAL":     checkDuration(true),

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +22,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
@@ -29,7 +34,7 @@ import (
 const manifestDir = "kubernetes"
 
 // wantManifests are the files deploy/kubernetes/README.md describes.
-var wantManifests = []string{"sidecar.yaml", "forward-auth.yaml"}
+var wantManifests = []string{"sidecar.yaml", "sidecar-legacy.yaml", "forward-auth.yaml", "istio.yaml"}
 
 // kindKey names a Kubernetes type as a manifest does.
 type kindKey struct{ apiVersion, kind string }
@@ -40,10 +45,33 @@ type kindKey struct{ apiVersion, kind string }
 var kinds = map[kindKey]func() metav1.Object{
 	{"v1", "ConfigMap"}:                       func() metav1.Object { return new(corev1.ConfigMap) },
 	{"v1", "Service"}:                         func() metav1.Object { return new(corev1.Service) },
+	{"v1", "ServiceAccount"}:                  func() metav1.Object { return new(corev1.ServiceAccount) },
 	{"apps/v1", "Deployment"}:                 func() metav1.Object { return new(appsv1.Deployment) },
 	{"policy/v1", "PodDisruptionBudget"}:      func() metav1.Object { return new(policyv1.PodDisruptionBudget) },
 	{"networking.k8s.io/v1", "Ingress"}:       func() metav1.Object { return new(networkingv1.Ingress) },
 	{"networking.k8s.io/v1", "NetworkPolicy"}: func() metav1.Object { return new(networkingv1.NetworkPolicy) },
+	{"security.istio.io/v1", "AuthorizationPolicy"}: func() metav1.Object {
+		return new(securityv1.AuthorizationPolicy)
+	},
+}
+
+// protoSpec returns the spec of an object whose spec is a protobuf message
+// (Istio's kinds), or nil. Their generated UnmarshalJSON ignores unknown
+// fields, so decodeDocument decodes the spec again, strictly.
+func protoSpec(obj metav1.Object) proto.Message {
+	switch v := obj.(type) {
+	case *securityv1.AuthorizationPolicy:
+		return &v.Spec
+	}
+	return nil
+}
+
+// unmarshalProtoStrict decodes JSON into a protobuf message as Istio's
+// validating webhook sees it, but refusing unknown fields (protojson's
+// default; Istio's own decoder ignores them, so a misspelt field would be
+// dropped without a word).
+func unmarshalProtoStrict(js []byte, m proto.Message) error {
+	return protojson.UnmarshalOptions{DiscardUnknown: false}.Unmarshal(js, m)
 }
 
 // manifest is one decoded manifest file. Each file is applied on its own, so
@@ -140,6 +168,20 @@ func decodeDocument(doc string) (metav1.Object, error) {
 	}
 	if len(strictErrs) > 0 {
 		return nil, fmt.Errorf("%s: %w", tm.Kind, errors.Join(strictErrs...))
+	}
+	if spec := protoSpec(obj); spec != nil {
+		var raw struct {
+			Spec json.RawMessage `json:"spec"`
+		}
+		if err := json.Unmarshal(js, &raw); err != nil {
+			return nil, fmt.Errorf("%s: %w", tm.Kind, err)
+		}
+		if len(raw.Spec) == 0 {
+			return nil, fmt.Errorf("%s: no spec", tm.Kind)
+		}
+		if err := unmarshalProtoStrict(raw.Spec, spec); err != nil {
+			return nil, fmt.Errorf("%s: spec: %w", tm.Kind, err)
+		}
 	}
 	return obj, nil
 }
@@ -566,40 +608,49 @@ func checkResources(t *testing.T, where string, r corev1.ResourceRequirements) {
 // must reach tokenward's listener, never the admin port or the API behind it.
 func TestServices(t *testing.T) {
 	for _, m := range loadManifests(t) {
-		for _, o := range m.objects {
-			svc, ok := o.obj.(*corev1.Service)
-			if !ok {
-				continue
+		checkServices(t, m)
+	}
+}
+
+func checkServices(t reporter, m manifest) {
+	t.Helper()
+	for _, o := range m.objects {
+		svc, ok := o.obj.(*corev1.Service)
+		if !ok {
+			continue
+		}
+		if len(svc.Spec.Selector) == 0 {
+			t.Errorf("%s: no selector", o.where)
+			continue
+		}
+		pods := m.podsSelected(svc.Namespace, labels.SelectorFromSet(svc.Spec.Selector))
+		if len(pods) == 0 {
+			t.Errorf("%s: selects no pod template in %s", o.where, m.file)
+		}
+		for _, sp := range svc.Spec.Ports {
+			pw := fmt.Sprintf("%s port %q", o.where, sp.Name)
+			target := sp.TargetPort
+			if target.Type == intstr.Int && target.IntVal == 0 {
+				target = intstr.FromInt32(sp.Port)
 			}
-			if len(svc.Spec.Selector) == 0 {
-				t.Errorf("%s: no selector", o.where)
-				continue
-			}
-			pods := m.podsSelected(svc.Namespace, labels.SelectorFromSet(svc.Spec.Selector))
-			if len(pods) == 0 {
-				t.Errorf("%s: selects no pod template in %s", o.where, m.file)
-			}
-			for _, sp := range svc.Spec.Ports {
-				pw := fmt.Sprintf("%s port %q", o.where, sp.Name)
-				target := sp.TargetPort
-				if target.Type == intstr.Int && target.IntVal == 0 {
-					target = intstr.FromInt32(sp.Port)
+			for _, p := range pods {
+				c, cp := resolvePort(p.spec, target)
+				if cp == nil {
+					t.Errorf("%s: targetPort %s is no container port of %s", pw, target.String(), p.where)
+					continue
 				}
-				for _, p := range pods {
-					c, cp := resolvePort(p.spec, target)
-					if cp == nil {
-						t.Errorf("%s: targetPort %s is no container port of %s", pw, target.String(), p.where)
-						continue
-					}
-					tw := tokenwardIn(p.spec)
-					if tw == nil {
-						continue
-					}
-					listen := portOf(t, tw.get("TOKENWARD_LISTEN_ADDR"))
-					if c != tw.c || cp.ContainerPort != listen {
-						t.Errorf("%s: targets container %q port %d; a Service of a pod running tokenward must target tokenward's listener (%d), or requests skip the token check",
-							pw, c.Name, cp.ContainerPort, listen)
-					}
+				tw := tokenwardIn(p.spec)
+				if tw == nil {
+					continue
+				}
+				listen := addrPort(tw.get("TOKENWARD_LISTEN_ADDR"))
+				var grpc int32 = -1
+				if addr, ok := tw.env["TOKENWARD_GRPC_ADDR"]; ok {
+					grpc = addrPort(addr)
+				}
+				if c != tw.c || cp.ContainerPort != listen && cp.ContainerPort != grpc {
+					t.Errorf("%s: targets container %q port %d; a Service of a pod running tokenward must target tokenward's listener (%d, or its gRPC listener), or requests skip the token check",
+						pw, c.Name, cp.ContainerPort, listen)
 				}
 			}
 		}

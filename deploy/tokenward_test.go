@@ -78,14 +78,23 @@ func newTokenward(where string, spec *corev1.PodSpec, c *corev1.Container) *toke
 	return tw
 }
 
-// tokenwardIn returns the tokenward container of a pod spec, or nil.
+// tokenwardIn returns the tokenward container of a pod spec, a native
+// sidecar or a plain container, or nil.
 func tokenwardIn(spec *corev1.PodSpec) *tokenward {
-	for i := range spec.Containers {
-		if c := &spec.Containers[i]; isTokenward(c) {
+	for _, c := range allContainers(spec) {
+		if isTokenward(c) {
 			return newTokenward("", spec, c)
 		}
 	}
 	return nil
+}
+
+// isNativeSidecar reports whether c is a Kubernetes native sidecar (1.29
+// and later): an init container with restartPolicy Always, started before
+// the main containers and running beside them.
+func isNativeSidecar(spec *corev1.PodSpec, c *corev1.Container) bool {
+	return slices.ContainsFunc(spec.InitContainers, func(ic corev1.Container) bool { return ic.Name == c.Name }) &&
+		c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
 }
 
 // tokenwards returns every tokenward container of a manifest.
@@ -136,8 +145,10 @@ func TestTokenwardPresent(t *testing.T) {
 			for _, c := range allContainers(p.spec) {
 				if isTokenward(c) {
 					n++
-					if slices.ContainsFunc(p.spec.InitContainers, func(ic corev1.Container) bool { return ic.Name == c.Name }) {
-						t.Errorf("%s: tokenward is an init container", p.where)
+					// A plain init container would have to exit before the
+					// API starts.
+					if slices.ContainsFunc(p.spec.InitContainers, func(ic corev1.Container) bool { return ic.Name == c.Name }) && !isNativeSidecar(p.spec, c) {
+						t.Errorf("%s: tokenward is an init container without restartPolicy Always, not a native sidecar", p.where)
 					}
 				}
 			}
@@ -227,6 +238,17 @@ func TestTokenwardPorts(t *testing.T) {
 			}
 			if tw.get("TOKENWARD_LISTEN_ADDR") == tw.get("TOKENWARD_ADMIN_ADDR") {
 				t.Errorf("%s: the listener and the admin endpoints share an address", tw.where)
+			}
+			if grpc, ok := tw.env["TOKENWARD_GRPC_ADDR"]; ok {
+				port := portOf(t, grpc)
+				if !slices.ContainsFunc(tw.c.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == port }) {
+					t.Errorf("%s: TOKENWARD_GRPC_ADDR port %d is not a containerPort", tw.where, port)
+				}
+				for _, other := range []string{"TOKENWARD_LISTEN_ADDR", "TOKENWARD_ADMIN_ADDR"} {
+					if portOf(t, tw.get(other)) == port {
+						t.Errorf("%s: TOKENWARD_GRPC_ADDR and %s share port %d", tw.where, other, port)
+					}
+				}
 			}
 		}
 	}
