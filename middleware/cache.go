@@ -5,53 +5,28 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/binary"
-	"math"
 	"sync"
-	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/tokenward/tokenward/internal/tokenhash"
+	"github.com/tokenward/tokenward/internal/ttlcache"
 	"github.com/tokenward/tokenward/scopes"
 )
 
-// cacheShards splits the verified-token cache so that concurrent requests
-// rarely meet on one lock. A power of two.
-const cacheShards = 64
-
 // entryOverhead is the memory an entry costs beyond its data block and its
-// own scope list: its map slot (8-byte index and 48-byte value, at the map's
-// average load) and the rounding of the block up to its allocation size
-// class. The interned key reference, and the scope list when it is shared
-// (see [keyRef.sharedScopes]), are shared by many entries and not counted.
-// TestCacheEntryBytes holds the estimate to within 20% of the heap measured:
-// about 550 bytes per entry for an Auth0-shaped token with 329-byte claims
-// JSON (a 420-byte data block, four scopes shared).
-const entryOverhead = 128
+// own scope list: its map slot in the cache (32-byte key, 56-byte item, at
+// the map's average load) and the rounding of the block up to its
+// allocation size class. The interned key reference, and the scope list
+// when it is shared (see [keyRef.sharedScopes]), are shared by many entries
+// and not counted. TestCacheEntryBytes holds the estimate to within 20% of
+// the heap measured: about 590 bytes per entry for an Auth0-shaped token
+// with 329-byte claims JSON (a 396-byte data block, four scopes shared).
+const entryOverhead = 176
 
-// tokenCache remembers verified tokens by the SHA-256 of the whole token. The
-// token itself is never stored: a hit needs the same 256-bit hash (the first
-// 64 bits index the shard's map, the other 192 are compared), so no
-// collision can turn one token into another's hit.
-type tokenCache struct {
-	shards     [cacheShards]cacheShard
-	maxEntries int   // per shard
-	maxBytes   int64 // per shard
-}
-
-type cacheShard struct {
-	mu        sync.RWMutex // guards entries, bytes, minExp and evictions
-	entries   map[uint64]cacheEntry
-	bytes     int64
-	minExp    int64 // no entry expires before this (Unix seconds); may be early
-	evictions uint64
-
-	hits, misses atomic.Uint64
-
-	_ [64]byte // keeps shards' hot words on separate cache lines
-}
+// tokenCache remembers verified tokens by the SHA-256 of the whole token
+// (the token itself is never stored), until exp plus the leeway.
+type tokenCache = ttlcache.Cache[cacheEntry]
 
 // keyRef is a key that verified tokens, interned so that entries share it.
 // It also interns the scope sets of those tokens.
@@ -99,38 +74,8 @@ func identicalKey(a, b crypto.PublicKey) bool {
 	return false
 }
 
-func newTokenCache(maxEntries int, maxBytes int64) *tokenCache {
-	c := &tokenCache{
-		maxEntries: max(1, maxEntries/cacheShards),
-		maxBytes:   max(1, maxBytes/cacheShards),
-	}
-	for i := range c.shards {
-		c.shards[i].entries = make(map[uint64]cacheEntry)
-		c.shards[i].minExp = math.MaxInt64
-	}
-	return c
-}
-
 // tokenKey is the cache key of a token: its SHA-256.
-func tokenKey(token string) [sha256.Size]byte { return tokenhash.Sum(token) }
-
-func (c *tokenCache) shard(key *[sha256.Size]byte) *cacheShard {
-	return &c.shards[key[0]&(cacheShards-1)]
-}
-
-// index is the map key of a token's entry within its shard.
-func index(key *[sha256.Size]byte) uint64 { return binary.LittleEndian.Uint64(key[:8]) }
-
-func (s *cacheShard) get(key *[sha256.Size]byte) (cacheEntry, bool) {
-	s.mu.RLock()
-	e, ok := s.entries[index(key)]
-	s.mu.RUnlock()
-	return e, ok && e.matches(key)
-}
-
-// fits reports whether an entry of this size may be cached at all: one larger
-// than a shard's share of the byte bound is not, so the bound always holds.
-func (c *tokenCache) fits(size int64) bool { return size <= c.maxBytes }
+func tokenKey(token string) ttlcache.Key { return tokenhash.Sum(token) }
 
 func (e cacheEntry) size() int64 {
 	n := int64(len(e.data)) + entryOverhead
@@ -140,80 +85,6 @@ func (e cacheEntry) size() int64 {
 	return n
 }
 
-// put stores an entry, evicting others when the shard is over its bounds:
-// expired entries first, then arbitrary ones (map order is randomised), so a
-// flood of new tokens cannot grow the cache past its bound. now is read only
-// when an eviction is needed.
-func (c *tokenCache) put(key *[sha256.Size]byte, e cacheEntry, now func() time.Time) {
-	s := c.shard(key)
-	idx := index(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old, ok := s.entries[idx]; ok {
-		s.bytes -= old.size()
-	}
-	s.entries[idx] = e
-	s.bytes += e.size()
-	s.minExp = min(s.minExp, entryView(e.data).i64(eExp))
-	if len(s.entries) <= c.maxEntries && s.bytes <= c.maxBytes {
-		return
-	}
-	if t := now().Unix(); t > s.minExp {
-		// Some entry may have expired: sweep them all, and learn the
-		// earliest exp of the rest.
-		s.minExp = math.MaxInt64
-		for k, old := range s.entries {
-			exp := entryView(old.data).i64(eExp)
-			if k != idx && t > exp {
-				s.drop(k, old)
-				continue
-			}
-			s.minExp = min(s.minExp, exp)
-		}
-	}
-	for k, old := range s.entries {
-		if len(s.entries) <= c.maxEntries && s.bytes <= c.maxBytes {
-			break
-		}
-		if k != idx {
-			s.drop(k, old)
-		}
-	}
-}
-
-// remove drops the entry of key, if it is still there.
-func (s *cacheShard) remove(key *[sha256.Size]byte) {
-	idx := index(key)
-	s.mu.Lock()
-	if e, ok := s.entries[idx]; ok && e.matches(key) {
-		delete(s.entries, idx)
-		s.bytes -= e.size()
-	}
-	s.mu.Unlock()
-}
-
-// drop evicts an entry; the caller holds s.mu.
-func (s *cacheShard) drop(k uint64, e cacheEntry) {
-	delete(s.entries, k)
-	s.bytes -= e.size()
-	s.evictions++
-}
-
-func (c *tokenCache) stats() CacheStats {
-	var st CacheStats
-	for i := range c.shards {
-		s := &c.shards[i]
-		st.Hits += s.hits.Load()
-		st.Misses += s.misses.Load()
-		s.mu.RLock()
-		st.Evictions += s.evictions
-		st.Entries += len(s.entries)
-		st.Bytes += s.bytes
-		s.mu.RUnlock()
-	}
-	return st
-}
-
 // CacheStats describes the verified-token cache.
 type CacheStats struct {
 	Hits      uint64 // validations answered from the cache
@@ -221,6 +92,10 @@ type CacheStats struct {
 	Evictions uint64 // entries dropped to keep the cache within its bounds
 	Entries   int    // entries now
 	Bytes     int64  // estimated memory of the entries now
+}
+
+func cacheStats(s ttlcache.Stats) CacheStats {
+	return CacheStats{Hits: s.Hits, Misses: s.Misses, Evictions: s.Evictions, Entries: s.Entries, Bytes: s.Bytes}
 }
 
 // keyRefs interns the keys that verified cached tokens.

@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"math"
 	"time"
@@ -39,37 +38,30 @@ type cacheEntry struct {
 // then the bytes of any string that is not a substring of the JSON (a claim
 // with escapes, decoded). Strings of the claims are substrings of data.
 const (
-	eHash   = 0  // bytes 8 to 32 of the SHA-256 of the token
-	eExp    = 24 // exp, nbf, iat: Unix seconds, int64
-	eNbf    = 32 //
-	eIat    = 40 //
-	eExpNs  = 48 // their nanoseconds, uint32
-	eNbfNs  = 52 //
-	eIatNs  = 56 //
-	eFlags  = 60 // flagNbf | flagIat
-	eNAud   = 62 // number of audiences, uint16
-	eNScope = 64 // number of scopes, uint16
-	eRaw    = 66 // spans: the claims JSON, iss, sub, jti, client ID
-	eIss    = 70
-	eSub    = 74
-	eJti    = 78
-	eClient = 82
-	eSpans  = 86 // nAud then nScope spans
+	eExp    = 0  // exp, nbf, iat: Unix seconds, int64
+	eNbf    = 8  //
+	eIat    = 16 //
+	eExpNs  = 24 // their nanoseconds, uint32
+	eNbfNs  = 28 //
+	eIatNs  = 32 //
+	eFlags  = 36 // flagNbf | flagIat
+	eNAud   = 38 // number of audiences, uint16
+	eNScope = 40 // number of scopes, uint16
+	eRaw    = 42 // spans: the claims JSON, iss, sub, jti, client ID
+	eIss    = 46
+	eSub    = 50
+	eJti    = 54
+	eClient = 58
+	eSpans  = 62 // nAud then nScope spans
 
 	flagNbf          = 1
 	flagIat          = 2
 	flagSharedScopes = 4 // the entry's scope list is shared, not its own
 )
 
-// matches reports whether e is the entry of the token hashed to key, whose
-// first 8 bytes are already known to match.
-func (e cacheEntry) matches(key *[sha256.Size]byte) bool {
-	return e.data[eHash:eHash+sha256.Size-8] == string(key[8:])
-}
-
 // newEntry builds the cache entry of a verified token from its claims. ok is
 // false when the entry would be too large to address.
-func newEntry(key *[sha256.Size]byte, c *Claims, ref *keyRef) (e cacheEntry, ok bool) {
+func newEntry(c *Claims, ref *keyRef) (e cacheEntry, ok bool) {
 	scopeList := c.Scopes.List()
 	raw := c.raw
 	strs := [...]string{c.Issuer, c.Subject, c.ID, c.ClientID}
@@ -94,7 +86,6 @@ func newEntry(key *[sha256.Size]byte, c *Claims, ref *keyRef) (e cacheEntry, ok 
 	}
 
 	b := make([]byte, n)
-	copy(b[eHash:], key[8:])
 	putTime := func(at, atNs int, t time.Time) {
 		binary.LittleEndian.PutUint64(b[at:], uint64(t.Unix()))
 		binary.LittleEndian.PutUint32(b[atNs:], uint32(t.Nanosecond()))

@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"slices"
 	"strings"
 	"testing"
@@ -43,16 +42,12 @@ func FuzzEntryRoundTrip(f *testing.F) {
 		if share {
 			ref = &keyRef{iss: c.Issuer, kid: "k"}
 		}
-		key := sha256.Sum256(data)
-		e, ok := newEntry(&key, c, ref)
+		e, ok := newEntry(c, ref)
 		if !ok {
 			return // too large to address: verified every time
 		}
 		clear(in) // the entry must not point into the decoded JSON
 		d := entryView(e.data)
-		if !e.matches(&key) {
-			t.Fatal("the entry does not match its own key")
-		}
 		if got := entryView(e.data).i64(eExp); got != want.exp.Unix() {
 			t.Fatalf("exp %d, want %d", got, want.exp.Unix())
 		}

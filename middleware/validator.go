@@ -18,6 +18,7 @@ import (
 	"unsafe"
 
 	"github.com/tokenward/tokenward/internal/httpfetch"
+	"github.com/tokenward/tokenward/internal/ttlcache"
 	"github.com/tokenward/tokenward/jwks"
 )
 
@@ -66,10 +67,11 @@ type ValidatorOptions struct {
 	// CacheSize is how many verified tokens are remembered, so that a token
 	// seen before skips parsing and the signature check. Zero means no cache.
 	// A hit still re-checks exp and nbf (with the leeway), that the issuer
-	// still publishes the key that verified it, and Revoked; entries die at
-	// the token's exp. Keyed by SHA-256 of the token; the token is not stored.
+	// still publishes the key that verified it, and Revoked; entries past
+	// the token's exp (and the leeway) are evicted first. Keyed by SHA-256
+	// of the token; the token is not stored.
 	CacheSize int
-	// CacheMaxBytes bounds the cache's estimated memory (about 550 bytes
+	// CacheMaxBytes bounds the cache's estimated memory (about 600 bytes
 	// per entry for an Auth0 access token; a token whose entry would exceed
 	// 64 KiB is not cached). Zero means [DefaultCacheMaxBytes].
 	CacheMaxBytes int64
@@ -190,7 +192,7 @@ func NewValidator(issuers []Issuer, audiences []string, opts ValidatorOptions) (
 		if maxBytes == 0 {
 			maxBytes = DefaultCacheMaxBytes
 		}
-		v.cache = newTokenCache(opts.CacheSize, maxBytes)
+		v.cache = ttlcache.New(opts.CacheSize, maxBytes, cacheEntry.size, v.now)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -354,13 +356,12 @@ func (v *Validator) validate(ctx context.Context, token string) (*Claims, error)
 		return v.verify(ctx, token, nil)
 	}
 	key := tokenKey(token)
-	s := v.cache.shard(&key)
-	if e, ok := s.get(&key); ok {
-		if c, err, ok := v.fromCache(ctx, s, &key, e); ok {
+	if e, _, ok := v.cache.Get(&key); ok {
+		if c, err, ok := v.fromCache(ctx, &key, e); ok {
 			return c, err
 		}
 	}
-	s.misses.Add(1)
+	v.cache.Miss(&key)
 	var used usedKey
 	c, err := v.verify(ctx, token, &used)
 	if err != nil {
@@ -368,8 +369,10 @@ func (v *Validator) validate(ctx context.Context, token string) (*Claims, error)
 	}
 	if pub, ok := used.pub.(publicKey); ok {
 		ref := v.refs.get(c.Issuer, used.keys, used.kid, used.alg, pub)
-		if e, ok := newEntry(&key, c, ref); ok && v.cache.fits(e.size()) {
-			v.cache.put(&key, e, v.now)
+		if e, ok := newEntry(c, ref); ok {
+			// Kept until a hit would refuse it as expired. An entry
+			// over the cache's share of bytes is not stored.
+			v.cache.Put(&key, e, c.ExpiresAt.Add(v.leeway))
 		}
 	}
 	return c, nil
@@ -385,12 +388,12 @@ type usedKey struct {
 
 // fromCache answers from a cache entry, or reports ok=false when the token
 // must be verified again (the key changed, or it is not yet valid).
-func (v *Validator) fromCache(ctx context.Context, s *cacheShard, key *[32]byte, e cacheEntry) (c *Claims, err error, ok bool) {
+func (v *Validator) fromCache(ctx context.Context, key *ttlcache.Key, e cacheEntry) (c *Claims, err error, ok bool) {
 	d := entryView(e.data)
 	now := v.now()
 	exp := d.date(eExp, eExpNs)
 	if !now.Before(exp.Add(v.leeway)) { // as in verify
-		s.remove(key)
+		v.cache.Remove(key)
 		return nil, &Error{Reason: ReasonExpired, Detail: "expired " + ago(now.Sub(exp)) + " ago"}, true
 	}
 	if d[eFlags]&flagNbf != 0 && d.date(eNbf, eNbfNs).After(now.Add(v.leeway)) {
@@ -400,10 +403,10 @@ func (v *Validator) fromCache(ctx context.Context, s *cacheShard, key *[32]byte,
 	if kerr != nil || k.Algorithm != e.key.alg || !sameKey(e.key.pub, k.Public) {
 		// The issuer no longer publishes that key (or published another
 		// under its kid, or for another alg): verify the token afresh.
-		s.remove(key)
+		v.cache.Remove(key)
 		return nil, nil, false
 	}
-	s.hits.Add(1)
+	v.cache.Hit(key)
 	return d.claims(exp, e.scopes), nil, true
 }
 
@@ -441,7 +444,7 @@ func (v *Validator) CacheStats() CacheStats {
 	if v.cache == nil {
 		return CacheStats{}
 	}
-	return v.cache.stats()
+	return cacheStats(v.cache.Stats())
 }
 
 // verify runs every check of Validate but the size limit and the cache.

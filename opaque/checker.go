@@ -172,7 +172,7 @@ func newCore(what, endpoint string, s settings, fetch fetchFunc) *core {
 		what:     what,
 		endpoint: endpoint,
 		fetch:    fetch,
-		cache:    newCache(s.maxEntries, s.maxBytes),
+		cache:    newCache(s.maxEntries, s.maxBytes, s.now),
 		flight:   flight{slots: make(chan struct{}, s.concurrency)},
 	}
 }
@@ -263,7 +263,7 @@ func (c *core) call(ctx context.Context, token string, k *key) (*middleware.Clai
 			}
 		}
 		if c.ttl > 0 && until.After(now) {
-			c.cache.put(k, &entry{claims: claims, expires: until, staleUntil: stale, size: size + entryOverhead}, now)
+			c.cache.put(k, &entry{claims: claims, staleUntil: stale, size: size + entryOverhead}, until)
 		}
 		return claims, nil
 	case err.Reason == middleware.ReasonIssuerUnavailable:
@@ -273,7 +273,7 @@ func (c *core) call(ctx context.Context, token string, k *key) (*middleware.Clai
 		return nil, err
 	default:
 		if c.negTTL > 0 {
-			c.cache.put(k, &entry{err: err, expires: now.Add(c.negTTL)}, now)
+			c.cache.put(k, &entry{err: err}, now.Add(c.negTTL))
 		}
 		return nil, err
 	}

@@ -25,8 +25,9 @@
 // earlier of the token's exp and CacheTTL (default 5 minutes), an inactive
 // one for NegativeTTL (default 10 seconds). Failures to ask the issuer are not
 // cached. The cache is bounded by entry count and estimated bytes, active and
-// inactive answers apart; when full it evicts expired entries, else those that
-// expire first, among a random sample. Concurrent checks of a token that is
+// inactive answers apart; when full it evicts every expired entry first, then
+// the entry that expires soonest among a random sample (the bounded cache of
+// the verified-token cache too). Concurrent checks of a token that is
 // not cached share one call to the issuer; a check whose request is cancelled
 // stops waiting, and the call goes on for the others. At most MaxConcurrency
 // calls are in progress at once; while that many are, an active answer past

@@ -140,17 +140,16 @@ func waitWaiters(t *testing.T, f *flight, k *key, n int) {
 
 func TestCacheBounds(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { return now }
 	k := func(i int) key { return tokenKey(fmt.Sprint("token-", i)) }
-	pos := func(ttl time.Duration, size int64) *entry {
-		return &entry{claims: &middleware.Claims{}, expires: now.Add(ttl), size: size}
-	}
-	neg := func() *entry { return &entry{err: middleware.ErrInactive, expires: now.Add(time.Minute)} }
+	pos := func(size int64) *entry { return &entry{claims: &middleware.Claims{}, size: size} }
+	neg := func() *entry { return &entry{err: middleware.ErrInactive} }
 
 	t.Run("entries", func(t *testing.T) {
-		c := newCache(3, 1<<20)
+		c := newCache(3, 1<<20, clock)
 		for i := range 10 {
 			kk := k(i)
-			c.put(&kk, pos(time.Duration(i+1)*time.Minute, 1), now)
+			c.put(&kk, pos(1), now.Add(time.Duration(i+1)*time.Minute))
 		}
 		if n := c.len(); n != 3 {
 			t.Errorf("%d entries, want 3", n)
@@ -161,39 +160,40 @@ func TestCacheBounds(t *testing.T) {
 		}
 	})
 	t.Run("expired first", func(t *testing.T) {
-		c := newCache(2, 1<<20)
+		at := now
+		c := newCache(2, 1<<20, func() time.Time { return at })
 		k0, k1, k2 := k(0), k(1), k(2)
-		c.put(&k0, pos(time.Hour, 1), now)
-		c.put(&k1, pos(time.Second, 1), now)
-		later := now.Add(time.Minute) // k1 has expired
-		c.put(&k2, pos(time.Hour, 1), later)
-		if c.get(&k0, later) == nil || c.get(&k2, later) == nil {
+		c.put(&k0, pos(1), now.Add(time.Hour))
+		c.put(&k1, pos(1), now.Add(time.Second))
+		at = now.Add(time.Minute) // k1 has expired
+		c.put(&k2, pos(1), at.Add(time.Hour))
+		if c.get(&k0, at) == nil || c.get(&k2, at) == nil {
 			t.Error("a live entry was evicted while an expired one was there")
 		}
 	})
 	t.Run("bytes", func(t *testing.T) {
-		c := newCache(100, 1000)
+		c := newCache(100, 1000, clock)
 		for i := range 10 {
 			kk := k(i)
-			c.put(&kk, pos(time.Hour, 300), now)
+			c.put(&kk, pos(300), now.Add(time.Hour))
 		}
 		if n := c.len(); n != 3 {
 			t.Errorf("%d entries of 300 bytes in 1000, want 3", n)
 		}
 		huge := k(99)
-		c.put(&huge, pos(time.Hour, 1001), now)
+		c.put(&huge, pos(1001), now.Add(time.Hour))
 		if c.get(&huge, now) != nil {
 			t.Error("an entry over the whole byte bound was stored")
 		}
 	})
 	t.Run("negative answers do not evict positive ones", func(t *testing.T) {
-		c := newCache(2, 1<<20)
+		c := newCache(2, 1<<20, clock)
 		k0, k1 := k(0), k(1)
-		c.put(&k0, pos(time.Hour, 1), now)
-		c.put(&k1, pos(time.Hour, 1), now)
+		c.put(&k0, pos(1), now.Add(time.Hour))
+		c.put(&k1, pos(1), now.Add(time.Hour))
 		for i := 100; i < 200; i++ {
 			kk := k(i)
-			c.put(&kk, neg(), now)
+			c.put(&kk, neg(), now.Add(time.Minute))
 		}
 		if c.get(&k0, now) == nil || c.get(&k1, now) == nil {
 			t.Error("a flood of negative answers evicted positive ones")
@@ -203,29 +203,27 @@ func TestCacheBounds(t *testing.T) {
 		}
 	})
 	t.Run("a new answer replaces the other kind", func(t *testing.T) {
-		c := newCache(2, 1<<20)
+		c := newCache(2, 1<<20, clock)
 		k0 := k(0)
-		c.put(&k0, neg(), now)
-		c.put(&k0, pos(time.Hour, 1), now)
+		c.put(&k0, neg(), now.Add(time.Minute))
+		c.put(&k0, pos(1), now.Add(time.Hour))
 		if e := c.get(&k0, now); e == nil || e.claims == nil {
 			t.Errorf("got %+v, want the positive answer", e)
+		}
+		c.put(&k0, neg(), now.Add(time.Minute))
+		if e := c.get(&k0, now); e == nil || e.claims != nil {
+			t.Errorf("got %+v, want the negative answer", e)
 		}
 		if n := c.len(); n != 1 {
 			t.Errorf("%d entries, want 1", n)
 		}
 	})
 	t.Run("expiry", func(t *testing.T) {
-		c := newCache(2, 1<<20)
+		c := newCache(2, 1<<20, clock)
 		k0 := k(0)
-		c.put(&k0, pos(time.Minute, 1), now)
+		c.put(&k0, pos(1), now.Add(time.Minute))
 		if c.get(&k0, now.Add(time.Minute)) != nil {
 			t.Error("entry answered at its expiry")
-		}
-	})
-	t.Run("sharded", func(t *testing.T) {
-		c := newCache(DefaultMaxEntries, DefaultCacheMaxBytes)
-		if len(c.shards) < 2 {
-			t.Errorf("%d shards for the default size", len(c.shards))
 		}
 	})
 }
