@@ -17,10 +17,8 @@ func parseOrigins(list []string) (map[string]bool, error) {
 	var errs []error
 	out := make(map[string]bool, len(list))
 	for _, o := range list {
-		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
-			u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(o, "#") {
-			errs = append(errs, fmt.Errorf("proxy: allowed origin %q is not scheme://host[:port] (http or https, no path)", o))
+		if err := CheckOrigin(o); err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		out[strings.ToLower(o)] = true
@@ -29,6 +27,18 @@ func parseOrigins(list []string) (map[string]bool, error) {
 		errs = append(errs, errors.New("proxy: allowed origins set but empty: name at least one, or leave it nil not to check Origin"))
 	}
 	return out, errors.Join(errs...)
+}
+
+// CheckOrigin reports whether o can be one of [Config].AllowedOrigins: an
+// origin as browsers send it, scheme://host[:port], http or https, with no
+// path (not even "/"), query, fragment or user info.
+func CheckOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.ContainsAny(o, "# ") {
+		return fmt.Errorf("proxy: allowed origin %q is not scheme://host[:port] (http or https, no path)", o)
+	}
+	return nil
 }
 
 // originAllowed refuses, with 403, a request whose Origin header (in h, the
