@@ -562,8 +562,8 @@ routes:
 				"TOKENWARD_RESOURCE_DOCUMENTATION: ", "TOKENWARD_RESOURCE_SCOPES: "},
 		},
 		{
-			name: "http resource off loopback",
-			env:  base("TOKENWARD_RESOURCE", "http://mcp.example.com/mcp", "TOKENWARD_AUDIENCES", "x"),
+			name:     "http resource off loopback",
+			env:      base("TOKENWARD_RESOURCE", "http://mcp.example.com/mcp", "TOKENWARD_AUDIENCES", "x"),
 			problems: []string{"TOKENWARD_RESOURCE: \"http://mcp.example.com/mcp\" must use https"},
 		},
 		{
