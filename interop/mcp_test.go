@@ -247,18 +247,9 @@ func TestMCPServerBehindTokenward(t *testing.T) {
 	upstream := newMCPServer(t, received)
 	addr := freeAddr(t)
 	resourceURI := "http://" + addr + "/mcp"
+	// The README's rules for an MCP server, as they are shown there.
 	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	// MCP tools are all POST /mcp: a scope is per endpoint and method, not
-	// per tool.
-	if err := os.WriteFile(rules, []byte(`
-routes:
-  - match: "POST /mcp"
-    scopes: ["mcp:tools"]
-  - match: "GET /mcp"
-    scopes: ["mcp:tools"]
-  - match: "DELETE /mcp"
-    scopes: []
-`), 0o600); err != nil {
+	if err := os.WriteFile(rules, []byte(readmeSnippet(t, "mcp-rules", "yaml")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	startTokenward(t, map[string]string{
@@ -362,6 +353,12 @@ routes:
 			last["resource_metadata"] != "http://"+addr+"/.well-known/oauth-protected-resource/mcp" {
 			t.Errorf("403 challenge %v, want insufficient_scope, scope mcp:tools and the metadata URL", last)
 		}
+		// Scopes are per endpoint: mcp:tools does not open /admin/mcp.
+		tok, _ := mintFor(resourceURI)(iss.URL(), "mcp:tools")
+		resp := post(t, "http://"+addr+"/admin/mcp", tok)
+		if ch := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 403 || !strings.Contains(ch, `scope="mcp:admin"`) {
+			t.Errorf("/admin/mcp with mcp:tools: %d %q, want 403 naming mcp:admin", resp.StatusCode, ch)
+		}
 	})
 
 	t.Run("metadata document", func(t *testing.T) {
@@ -369,11 +366,31 @@ routes:
 		if err != nil {
 			t.Fatal(err)
 		}
-		if prm.ResourceName != "Contacts MCP" || !slices.Equal(prm.ScopesSupported, []string{"mcp:tools"}) ||
+		if prm.ResourceName != "Contacts MCP" || !slices.Equal(prm.ScopesSupported, []string{"mcp:admin", "mcp:tools"}) ||
 			!slices.Equal(prm.BearerMethodsSupported, []string{"header"}) {
 			t.Errorf("metadata %+v", prm)
 		}
 	})
+}
+
+// readmeSnippet returns the code block of the README between
+// <!-- name-snippet --> and <!-- /name-snippet -->.
+func readmeSnippet(t *testing.T, name, lang string) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, end := "<!-- "+name+"-snippet -->\n```"+lang+"\n", "```\n<!-- /"+name+"-snippet -->"
+	_, rest, ok := strings.Cut(string(readme), open)
+	if !ok {
+		t.Fatalf("README.md has no %q", open)
+	}
+	shown, _, ok := strings.Cut(rest, end)
+	if !ok {
+		t.Fatalf("README.md has no %q after %q", end, open)
+	}
+	return shown
 }
 
 // post sends an MCP initialize request with tok and returns the answer.
