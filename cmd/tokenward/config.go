@@ -269,6 +269,10 @@ func (c *Config) check(p purpose) []string {
 			// RFC 8707: a token for this resource carries its URI as
 			// audience, compared as an exact string.
 			c.Audiences = []string{c.Resource}
+		} else if !slices.Contains(c.Audiences, c.Resource) {
+			// Allowed (an issuer may name the API otherwise), but a client
+			// asking for a token with resource= this URI gets one refused.
+			c.ignored = append(c.ignored, "TOKENWARD_RESOURCE is not one of TOKENWARD_AUDIENCES: tokens issued for the resource URI (RFC 8707) are refused")
 		}
 	}
 	if len(c.Audiences) == 0 && c.Resource == "" {

@@ -539,6 +539,9 @@ routes:
 				"TOKENWARD_RESOURCE_AUTHORIZATION_SERVERS", iss, "TOKENWARD_ALLOWED_ORIGINS", "https://app.example.com, http://localhost:6274"),
 			check: func(t *testing.T, c *Config) {
 				o := c.resourceOptions()
+				if len(c.ignored) != 1 || !strings.HasPrefix(c.ignored[0], "TOKENWARD_RESOURCE is not one of TOKENWARD_AUDIENCES") {
+					t.Errorf("warnings %q", c.ignored)
+				}
 				if !slices.Equal(c.Audiences, []string{"https://api.example.com"}) || !slices.Equal(o.Scopes, []string{"a", "b", "c"}) ||
 					o.Name != "Contacts" || !slices.Equal(o.AuthorizationServers, []string{iss}) ||
 					!slices.Equal(c.AllowedOrigins, []string{"https://app.example.com", "http://localhost:6274"}) {
