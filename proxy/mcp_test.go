@@ -81,6 +81,44 @@ func TestResourceMetadataServed(t *testing.T) {
 	wantChallenge(t, resp, `resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/mcp"`)
 }
 
+// TestBadRequestNamesMetadata: the 400 answers that come before the
+// decision (the normalization contract, a forward-auth question without
+// its original URI) carry resource_metadata too.
+func TestBadRequestNamesMetadata(t *testing.T) {
+	iss := newIssuer(t)
+	up := newUpstream(t)
+	cfg := withResource(t, defaultConfig(t, iss))
+	px := startProxy(t, up.URL, cfg, proxy.UpstreamOptions{})
+	fa, err := proxy.NewForwardAuth(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fas := httptest.NewServer(fa)
+	t.Cleanup(fas.Close)
+	const rm = `resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/mcp"`
+	for name, resp := range map[string]*http.Response{
+		"proxy, path parameter": func() *http.Response {
+			r, _ := do(t, px, request{path: "/api/contacts;x=1"})
+			return r
+		}(),
+		"forward-auth, no original URI": func() *http.Response {
+			r, _ := do(t, fas, request{path: "/auth"})
+			return r
+		}(),
+		"forward-auth, path parameter": func() *http.Response {
+			r, _ := do(t, fas, request{path: "/auth", header: http.Header{
+				"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/api/contacts;x=1"}}})
+			return r
+		}(),
+	} {
+		if resp.StatusCode != 400 {
+			t.Errorf("%s: %d, want 400", name, resp.StatusCode)
+		}
+		wantChallenge(t, resp, `error="invalid_request"`, rm)
+	}
+	up.none(t)
+}
+
 // TestInsufficientScopeNamesScopes: a 403 names every scope of the route's
 // requirement, for an any-of requirement too (all its alternatives: a
 // token granted all of them passes; see the README), in every front end.
