@@ -35,6 +35,11 @@
 //   - Headers Envoy joined with "," (repeated headers without
 //     encode_raw_headers) are judged joined: two Authorization headers
 //     become one value with two tokens, refused with 400 (invalid_request).
+//   - With allowed origins (proxy.Config.AllowedOrigins), a request whose
+//     origin header is not one of them is a 403 deny before anything else;
+//     several origin headers joined with "," match none. The protected
+//     resource's metadata is not served here (route its path to the HTTP
+//     listener); a question about that path is judged by the rules.
 //   - The source peer address is passed on to the decision; the connection
 //     is Envoy's, so the listener should be reachable by the gateway only
 //     (a NetworkPolicy, or a loopback address in the same pod).

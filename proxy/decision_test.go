@@ -12,6 +12,7 @@ import (
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/proxy"
+	"github.com/tokenward/tokenward/resource"
 	"github.com/tokenward/tokenward/scopes"
 )
 
@@ -27,7 +28,8 @@ type frontEnd struct {
 // requirement, and with Require), the reverse proxy, forward-auth and
 // Envoy's gRPC ext_authz (package extauthz, through a gRPC client) with
 // the same cases: each must give the same status, challenge, Retry-After and
-// JSON body, and the expected ones. They share middleware.Guard.Check, so a
+// JSON body, and the expected ones. Every challenge names the resource's
+// metadata (RFC 9728 §5.1), and every 403 the scopes the route needs. They share middleware.Guard.Check, so a
 // check added there (or lost) shows in all of them at once.
 func TestOneDecisionEveryFrontEnd(t *testing.T) {
 	const realm = "contacts"
@@ -92,13 +94,23 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 	}
 	const path = "/api/contacts/1"
 
-	mw, err := middleware.New(v, middleware.Options{Realm: realm, Required: required})
+	// A resource with a path: its metadata URL has the path inserted.
+	meta, err := resource.New("https://api.example.com/contacts", v, resource.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rm = `, resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/contacts"`
+	if got := meta.MetadataURL(); got != "https://api.example.com/.well-known/oauth-protected-resource/contacts" {
+		t.Fatalf("MetadataURL() = %q", got)
+	}
+
+	mw, err := middleware.New(v, middleware.Options{Realm: realm, Required: required, ResourceMetadata: meta.MetadataURL()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	viaMiddleware := serve(t, mw(protected(fromContext)))
 
-	bare, err := middleware.New(v, middleware.Options{Realm: realm})
+	bare, err := middleware.New(v, middleware.Options{Realm: realm, ResourceMetadata: meta.MetadataURL()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +120,7 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := proxy.Config{Validator: v, Rules: rules, Realm: realm,
+	cfg := proxy.Config{Validator: v, Rules: rules, Realm: realm, Resource: meta,
 		ClaimHeaders: []proxy.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}}}
 	upstream := serve(t, protected(func(r *http.Request) string { return r.Header.Get("X-Auth-Subject") }))
 	viaProxy := startProxy(t, upstream.URL, cfg, proxy.UpstreamOptions{})
@@ -167,7 +179,7 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 	}
 	now := time.Now()
 
-	bareChallenge := `Bearer realm="contacts"`
+	bareChallenge := `Bearer realm="contacts"` + rm
 	tests := []struct {
 		name          string
 		authorization []string
@@ -180,26 +192,26 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 		{"no token", nil, 401, bareChallenge, "", "unauthorized", "no bearer token"},
 		{"other scheme", []string{"Basic dXNlcjpwYXNz"}, 401, bareChallenge, "", "unauthorized", "no bearer token"},
 		{"two Authorization headers", []string{"Bearer " + valid, "Bearer " + valid}, 400,
-			`Bearer realm="contacts", error="invalid_request", error_description="more than one Authorization header"`, "",
+			`Bearer realm="contacts", error="invalid_request", error_description="more than one Authorization header"` + rm, "",
 			"invalid_request", "more than one Authorization header"},
 		{"malformed token", bearer("a.b.c"), 401,
-			`Bearer realm="contacts", error="invalid_token", error_description="token claims are not base64url"`, "",
+			`Bearer realm="contacts", error="invalid_token", error_description="token claims are not base64url"` + rm, "",
 			"invalid_token", "token claims are not base64url"},
 		{"bad signature", bearer(forged), 401,
-			`Bearer realm="contacts", error="invalid_token", error_description="signature invalid"`, "",
+			`Bearer realm="contacts", error="invalid_token", error_description="signature invalid"` + rm, "",
 			"invalid_token", "signature invalid"},
 		{"expired", bearer(token(iss.Claims(audience, map[string]any{"scope": "read:contacts",
 			"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()}))), 401,
-			`Bearer realm="contacts", error="invalid_token", error_description="token expired"`, "",
+			`Bearer realm="contacts", error="invalid_token", error_description="token expired"` + rm, "",
 			"invalid_token", "token expired"},
 		{"wrong audience", bearer(token(iss.Claims("https://other.example.com", map[string]any{"scope": "read:contacts"}))), 401,
-			`Bearer realm="contacts", error="invalid_token", error_description="audience not accepted"`, "",
+			`Bearer realm="contacts", error="invalid_token", error_description="audience not accepted"` + rm, "",
 			"invalid_token", "audience not accepted"},
 		{"untrusted issuer", bearer(fromStranger), 401,
-			`Bearer realm="contacts", error="invalid_token", error_description="issuer not trusted"`, "",
+			`Bearer realm="contacts", error="invalid_token", error_description="issuer not trusted"` + rm, "",
 			"invalid_token", "issuer not trusted"},
 		{"insufficient scope", bearer(token(iss.Claims(audience, map[string]any{"scope": "write:contacts"}))), 403,
-			`Bearer realm="contacts", error="insufficient_scope", error_description="insufficient scope", scope="read:contacts"`, "",
+			`Bearer realm="contacts", error="insufficient_scope", error_description="insufficient scope", scope="read:contacts"` + rm, "",
 			"insufficient_scope", "insufficient scope"},
 		{"valid", bearer(valid), 200, "", "", "", ""},
 		{"keys unavailable", bearer(fromDown), 503, "", middleware.RetryAfterSeconds,

@@ -109,4 +109,24 @@
 //     never a mix. Only compiled rules can be stored, and a set in force is
 //     never removed, only replaced.
 //   - Metric labels are bounded: outcome, reason, configured issuer.
+//   - With [Config].AllowedOrigins, a request whose Origin header is not
+//     one of them (compared ignoring case), or that has several, is refused
+//     with 403 before anything else — normalization, rules, token, the
+//     metadata document — in the proxy and in both forward-auth front ends
+//     (on the Origin the gateway passes on). A request without Origin is
+//     judged as usual: only browsers send it, and DNS rebinding is a
+//     browser attack. Nil means Origin is not checked.
+//   - With [Config].Resource, the proxy answers every path under
+//     /.well-known/oauth-protected-resource itself (the document, 404, or
+//     405 for a method other than GET and HEAD) and never forwards one to
+//     the upstream. Forward-auth serves it only on a request that names no
+//     original method or URI; a question about that path is judged by the
+//     rules like any other, so the document's path is never a way to an
+//     allow.
+//   - Streams are not buffered: an answer that is text/event-stream or of
+//     unknown length is flushed on every write (httputil.ReverseProxy's
+//     rule, on both upstream paths), headers such as Mcp-Session-Id and
+//     Last-Event-ID pass unchanged, and no timeout but the wait for the
+//     upstream's response headers ([UpstreamOptions].ResponseHeaderTimeout)
+//     applies to an exchange.
 package proxy

@@ -81,10 +81,18 @@ func CheckPathPrefix(p string) error {
 const envoyHeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 
 func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rs := f.g.cfg.Resource; rs != nil && rs.Owns(r.URL.Path) && !asksAbout(r.Header) {
+		// Not a question (no original method or URI): a client sent here by
+		// the gateway's route for the metadata document.
+		if f.g.originAllowed(w, r, r.Header) {
+			rs.ServeHTTP(w, r)
+		}
+		return
+	}
 	target, ok := f.originalRequest(r)
 	if !ok {
 		f.g.log.Info("request refused", "reason", "bad_original_uri", "status", http.StatusBadRequest, "client", r.RemoteAddr)
-		badRequest(w, f.g.realm, "original request URI is missing, malformed or not canonical")
+		f.g.badRequestAnswer(w, "original request URI is missing, malformed or not canonical")
 		return
 	}
 	// The client's connection is the gateway's: nothing is known of it.
@@ -113,6 +121,9 @@ func (f *ForwardAuth) judge(w http.ResponseWriter, r, target *http.Request, h ht
 	// passes the client's headers (a method override among them) on to us.
 	// The gateway sends no body: whether the original had one is unknown,
 	// so only a form Content-Type tells that it may carry a _method field.
+	if !f.g.originAllowed(w, r, h) {
+		return false, ""
+	}
 	rules := f.g.rules.Load() // once: the request is judged by one set
 	override, refused := rules.normalize(target.Method, target.URL, h, bodyUnknown)
 	if refused != nil {
@@ -214,6 +225,17 @@ func (f *ForwardAuth) originalRequest(r *http.Request) (*http.Request, bool) {
 // any of them present the request line is never judged.
 var originalHeaders = []string{"X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-Host",
 	"X-Original-Method", "X-Original-Uri", "X-Original-Url"}
+
+// asksAbout reports whether h names an original method or URI: a question,
+// not a request for the listener's own document.
+func asksAbout(h http.Header) bool {
+	for _, k := range originalHeaders {
+		if _, ok := h[k]; ok && k != "X-Forwarded-Host" {
+			return true
+		}
+	}
+	return false
+}
 
 func hasOriginalHeaders(h http.Header) bool {
 	for _, k := range originalHeaders {

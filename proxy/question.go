@@ -91,6 +91,6 @@ func (f *ForwardAuth) Check(ctx context.Context, q Question) Answer {
 func (f *ForwardAuth) BadRequest(ctx context.Context, gateway, reason, description string) Answer {
 	f.g.log.InfoContext(ctx, "request refused", "reason", reason, "status", http.StatusBadRequest, "client", gateway)
 	aw := answerWriter{h: http.Header{}}
-	badRequest(&aw, f.g.realm, description)
+	f.g.badRequestAnswer(&aw, description)
 	return Answer{Status: aw.status, Header: aw.h, Body: aw.body}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/proxy"
+	"github.com/tokenward/tokenward/resource"
 )
 
 // serve runs the proxy (or forward-auth service) and the admin server until
@@ -64,6 +65,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		"opaque_issuer", cfg.opaqueIssuer,
 		"opaque_endpoint", g.opaqueEndpoint,
 		"denylist", denySource,
+		"resource", cfg.Resource,
+		"allowed_origins", cfg.AllowedOrigins,
 	)
 	if cfg.Mode == modeForwardAuth && cfg.Upstream != "" {
 		log.Warn("TOKENWARD_UPSTREAM is ignored in forward-auth mode")
@@ -262,6 +265,12 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 		Metrics:            metrics,
 		ForwardAuth: proxy.ForwardAuthOptions{AllowRequestLine: cfg.ForwardAuthAllowRequestLine,
 			PathPrefix: cfg.ForwardAuthPathPrefix},
+		AllowedOrigins: cfg.AllowedOrigins,
+	}
+	if cfg.Resource != "" {
+		if pc.Resource, err = resource.New(cfg.Resource, v, cfg.resourceOptions()); err != nil {
+			return nil, asConfigError(err)
+		}
 	}
 	if cfg.RulesFile != "" {
 		g.rules = startRulesReloader(cfg, log)
