@@ -288,6 +288,25 @@ func TestTLSClientCertificates(t *testing.T) {
 				}
 			}
 
+			// A client that resumes its TLS session (no new certificate
+			// sent): checked against the CAs in force too, below.
+			resumer := tlsClient(t, serverCA.pool, &good.tls, false, false)
+			resumer.Transport.(*http.Transport).TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+			resume := func() (resumed bool, err error) {
+				resp, err := resumer.Get(s.url + "/status")
+				if err != nil {
+					return false, err
+				}
+				resp.Body.Close()
+				return resp.TLS.DidResume, nil
+			}
+			if _, err := resume(); err != nil {
+				t.Fatal(err)
+			}
+			if resumed, err := resume(); err != nil || !resumed {
+				t.Fatalf("second connection: resumed %v, %v; want a resumed session", resumed, err)
+			}
+
 			// The CA file now names the other CA: its clients get in, the
 			// first CA's no longer.
 			m.update(map[string][]byte{"tls.crt": serverPair.certPEM, "tls.key": serverPair.keyPEM, "ca.crt": otherCA.pem})
@@ -300,6 +319,9 @@ func TestTLSClientCertificates(t *testing.T) {
 			}
 			if err := try(&good.tls); err == nil {
 				t.Error("a certificate of the client CA no longer in the file is still accepted")
+			}
+			if resumed, err := resume(); err == nil {
+				t.Errorf("a session of the CA no longer in the file was served (resumed: %v); want a full handshake, refused", resumed)
 			}
 		})
 	}
