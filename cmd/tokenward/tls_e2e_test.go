@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -352,13 +353,20 @@ func TestTLSProtocols(t *testing.T) {
 		if err != nil {
 			t.Fatalf("h2 %v: %v", h2, err)
 		}
+		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 		want := 1
 		if h2 {
 			want = 2
 		}
 		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != want {
-			t.Errorf("client offering h2 %v: status %d over HTTP/%d, want 200 over HTTP/%d", h2, resp.StatusCode, resp.ProtoMajor, want)
+			t.Fatalf("client offering h2 %v: status %d over HTTP/%d, want 200 over HTTP/%d", h2, resp.StatusCode, resp.ProtoMajor, want)
+		}
+		if got := (response{body: body}).seen(t).Header.Get("X-Forwarded-Proto"); got != "https" {
+			t.Errorf("the upstream got X-Forwarded-Proto %q, want https", got)
 		}
 	}
 
@@ -489,5 +497,34 @@ func TestTLSReloaderLogsOnce(t *testing.T) {
 		t.Fatal("no GetConfigForClient")
 	} else if c, _ := got(nil); c.Certificates[0].Leaf.SerialNumber.Cmp(second.cert.SerialNumber) != 0 {
 		t.Error("handshakes do not get the reloaded certificate")
+	}
+}
+
+// TestTLSReloadSIGHUP: with an interval no test waits for, a SIGHUP loads
+// the renewed pair at once; in forward-auth mode, the other mode of the
+// listener.
+func TestTLSReloadSIGHUP(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t, "tokenward test CA")
+	first, second := ca.issue(t, "first", false), ca.issue(t, "second", false)
+	m := newSecretMount(t, map[string][]byte{"tls.crt": first.certPEM, "tls.key": first.keyPEM})
+	env := tlsEnv(t, "TOKENWARD_TLS_CERT_FILE", m.path("tls.crt"), "TOKENWARD_TLS_KEY_FILE", m.path("tls.key"),
+		"TOKENWARD_TLS_RELOAD_INTERVAL", "1h", "TOKENWARD_MODE", modeForwardAuth)
+	delete(env, "TOKENWARD_UPSTREAM")
+	s := serveTLSBinary(t, env, ca.pool)
+	public := func(r *http.Request) {
+		r.Header.Set("X-Forwarded-Method", "GET")
+		r.Header.Set("X-Forwarded-Uri", "/status")
+	}
+	if serial, code, err := servedSerial(t, s, ca.pool, "/", public); err != nil || code != http.StatusOK || serial.Cmp(first.cert.SerialNumber) != 0 {
+		t.Fatalf("forward-auth over TLS: serial %v, status %d, %v; want the first certificate, 200", serial, code, err)
+	}
+	m.update(map[string][]byte{"tls.crt": second.certPEM, "tls.key": second.keyPEM})
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	s.stderr.waitLog(t, "tls: reloaded", "subject", "CN=second")
+	if serial, code, err := servedSerial(t, s, ca.pool, "/", public); err != nil || code != http.StatusOK || serial.Cmp(second.cert.SerialNumber) != 0 {
+		t.Fatalf("after SIGHUP: serial %v, status %d, %v; want the second certificate, 200", serial, code, err)
 	}
 }
