@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -526,5 +527,83 @@ func TestTLSReloadSIGHUP(t *testing.T) {
 	s.stderr.waitLog(t, "tls: reloaded", "subject", "CN=second")
 	if serial, code, err := servedSerial(t, s, ca.pool, "/", public); err != nil || code != http.StatusOK || serial.Cmp(second.cert.SerialNumber) != 0 {
 		t.Fatalf("after SIGHUP: serial %v, status %d, %v; want the second certificate, 200", serial, code, err)
+	}
+}
+
+// TestTLSInProcess runs the TLS wiring in the test's process, under the race
+// detector when the tests are: handshakes on new connections and scrapes
+// while the pair is swapped back and forth.
+func TestTLSInProcess(t *testing.T) {
+	ca := newTestCA(t, "tokenward test CA")
+	first, second := ca.issue(t, "first", false), ca.issue(t, "second", false)
+	pairs := []map[string][]byte{
+		{"tls.crt": first.certPEM, "tls.key": first.keyPEM},
+		{"tls.crt": second.certPEM, "tls.key": second.keyPEM},
+	}
+	m := newSecretMount(t, pairs[0])
+	env := tlsEnv(t, "TOKENWARD_TLS_CERT_FILE", m.path("tls.crt"), "TOKENWARD_TLS_KEY_FILE", m.path("tls.key"),
+		"TOKENWARD_TLS_RELOAD_INTERVAL", "1ms", "TOKENWARD_LISTEN_ADDR", "127.0.0.1:0", "TOKENWARD_ADMIN_ADDR", "127.0.0.1:0")
+	stderr := newLines()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var runErr error
+	finished := make(chan struct{})
+	go func() {
+		runErr = run(ctx, nil, mapGetenv(env), io.Discard, stderr)
+		close(finished)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-finished
+	})
+	base := "https://" + stderr.waitLog(t, "listening", "server", "proxy").str("addr")
+	metrics := "http://" + stderr.waitLog(t, "listening", "server", "admin").str("addr") + "/metrics"
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 4 {
+		wg.Go(func() {
+			c := tlsClient(t, ca.pool, nil, false, i%2 == 0)
+			for range 30 {
+				url := base + "/status"
+				if i == 3 {
+					url = metrics
+				}
+				resp, err := c.Get(url)
+				if err != nil {
+					errs <- err
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errs <- fmt.Errorf("%s: status %d", url, resp.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	// Swapped for as long as the clients run (at most 200 versions).
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+swap:
+	for i := 1; i <= 200; i++ {
+		select {
+		case <-done:
+			break swap
+		default:
+			m.update(pairs[i%2])
+		}
+	}
+	<-done
+	stderr.waitLog(t, "tls: reloaded")
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	cancel()
+	<-finished
+	if runErr != nil {
+		t.Errorf("run: %v", runErr)
 	}
 }
