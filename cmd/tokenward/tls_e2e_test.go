@@ -252,6 +252,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	serverCA, clientCA, otherCA := newTestCA(t, "server CA"), newTestCA(t, "client CA"), newTestCA(t, "other CA")
 	serverPair := serverCA.issue(t, "server", false)
 	good, stranger := clientCA.issue(t, "good client", true), otherCA.issue(t, "stranger", true)
+	serverOnly := clientCA.issue(t, "a server", false) // extended key usage serverAuth only
 
 	for _, tc := range []struct {
 		mode                 string
@@ -284,6 +285,7 @@ func TestTLSClientCertificates(t *testing.T) {
 				{"no certificate", nil, tc.none},
 				{"certificate of the client CA", &good.tls, tc.good},
 				{"certificate of another CA", &stranger.tls, tc.stranger},
+				{"certificate of the client CA, not for clients", &serverOnly.tls, false},
 			} {
 				if err := try(c.cert); (err == nil) != c.served {
 					t.Errorf("%s: error %v, want served: %v", c.name, err, c.served)
