@@ -105,6 +105,13 @@ type Config struct {
 	ResourceScopes               []string `env:"TOKENWARD_RESOURCE_SCOPES"`
 	AllowedOrigins               []string `env:"TOKENWARD_ALLOWED_ORIGINS"`
 
+	// TLS on the main listener (tls.go).
+	TLSCertFile       string        `env:"TOKENWARD_TLS_CERT_FILE"`
+	TLSKeyFile        string        `env:"TOKENWARD_TLS_KEY_FILE"`
+	TLSClientCAFile   string        `env:"TOKENWARD_TLS_CLIENT_CA_FILE"`
+	TLSClientAuth     string        `env:"TOKENWARD_TLS_CLIENT_AUTH"` // "": none, or require with a CA file
+	TLSReloadInterval time.Duration `env:"TOKENWARD_TLS_RELOAD_INTERVAL"`
+
 	// Derived by check from the fields above.
 	jwksURLs     map[string]string       // issuer → key set URL
 	keyFiles     map[string]*jwks.Static // file:// key set URL → the set read from it
@@ -118,6 +125,10 @@ type Config struct {
 	opaqueIssuer string          // whose endpoint opaque tokens are checked with
 	clientSecret opaque.Secret   // from the variable or the file
 	ignored      []string        // variables set but unused, logged as warnings by serve
+	tls          *tlsFiles       // nil without TLS
+	tlsState     *tlsState       // the files as read by check
+	tlsHash      [sha256.Size]byte
+	tlsLoaded    time.Time
 }
 
 // purpose says which variables a command needs: serving needs them all,
@@ -445,6 +456,7 @@ func (c *Config) checkServing() []string {
 	problems = append(problems, c.checkOpaque()...)
 	problems = append(problems, c.checkDenyList()...)
 	problems = append(problems, c.checkEnvoy()...)
+	problems = append(problems, c.checkTLS()...)
 	return problems
 }
 
