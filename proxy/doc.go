@@ -41,10 +41,12 @@
 //     route), since Envoy's ext_authz replaces only the headers an answer has
 //     and would pass on a client's copy of the others.
 //   - Forward-auth never judges its own request line unless
-//     [ForwardAuthOptions].AllowRequestLine says so, and then only when
-//     none of the original-request headers (X-Forwarded-Method, -Uri,
-//     -Host, X-Original-Method, -URI, -URL) is present: with any of them,
-//     they alone count. The configured PathPrefix must begin the request
+//     [ForwardAuthOptions].AllowRequestLine says so. Then the request line
+//     always counts: any original-request header present (X-Forwarded-Method,
+//     -Uri, -Host, X-Original-Method, -URI, -URL) is a client's copy that
+//     Envoy passed on (it sets none of them), and together they must name
+//     the request line's method, path, query and host, or the question is a
+//     400: a client never picks the route judged. The configured PathPrefix must begin the request
 //     target and be followed by "/", or the question is a 400; the
 //     derived path goes through the normalization contract and the route
 //     rules like any original URI.
