@@ -28,10 +28,11 @@
 //   - Bad input is a 400 deny, never a panic: missing attributes (method,
 //     path or host: without the host a host-pattern rule could not match), a
 //     fragment, a path that is not in origin form, headers beyond
-//     proxy.MaxHeaderBytes. A message beyond 1 MiB (a request body sent with
-//     with_request_body) fails the call, which Envoy answers with a deny
-//     unless failure_mode_allow is set: keep it unset. At most 1,024 calls
-//     run at once on a connection.
+//     proxy.MaxHeaderBytes. A message beyond 256 KiB (a request body sent
+//     with with_request_body) fails the call, which Envoy answers with a
+//     deny unless failure_mode_allow is set: keep it unset. At most 100
+//     calls run at once on a connection, so that one connection holds at
+//     most 25 MiB of messages in transit, however slowly it sends them.
 //   - Headers Envoy joined with "," (repeated headers without
 //     encode_raw_headers) are judged joined: two Authorization headers
 //     become one value with two tokens, refused with 400 (invalid_request).
