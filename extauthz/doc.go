@@ -18,6 +18,12 @@
 //     every other spelling of one the client sent (X_Auth_Subject for
 //     X-Auth-Subject, which CGI-style upstreams read alike): a client's copy
 //     never reaches the upstream.
+//   - An allow also removes each header the client sent that upstreams may
+//     take for the request's host or path instead of the attributes'
+//     (X-Forwarded-Host, Forwarded, X-Original-URL, X-Rewrite-URL, and the
+//     other gateways' X-Original-*/X-Forwarded-Uri/-Method), in any spelling:
+//     Envoy passes them on, and a Flask app behind Werkzeug's ProxyFix
+//     serves the host a client's X-Forwarded-Host names, not the one judged.
 //   - A deny is a DeniedHttpResponse with the status, WWW-Authenticate,
 //     Retry-After (503) and JSON body the proxy would answer, and a non-OK
 //     gRPC status in the CheckResponse. Failures are never a gRPC error, so

@@ -550,3 +550,48 @@ func TestConnectionMemoryBound(t *testing.T) {
 		t.Errorf("headers over the limit: status %d, want 400", got)
 	}
 }
+
+// TestCheckRemovesRouteHeaders: Envoy passes a client's X-Forwarded-Host,
+// Forwarded, X-Original-URL and X-Rewrite-URL on to the upstream, which may
+// take them for the host or path of the request (Werkzeug's ProxyFix,
+// Django's USE_X_FORWARDED_HOST, Express' trust proxy): tokenward judged
+// the attributes' host and path, so an allow removes each such header the
+// client sent, in the spelling it sent, as the proxy does.
+func TestCheckRemovesRouteHeaders(t *testing.T) {
+	f := newFixture(t, extauthz.Options{})
+	tok := f.token(t, f.iss, "api read:contacts")
+	for _, tc := range []struct {
+		name string
+		req  *authv3.CheckRequest
+	}{
+		{"public route", envoyRequest("GET", "/status",
+			"x-forwarded-host", "admin.example.com", "forwarded", "host=admin.example.com",
+			"x-original-url", "/admin/users", "x-rewrite-url", "/admin/users",
+			"x_forwarded_host", "admin.example.com", "x-forwarded-uri", "/admin/users")},
+		{"protected route", envoyRequest("GET", "/api/contacts/1", "authorization", "Bearer "+tok,
+			"x-forwarded-host", "admin.example.com", "forwarded", "host=admin.example.com",
+			"x-original-url", "/admin/users", "x-rewrite-url", "/admin/users",
+			"x_forwarded_host", "admin.example.com", "x-forwarded-uri", "/admin/users")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := f.client.Check(context.Background(), tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok := resp.GetOkResponse()
+			if ok == nil {
+				t.Fatalf("not allowed: %v", resp)
+			}
+			for _, want := range []string{"x-forwarded-host", "forwarded", "x-original-url", "x-rewrite-url", "x_forwarded_host", "x-forwarded-uri"} {
+				if !slices.Contains(ok.HeadersToRemove, want) {
+					t.Errorf("headers_to_remove %q lacks %q: the upstream gets the client's copy", ok.HeadersToRemove, want)
+				}
+			}
+			for _, h := range ok.Headers {
+				if slices.Contains(ok.HeadersToRemove, h.Header.Key) {
+					t.Errorf("%q both set and removed (Envoy removes after setting)", h.Header.Key)
+				}
+			}
+		})
+	}
+}

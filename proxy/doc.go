@@ -53,8 +53,10 @@
 //   - [ForwardAuth.Check] (Envoy's gRPC ext_authz, package extauthz) and
 //     [ForwardAuth.ServeHTTP] share one function from the original request
 //     to the answer; Check's allow also names every other spelling of an
-//     identity header the client sent ("_" for "-") for the gateway to
-//     remove.
+//     identity header the client sent ("_" for "-"), and each header it sent
+//     that upstreams may read as the request's host or path
+//     (X-Forwarded-Host, Forwarded, X-Original-URL, X-Rewrite-URL, …), for
+//     the gateway to remove.
 //   - Every other gateway must itself remove a client's copy of each
 //     identity header that a forward-auth answer lacks; the README's recipe
 //     for each does. Those for NGINX and Caddy (forward_auth) run against the
