@@ -41,18 +41,22 @@
 //     route), since Envoy's ext_authz replaces only the headers an answer has
 //     and would pass on a client's copy of the others.
 //   - Forward-auth never judges its own request line unless
-//     [ForwardAuthOptions].AllowRequestLine says so, and then only when
-//     none of the original-request headers (X-Forwarded-Method, -Uri,
-//     -Host, X-Original-Method, -URI, -URL) is present: with any of them,
-//     they alone count. The configured PathPrefix must begin the request
+//     [ForwardAuthOptions].AllowRequestLine says so. Then the request line
+//     always counts: any original-request header present (X-Forwarded-Method,
+//     -Uri, -Host, X-Original-Method, -URI, -URL) is a client's copy that
+//     Envoy passed on (it sets none of them), and together they must name
+//     the request line's method, path, query and host, or the question is a
+//     400: a client never picks the route judged. The configured PathPrefix must begin the request
 //     target and be followed by "/", or the question is a 400; the
 //     derived path goes through the normalization contract and the route
 //     rules like any original URI.
 //   - [ForwardAuth.Check] (Envoy's gRPC ext_authz, package extauthz) and
 //     [ForwardAuth.ServeHTTP] share one function from the original request
 //     to the answer; Check's allow also names every other spelling of an
-//     identity header the client sent ("_" for "-") for the gateway to
-//     remove.
+//     identity header the client sent ("_" for "-"), and each header it sent
+//     that upstreams may read as the request's host or path
+//     (X-Forwarded-Host, Forwarded, X-Original-URL, X-Rewrite-URL, …), for
+//     the gateway to remove.
 //   - Every other gateway must itself remove a client's copy of each
 //     identity header that a forward-auth answer lacks; the README's recipe
 //     for each does. Those for NGINX and Caddy (forward_auth) run against the

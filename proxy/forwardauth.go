@@ -32,11 +32,14 @@ type ForwardAuth struct {
 // ForwardAuthOptions tunes [ForwardAuth]. The zero value needs the original
 // request's headers on every question.
 type ForwardAuthOptions struct {
-	// AllowRequestLine judges, when none of the original-request headers
+	// AllowRequestLine judges the method and path of the question's own
+	// request line, PathPrefix removed: what Envoy's ext_authz HTTP service
+	// sends by default. Any original-request header present
 	// (X-Forwarded-Method, X-Forwarded-Uri, X-Forwarded-Host,
-	// X-Original-Method, X-Original-URI, X-Original-URL) is present, the
-	// method and path of the question's own request line, PathPrefix
-	// removed: what Envoy's ext_authz HTTP service sends by default. Risk:
+	// X-Original-Method, X-Original-URI, X-Original-URL) is a client's copy
+	// that Envoy passed on: together they must name the same method, path,
+	// query and host as the request line, or the question is refused with
+	// 400. Risk:
 	// a gateway that forgets its headers (an NGINX auth_request pointing at
 	// a fixed path) is then judged on the path it asks on, not on the
 	// client's request. False refuses such a question with 400.
@@ -173,9 +176,28 @@ func (w *answerWriter) Write(b []byte) (int, error) {
 // and URI the question is refused too, since judging the auth request's own
 // path would skip the route rules.
 func (f *ForwardAuth) originalRequest(r *http.Request) (*http.Request, bool) {
-	if f.opts.AllowRequestLine && !hasOriginalHeaders(r.Header) {
-		return f.requestLine(r)
+	if f.opts.AllowRequestLine {
+		line, ok := f.requestLine(r)
+		if !ok || !hasOriginalHeaders(r.Header) {
+			return line, ok
+		}
+		// Envoy sets none of these headers: present, they are the client's,
+		// passed on by an allowed_headers that matches them, and judging
+		// them would judge the route the client names rather than the one
+		// Envoy forwards to. They may only repeat the request line.
+		named, ok := f.fromHeaders(r)
+		if !ok || named.Method != line.Method || named.URL.Path != line.URL.Path ||
+			named.URL.RawQuery != line.URL.RawQuery || !strings.EqualFold(named.Host, line.Host) {
+			return nil, false
+		}
+		return line, true
 	}
+	return f.fromHeaders(r)
+}
+
+// fromHeaders is the original request named by the original-request
+// headers, all of which must agree.
+func (f *ForwardAuth) fromHeaders(r *http.Request) (*http.Request, bool) {
 	var methods, uris, hosts []string
 	methods = append(methods, r.Header.Values("X-Forwarded-Method")...)
 	methods = append(methods, r.Header.Values("X-Original-Method")...)
@@ -222,7 +244,8 @@ func (f *ForwardAuth) originalRequest(r *http.Request) (*http.Request, bool) {
 }
 
 // originalHeaders are the headers that carry the original request; with
-// any of them present the request line is never judged.
+// any of them present in the request-line mode, they must agree with the
+// request line.
 var originalHeaders = []string{"X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-Host",
 	"X-Original-Method", "X-Original-Uri", "X-Original-Url"}
 
