@@ -39,7 +39,10 @@
 //   - A forward-auth 200 names in X-Envoy-Auth-Headers-To-Remove every
 //     configured identity header it does not set (all of them on a public
 //     route), since Envoy's ext_authz replaces only the headers an answer has
-//     and would pass on a client's copy of the others.
+//     and would pass on a client's copy of the others, and the headers an
+//     upstream may read as the request's host or path (X-Forwarded-Host,
+//     Forwarded, X-Original-URL, X-Rewrite-URL, …), which Envoy passes on
+//     from the client.
 //   - Forward-auth never judges its own request line unless
 //     [ForwardAuthOptions].AllowRequestLine says so. Then the request line
 //     always counts: any original-request header present (X-Forwarded-Method,

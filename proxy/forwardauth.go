@@ -106,9 +106,15 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	// Envoy's ext_authz copies only the headers an answer has
 	// (allowed_upstream_headers): it must be told to remove a client's copy
-	// of each identity header this answer lacks.
+	// of each identity header this answer lacks, and of each header an
+	// upstream may read as the request's host or path instead of the ones
+	// judged here (Envoy passes a client's copies on; it sends us only the
+	// headers its allowed_headers names, so we cannot tell whether there
+	// are any). The other gateways ignore this header.
 	if rm != "" {
-		h[envoyHeadersToRemove] = []string{rm}
+		h[envoyHeadersToRemove] = []string{rm + ", " + routeHeadersToRemove}
+	} else {
+		h[envoyHeadersToRemove] = []string{routeHeadersToRemove}
 	}
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)

@@ -241,19 +241,23 @@ func TestForwardAuthEnvoyHeadersToRemove(t *testing.T) {
 			"X-Auth-Subject": {"auth0|admin"}, "X-Auth-Org": {"org_admin"}, "X-Auth-Scopes": {"admin"}}
 	}
 	withOrg := mint(t, iss, map[string]any{"scope": "api", "org": map[string]any{"id": "org_42"}})
+	// Every allow also names the headers an upstream may read as the
+	// request's host or path: Envoy passes a client's copies on.
+	const route = "X-Forwarded-Host, Forwarded, X-Original-URL, X-Rewrite-URL, " +
+		"X-Original-URI, X-Original-Method, X-Forwarded-Uri, X-Forwarded-Method"
 	tests := []struct {
 		name   string
 		req    request
 		status int
 		remove []string // nil: no X-Envoy-Auth-Headers-To-Remove
 	}{
-		{"every identity header set", request{path: "/auth", token: withOrg, header: orig("/x")}, 200, nil},
+		{"every identity header set", request{path: "/auth", token: withOrg, header: orig("/x")}, 200, []string{route}},
 		{"a configured claim absent", request{path: "/auth", token: withScope(t, iss, "api"), header: orig("/x")},
-			200, []string{"X-Auth-Org"}},
+			200, []string{"X-Auth-Org, " + route}},
 		{"public route, no token", request{path: "/auth", header: orig("/public/x")},
-			200, []string{"X-Auth-Subject, X-Auth-Org, X-Auth-Scopes"}},
+			200, []string{"X-Auth-Subject, X-Auth-Org, X-Auth-Scopes, " + route}},
 		{"public route, valid token", request{path: "/auth", token: withOrg, header: orig("/public/x")},
-			200, []string{"X-Auth-Subject, X-Auth-Org, X-Auth-Scopes"}},
+			200, []string{"X-Auth-Subject, X-Auth-Org, X-Auth-Scopes, " + route}},
 		{"refused", request{path: "/auth", header: orig("/x")}, 401, nil},
 	}
 	for _, tc := range tests {

@@ -111,6 +111,11 @@ func (f *ForwardAuth) BadRequest(ctx context.Context, gateway, reason, descripti
 var routeHeaders = []string{"x-forwarded-host", "forwarded", "x-original-url", "x-rewrite-url",
 	"x-original-uri", "x-original-method", "x-forwarded-uri", "x-forwarded-method"}
 
+// routeHeadersToRemove is routeHeaders as forward-auth's answer names them
+// for Envoy to remove.
+const routeHeadersToRemove = "X-Forwarded-Host, Forwarded, X-Original-URL, X-Rewrite-URL, " +
+	"X-Original-URI, X-Original-Method, X-Forwarded-Uri, X-Forwarded-Method"
+
 // routeHeader reports whether name is one of routeHeaders in any case and
 // with "_" for "-".
 func routeHeader(name string) bool {
