@@ -41,6 +41,14 @@ type Config struct {
 	StripAuthorization bool
 	// Realm of the WWW-Authenticate challenge; "" means middleware.DefaultRealm.
 	Realm string
+	// TrustedProxies are the addresses (IPs, CIDRs) of the proxies or
+	// gateways that terminate TLS in front of tokenward and name the
+	// client's certificate in Client-Cert or X-Forwarded-Client-Cert, for
+	// certificate-bound tokens ([middleware.GuardOptions].TrustedProxies).
+	// In forward-auth mode, the gateway's address. From any other peer the
+	// headers are ignored. The proxy never forwards them to the upstream.
+	// Nil means none: only the TLS connection's client certificate counts.
+	TrustedProxies []string
 	// Logger gets one line per refused request (never the token). Nil discards.
 	Logger *slog.Logger
 	// AccessLog adds one line per allowed request.
@@ -66,7 +74,7 @@ type guard struct {
 
 func newGuard(cfg Config) (*guard, error) {
 	var errs []error
-	mw, err := middleware.NewGuard(cfg.Validator, middleware.GuardOptions{Realm: cfg.Realm})
+	mw, err := middleware.NewGuard(cfg.Validator, middleware.GuardOptions{Realm: cfg.Realm, TrustedProxies: cfg.TrustedProxies})
 	if err != nil {
 		errs = append(errs, err) // no validator, or a bad realm
 	}
@@ -239,9 +247,11 @@ func New(upstream string, cfg Config, opts UpstreamOptions) (*Proxy, error) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host // the upstream sees the Host the client asked for
-			// Headers that frameworks read as the client's address or the
-			// proxy chain (chi's RealIP, Rack, Django…): never the client's to
-			// set, in any spelling. Then X-Forwarded-For/Host/Proto from us.
+			// Headers that frameworks read as the client's address, its
+			// certificate (Client-Cert, X-Forwarded-Client-Cert: even from a
+			// trusted proxy, they were for us) or the proxy chain (chi's
+			// RealIP, Rack, Django…): never the client's to set, in any
+			// spelling. Then X-Forwarded-For/Host/Proto from us.
 			for k := range pr.Out.Header {
 				if clientAddressHeader(k) {
 					delete(pr.Out.Header, k)
