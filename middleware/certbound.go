@@ -115,6 +115,14 @@ func parseTrustedProxies(list []string) ([]netip.Prefix, error) {
 	return out, errors.Join(errs...)
 }
 
+// CheckTrustedProxies reports every entry of list that cannot be one of
+// [GuardOptions].TrustedProxies, as [NewGuard] would; the binary checks
+// TOKENWARD_TRUSTED_PROXIES with it.
+func CheckTrustedProxies(list []string) error {
+	_, err := parseTrustedProxies(list)
+	return err
+}
+
 // trusted reports whether addr ("host:port" or a bare host, as
 // http.Request.RemoteAddr holds it) is one of the trusted proxies.
 func (g *Guard) trusted(addr string) bool {

@@ -2,10 +2,6 @@ package proxy_test
 
 import (
 	"crypto/ecdsa"
-	"net/http"
-	"net/http/httptest"
-	"strings"
-
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
@@ -15,11 +11,16 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
-	"github.com/tokenward/tokenward/proxy"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenward/tokenward/proxy"
 )
 
 // clientCert is a self-signed client certificate made for one test.
@@ -212,5 +213,65 @@ func TestTrustedProxiesChecked(t *testing.T) {
 	}
 	if _, err := proxy.NewForwardAuth(cfg); err == nil || !strings.Contains(err.Error(), "not-an-address") {
 		t.Errorf("proxy.NewForwardAuth: %v, want the bad entry named", err)
+	}
+}
+
+// testCA issues certificates signed by a CA made for one test.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newTestCA(t testing.TB) testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return testCA{cert: cert, key: key}
+}
+
+// issued is a certificate the CA issued, with its key's PKCS #8 DER.
+type issued struct {
+	clientCert
+	keyDER []byte
+}
+
+func (ca testCA) issue(t testing.TB, cn string, usage x509.ExtKeyUsage) issued {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
+	if usage == x509.ExtKeyUsageServerAuth {
+		tmpl.DNSNames = []string{cn}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return issued{clientCert{cert: cert, tls: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}, keyDER}
+}
+
+func writePEM(t testing.TB, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -96,6 +96,10 @@ type Config struct {
 	ForwardAuthAllowRequestLine bool   `env:"TOKENWARD_FORWARD_AUTH_ALLOW_REQUEST_LINE" envDefault:"false"`
 	ForwardAuthPathPrefix       string `env:"TOKENWARD_FORWARD_AUTH_PATH_PREFIX"`
 
+	// Proxies that terminate TLS in front and name the client certificate
+	// in Client-Cert or X-Forwarded-Client-Cert (certificate-bound tokens).
+	TrustedProxies []string `env:"TOKENWARD_TRUSTED_PROXIES"`
+
 	// Derived by check from the fields above.
 	jwksURLs     map[string]string       // issuer → key set URL
 	keyFiles     map[string]*jwks.Static // file:// key set URL → the set read from it
@@ -409,6 +413,9 @@ func (c *Config) checkServing() []string {
 
 	if middleware.CheckRealm(c.Realm) != nil {
 		add("TOKENWARD_REALM: %q must be printable ASCII without \" or \\", c.Realm)
+	}
+	for _, e := range unjoin(middleware.CheckTrustedProxies(c.TrustedProxies)) {
+		add("TOKENWARD_TRUSTED_PROXIES: %s", strings.TrimPrefix(e.Error(), "tokenward: "))
 	}
 	if c.ShutdownGrace < 0 {
 		add("TOKENWARD_SHUTDOWN_GRACE: %s is negative", c.ShutdownGrace)

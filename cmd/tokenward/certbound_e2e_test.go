@@ -1,0 +1,162 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testCert makes a self-signed client certificate and returns its DER.
+func testCert(t *testing.T, cn string) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// TestCertificateBoundE2E: the binary, in proxy and forward-auth mode,
+// accepts a certificate-bound token only with the certificate a trusted
+// proxy names (RFC 9440 Client-Cert, Envoy's XFCC with Hash= or Cert=);
+// from an untrusted address the same headers count for nothing and never
+// reach the upstream. Refusals are logged and counted with their reason.
+func TestCertificateBoundE2E(t *testing.T) {
+	t.Parallel()
+	iss := newIssuer(t)
+	alice, mallory := testCert(t, "alice"), testCert(t, "mallory")
+	sum := sha256.Sum256(alice)
+	bound := mint(t, iss, map[string]any{"scope": "read:contacts", "cnf": map[string]any{"x5t#S256": base64.RawURLEncoding.EncodeToString(sum[:])}})
+	plain := mint(t, iss, map[string]any{"scope": "read:contacts"})
+	clientCert := func(der []byte) http.Header {
+		return http.Header{"Client-Cert": {":" + base64.StdEncoding.EncodeToString(der) + ":"}}
+	}
+	xfccHash := func(der []byte) http.Header {
+		s := sha256.Sum256(der)
+		return http.Header{"X-Forwarded-Client-Cert": {"By=spiffe://x;Hash=" + hex.EncodeToString(s[:])}}
+	}
+	xfccCert := func(der []byte) http.Header {
+		p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+		return http.Header{"X-Forwarded-Client-Cert": {`Cert="` + url.PathEscape(string(p)) + `"`}}
+	}
+	up := echoUpstream(t)
+	for _, mode := range []string{"proxy", "forward-auth"} {
+		for _, trusted := range []bool{true, false} {
+			name := mode + "/untrusted"
+			proxies := "192.0.2.0/24,2001:db8::1"
+			if trusted {
+				name, proxies = mode+"/trusted", "10.0.0.0/8,127.0.0.1,::1"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				srv := serveBinary(t, map[string]string{
+					"TOKENWARD_MODE":            mode,
+					"TOKENWARD_UPSTREAM":        up.URL,
+					"TOKENWARD_ISSUERS":         iss.URL(),
+					"TOKENWARD_AUDIENCES":       audience,
+					"TOKENWARD_TRUSTED_PROXIES": proxies,
+				})
+				ok := func(want int) int {
+					if trusted {
+						return want
+					}
+					return http.StatusUnauthorized
+				}
+				for _, tc := range []struct {
+					name   string
+					token  string
+					header http.Header
+					status int
+					reason string // logged and counted
+				}{
+					{"Client-Cert", bound, clientCert(alice), ok(200), "no_certificate"},
+					{"XFCC Hash", bound, xfccHash(alice), ok(200), "no_certificate"},
+					{"XFCC Cert", bound, xfccCert(alice), ok(200), "no_certificate"},
+					{"another certificate", bound, clientCert(mallory), 401, map[bool]string{true: "certificate_mismatch", false: "no_certificate"}[trusted]},
+					{"no certificate", bound, nil, 401, "no_certificate"},
+					{"bearer token with a certificate header", plain, clientCert(alice), 200, ""},
+				} {
+					t.Run(tc.name, func(t *testing.T) {
+						r := do(t, srv.client, "GET", srv.url+"/api/contacts/7", func(r *http.Request) {
+							for k, v := range tc.header {
+								r.Header[k] = v
+							}
+							r.Header.Set("Authorization", "Bearer "+tc.token)
+							if mode == "forward-auth" {
+								r.Header.Set("X-Original-Method", "GET")
+								r.Header.Set("X-Original-URI", "/api/contacts/7")
+							}
+						})
+						if r.status != tc.status {
+							t.Fatalf("status %d, want %d; body %s", r.status, tc.status, r.body)
+						}
+						if r.status == 401 {
+							if ch := r.header.Get("WWW-Authenticate"); !strings.Contains(ch, `error="invalid_token"`) {
+								t.Errorf("WWW-Authenticate %q, want invalid_token", ch)
+							}
+							srv.stderr.waitLog(t, "request refused", "reason", tc.reason)
+							return
+						}
+						if mode == "proxy" {
+							for k := range r.seen(t).Header {
+								if strings.Contains(strings.ToLower(k), "cert") {
+									t.Errorf("the upstream received %s", k)
+								}
+							}
+						}
+					})
+				}
+				metrics := do(t, srv.client, "GET", srv.adminURL+"/metrics", nil)
+				want := `tokenward_requests_total{outcome="denied",reason="no_certificate"} 1`
+				if !trusted {
+					want = `tokenward_requests_total{outcome="denied",reason="no_certificate"} 5`
+				}
+				if !strings.Contains(string(metrics.body), want) {
+					t.Errorf("metrics lack %s", want)
+				}
+			})
+		}
+	}
+}
+
+// TestTrustedProxiesConfig: a bad TOKENWARD_TRUSTED_PROXIES stops the start
+// with every bad entry named.
+func TestTrustedProxiesConfig(t *testing.T) {
+	t.Parallel()
+	iss := newIssuer(t)
+	p := start(t, map[string]string{
+		"TOKENWARD_UPSTREAM":        "http://127.0.0.1:1",
+		"TOKENWARD_ISSUERS":         iss.URL(),
+		"TOKENWARD_AUDIENCES":       audience,
+		"TOKENWARD_TRUSTED_PROXIES": "10.0.0.1,proxy.internal,0.0.0.0/0",
+		"TOKENWARD_LISTEN_ADDR":     "127.0.0.1:0",
+		"TOKENWARD_ADMIN_ADDR":      "127.0.0.1:0",
+	}, nil)
+	if code := p.exit(t); code != 2 {
+		t.Fatalf("exit status %d, want 2", code)
+	}
+	out := p.stderr.String()
+	for _, want := range []string{`TOKENWARD_TRUSTED_PROXIES: trusted proxy "proxy.internal"`, `TOKENWARD_TRUSTED_PROXIES: trusted proxy "0.0.0.0/0" trusts every address`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, out)
+		}
+	}
+}
