@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -283,4 +284,41 @@ func TestNGINXClientCert(t *testing.T) {
 			}
 		})
 	}
+
+	// A TLS client we did not write: curl --cert/--key.
+	t.Run("curl", func(t *testing.T) {
+		curl, err := exec.LookPath("curl")
+		if err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("curl is not on PATH; CI must install it (apt-get install -y curl)")
+			}
+			t.Skip("curl is not on PATH (apt-get install -y curl)")
+		}
+		dir := t.TempDir()
+		writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.cert.Raw)
+		for name, c := range map[string]issued{"alice": alice, "mallory": mallory} {
+			writePEM(t, filepath.Join(dir, name+".pem"), "CERTIFICATE", c.cert.Raw)
+			writePEM(t, filepath.Join(dir, name+"-key.pem"), "PRIVATE KEY", c.keyDER)
+		}
+		_, port, _ := net.SplitHostPort(strings.TrimPrefix(ngx.URL, "http://"))
+		for _, tc := range []struct {
+			cert string // "" for none
+			want string
+		}{{"alice", "200"}, {"mallory", "401"}, {"", "401"}} {
+			args := []string{"-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", filepath.Join(dir, "ca.pem"),
+				"--resolve", "localhost:" + port + ":127.0.0.1", "-H", "Authorization: Bearer " + bound}
+			if tc.cert != "" {
+				args = append(args, "--cert", filepath.Join(dir, tc.cert+".pem"), "--key", filepath.Join(dir, tc.cert+"-key.pem"))
+			}
+			out, err := exec.Command(curl, append(args, "https://localhost:"+port+"/api/contacts/1")...).CombinedOutput()
+			if err != nil || string(out) != tc.want {
+				t.Errorf("curl with certificate %q: %s (%v), want %s", tc.cert, out, err, tc.want)
+			}
+			if tc.want == "200" {
+				up.last(t)
+			} else {
+				up.none(t)
+			}
+		}
+	})
 }
