@@ -196,11 +196,11 @@ func (d entryView) str(at int) string {
 type hitClaims struct {
 	Claims
 	aud [2]string
-	cnf Confirmation
 }
 
 // claims builds the Claims of an entry in one allocation (with up to two
-// audiences). The strings point into d.
+// audiences; a bound token's Confirmation takes a second). The strings
+// point into d.
 func (d entryView) claims(exp time.Time, set scopes.Set) *Claims {
 	h := new(hitClaims)
 	c := &h.Claims
@@ -218,9 +218,9 @@ func (d entryView) claims(exp time.Time, set scopes.Set) *Claims {
 	}
 	if flags&flagCnf != 0 {
 		// A cached token is as bound as a verified one: the proof is
-		// checked per request, by Guard.Check, never cached.
-		h.cnf = Confirmation{CertThumbprint: d.str(eCnfX5t), KeyThumbprint: d.str(eCnfJkt), Unsupported: flags&flagCnfOther != 0}
-		c.Confirmation = &h.cnf
+		// checked per request, by Guard.Check, never cached. An
+		// allocation of its own, so that bearer tokens' hits stay small.
+		c.Confirmation = &Confirmation{CertThumbprint: d.str(eCnfX5t), KeyThumbprint: d.str(eCnfJkt), Unsupported: flags&flagCnfOther != 0}
 	}
 	nAud := d.u16(eNAud)
 	if nAud <= len(h.aud) {
