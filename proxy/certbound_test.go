@@ -275,3 +275,74 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestForwardClientCert: with ForwardClientCert, the upstream gets the
+// certificate tokenward judged — a trusted proxy's headers as they came, or
+// the TLS connection's certificate as Client-Cert — and never one a client
+// asserted itself.
+func TestForwardClientCert(t *testing.T) {
+	iss := newIssuer(t)
+	alice, mallory := newClientCert(t, "alice"), newClientCert(t, "mallory")
+	bound := mint(t, iss, map[string]any{"scope": "api read:contacts", "cnf": map[string]any{"x5t#S256": alice.x5t()}})
+	bearer := withScope(t, iss, "api read:contacts")
+	up := newUpstream(t)
+	start := func(trusted []string) proxy.Config {
+		cfg := defaultConfig(t, iss)
+		cfg.TrustedProxies, cfg.ForwardClientCert = trusted, true
+		return cfg
+	}
+	certHeaders := func(h http.Header) http.Header {
+		out := http.Header{}
+		for k, v := range h {
+			if strings.Contains(strings.ToLower(k), "cert") {
+				out[k] = v
+			}
+		}
+		return out
+	}
+
+	t.Run("trusted proxy", func(t *testing.T) {
+		srv := startProxy(t, up.URL, start([]string{"127.0.0.1", "::1"}), proxy.UpstreamOptions{})
+		sent := http.Header{"Client-Cert": {alice.clientCertHeader()}, "X-Forwarded-Client-Cert": {alice.xfccHash()}, "Client_cert": {"x"}}
+		resp, body := do(t, srv, request{path: "/api/contacts/1", token: bound, header: sent})
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d (%s)", resp.StatusCode, body)
+		}
+		want := http.Header{"Client-Cert": sent["Client-Cert"], "X-Forwarded-Client-Cert": sent["X-Forwarded-Client-Cert"]}
+		if got := certHeaders(up.last(t).header); sprintHeader(got) != sprintHeader(want) {
+			t.Errorf("the upstream got %v, want %v", got, want)
+		}
+	})
+	t.Run("untrusted peer", func(t *testing.T) {
+		srv := startProxy(t, up.URL, start(nil), proxy.UpstreamOptions{})
+		resp, body := do(t, srv, request{path: "/api/contacts/1", token: bearer, header: http.Header{"Client-Cert": {mallory.clientCertHeader()}}})
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d (%s)", resp.StatusCode, body)
+		}
+		if got := certHeaders(up.last(t).header); len(got) != 0 {
+			t.Errorf("the upstream got %v", got)
+		}
+	})
+	t.Run("TLS connection", func(t *testing.T) {
+		p, err := proxy.New(up.URL, start(nil), proxy.UpstreamOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewUnstartedServer(p)
+		srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+		srv.StartTLS()
+		defer srv.Close()
+		tr := srv.Client().Transport.(*http.Transport).Clone()
+		tr.TLSClientConfig.Certificates = []tls.Certificate{alice.tls}
+		defer tr.CloseIdleConnections()
+		resp, body := doAt(t, &http.Client{Transport: tr}, srv.URL, request{path: "/api/contacts/1", token: bound,
+			header: http.Header{"Client-Cert": {mallory.clientCertHeader()}}})
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d (%s)", resp.StatusCode, body)
+		}
+		want := http.Header{"Client-Cert": {alice.clientCertHeader()}}
+		if got := certHeaders(up.last(t).header); sprintHeader(got) != sprintHeader(want) {
+			t.Errorf("the upstream got %v, want %v", got, want)
+		}
+	})
+}

@@ -26,7 +26,8 @@
 //     Forwarded, every X-Forwarded-*, X-Real-IP, True-Client-IP, X-Client-IP,
 //     CF-Connecting-IP, Fastly-Client-IP, X-Cluster-Client-IP,
 //     X-Original-Forwarded-For, Client-Cert, Client-Cert-Chain (and so
-//     X-Forwarded-Client-Cert, even from a trusted proxy) — are removed
+//     X-Forwarded-Client-Cert; with [Config].ForwardClientCert, only the
+//     certificate tokenward judged is set anew) — are removed
 //     from the client's request in any case and with "_" for "-" (servers
 //     naming headers CGI-style, such as Python's wsgiref, read X_Real_IP as
 //     X-Real-IP); then X-Forwarded-For, -Host

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,13 @@ type Config struct {
 	// headers are ignored. The proxy never forwards them to the upstream.
 	// Nil means none: only the TLS connection's client certificate counts.
 	TrustedProxies []string
+	// ForwardClientCert passes the client's certificate on to the upstream
+	// (proxy mode), as tokenward judged it: from a trusted proxy, its
+	// Client-Cert, Client-Cert-Chain and X-Forwarded-Client-Cert as they
+	// came; otherwise the TLS connection's certificate, as an RFC 9440
+	// Client-Cert. Whatever a client sent itself is removed all the same.
+	// False means the upstream gets no certificate header.
+	ForwardClientCert bool
 	// Logger gets one line per refused request (never the token). Nil discards.
 	Logger *slog.Logger
 	// AccessLog adds one line per allowed request.
@@ -258,6 +266,9 @@ func New(upstream string, cfg Config, opts UpstreamOptions) (*Proxy, error) {
 				}
 			}
 			pr.SetXForwarded()
+			if cfg.ForwardClientCert {
+				forwardClientCert(g.mw, pr)
+			}
 			g.identity.restore(pr.Out.Header, pr.In.Header)
 		},
 		Transport:    transport,
@@ -292,6 +303,22 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.g.allowed(r, d, r.Method, r.URL.Path)
 	p.rp.ServeHTTP(w, r)
+}
+
+// forwardClientCert sets on the outgoing request the certificate headers a
+// trusted proxy sent, or the TLS connection's certificate as Client-Cert.
+func forwardClientCert(mw *middleware.Guard, pr *httputil.ProxyRequest) {
+	if mw.Trusted(pr.In.RemoteAddr) {
+		for _, k := range []string{middleware.ClientCertHeader, "Client-Cert-Chain", middleware.XFCCHeader} {
+			if vs, ok := pr.In.Header[k]; ok {
+				pr.Out.Header[k] = vs
+			}
+		}
+		return
+	}
+	if tls := pr.In.TLS; tls != nil && len(tls.PeerCertificates) > 0 {
+		pr.Out.Header.Set(middleware.ClientCertHeader, ":"+base64.StdEncoding.EncodeToString(tls.PeerCertificates[0].Raw)+":")
+	}
 }
 
 // clientAddressHeaders are request headers that frameworks read as facts

@@ -160,3 +160,37 @@ func TestTrustedProxiesConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardClientCertE2E: with TOKENWARD_FORWARD_CLIENT_CERT the upstream
+// gets the trusted proxy's certificate header, and only that one.
+func TestForwardClientCertE2E(t *testing.T) {
+	t.Parallel()
+	iss := newIssuer(t)
+	der := testCert(t, "alice")
+	sum := sha256.Sum256(der)
+	bound := mint(t, iss, map[string]any{"cnf": map[string]any{"x5t#S256": base64.RawURLEncoding.EncodeToString(sum[:])}})
+	up := echoUpstream(t)
+	srv := serveBinary(t, map[string]string{
+		"TOKENWARD_UPSTREAM":            up.URL,
+		"TOKENWARD_ISSUERS":             iss.URL(),
+		"TOKENWARD_AUDIENCES":           audience,
+		"TOKENWARD_TRUSTED_PROXIES":     "127.0.0.1,::1",
+		"TOKENWARD_FORWARD_CLIENT_CERT": "true",
+	})
+	cc := ":" + base64.StdEncoding.EncodeToString(der) + ":"
+	r := do(t, srv.client, "GET", srv.url+"/api/contacts/7", func(r *http.Request) {
+		r.Header.Set("Authorization", "Bearer "+bound)
+		r.Header.Set("Client-Cert", cc)
+		r.Header["Client_cert"] = []string{"spoofed"}
+	})
+	if r.status != 200 {
+		t.Fatalf("status %d; body %s", r.status, r.body)
+	}
+	h := r.seen(t).Header
+	if got := h.Get("Client-Cert"); got != cc {
+		t.Errorf("the upstream got Client-Cert %q, want the trusted proxy's", got)
+	}
+	if _, ok := h["Client_cert"]; ok {
+		t.Error("the upstream got the client's Client_cert")
+	}
+}

@@ -98,7 +98,8 @@ type Config struct {
 
 	// Proxies that terminate TLS in front and name the client certificate
 	// in Client-Cert or X-Forwarded-Client-Cert (certificate-bound tokens).
-	TrustedProxies []string `env:"TOKENWARD_TRUSTED_PROXIES"`
+	TrustedProxies    []string `env:"TOKENWARD_TRUSTED_PROXIES"`
+	ForwardClientCert bool     `env:"TOKENWARD_FORWARD_CLIENT_CERT" envDefault:"false"`
 
 	// Derived by check from the fields above.
 	jwksURLs     map[string]string       // issuer → key set URL
@@ -416,6 +417,9 @@ func (c *Config) checkServing() []string {
 	}
 	for _, e := range unjoin(middleware.CheckTrustedProxies(c.TrustedProxies)) {
 		add("TOKENWARD_TRUSTED_PROXIES: %s", strings.TrimPrefix(e.Error(), "tokenward: "))
+	}
+	if c.ForwardClientCert && c.Mode == modeForwardAuth {
+		c.ignored = append(c.ignored, "TOKENWARD_FORWARD_CLIENT_CERT is ignored in forward-auth mode: the gateway forwards the request")
 	}
 	if c.ShutdownGrace < 0 {
 		add("TOKENWARD_SHUTDOWN_GRACE: %s is negative", c.ShutdownGrace)
