@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -437,4 +438,46 @@ func percentAll(b []byte) string {
 		sb.WriteString("%" + strings.ToUpper(hex.EncodeToString([]byte{c})))
 	}
 	return sb.String()
+}
+
+// TestCertificateBoundConcurrentHits: many requests with one cached bound
+// token and different certificates at once each get their own answer.
+func TestCertificateBoundConcurrentHits(t *testing.T) {
+	key := newKey(t, "RS256")
+	v := staticFixture(t, key, middleware.ValidatorOptions{CacheSize: 16})
+	g, err := middleware.NewGuard(v, middleware.GuardOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, mallory := newClientCert(t, "alice"), newClientCert(t, "mallory")
+	bound := sign(t, key, nil, claimsAt(tenant, epoch, map[string]any{"cnf": map[string]any{"x5t#S256": alice.x5t()}}))
+	cases := []struct {
+		cert *x509.Certificate
+		want *middleware.Error
+	}{{alice.cert, nil}, {mallory.cert, middleware.ErrCertificateMismatch}, {nil, middleware.ErrNoCertificate}}
+	const workers, each = 8, 200
+	errs := make(chan string, workers)
+	for w := range workers {
+		go func() {
+			defer func() { errs <- "" }()
+			for i := range each {
+				tc := cases[(w+i)%len(cases)]
+				_, e := g.Check(context.Background(), middleware.Request{Header: http.Header{"Authorization": {"Bearer " + bound}},
+					Peer: middleware.Peer{Addr: "198.51.100.1:1", Certificate: tc.cert}}, scopes.Requirement{})
+				if tc.want == nil && e != nil || tc.want != nil && !errors.Is(e, tc.want) {
+					errs <- fmt.Sprintf("certificate %v: %v, want %v", tc.cert != nil, e, tc.want)
+					return
+				}
+			}
+		}()
+	}
+	for range workers {
+		if msg := <-errs; msg != "" {
+			t.Error(msg)
+			<-errs // its deferred send
+		}
+	}
+	if s := v.CacheStats(); s.Hits < workers*each-workers {
+		t.Errorf("cache stats %+v: the requests should be hits", s)
+	}
 }
