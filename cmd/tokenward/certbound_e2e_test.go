@@ -11,11 +11,17 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenward/tokenward/internal/nginxtest"
 )
 
 // testCert makes a self-signed client certificate and returns its DER.
@@ -192,5 +198,102 @@ func TestForwardClientCertE2E(t *testing.T) {
 	}
 	if _, ok := h["Client_cert"]; ok {
 		t.Error("the upstream got the client's Client_cert")
+	}
+}
+
+// TestCertificateBoundNGINXCurl: curl --cert/--key (a TLS client we did not
+// write) through the README's NGINX recipe (a real NGINX terminating TLS and
+// passing $ssl_client_escaped_cert on) to the binary in proxy mode, which
+// trusts NGINX's address.
+func TestCertificateBoundNGINXCurl(t *testing.T) {
+	t.Parallel()
+	bin := nginxtest.Require(t)
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("curl is not on PATH; CI must install it (apt-get install -y curl)")
+		}
+		t.Skip("curl is not on PATH (apt-get install -y curl)")
+	}
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// issue writes a certificate for cn the CA signs, and its key, as
+	// name.pem and name-key.pem; it returns the certificate's DER.
+	issue := func(name, cn string, usage x509.ExtKeyUsage) []byte {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{cn},
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+		write(name+".pem", "CERTIFICATE", der)
+		write(name+"-key.pem", "PRIVATE KEY", keyDER)
+		return der
+	}
+	write("client-ca.pem", "CERTIFICATE", caDER)
+	issue("server", "localhost", x509.ExtKeyUsageServerAuth)
+	alice := issue("alice", "alice", x509.ExtKeyUsageClientAuth)
+	issue("mallory", "mallory", x509.ExtKeyUsageClientAuth)
+
+	iss := newIssuer(t)
+	sum := sha256.Sum256(alice)
+	bound := mint(t, iss, map[string]any{"cnf": map[string]any{"x5t#S256": base64.RawURLEncoding.EncodeToString(sum[:])}})
+	up := echoUpstream(t)
+	srv := serveBinary(t, map[string]string{
+		"TOKENWARD_UPSTREAM":        up.URL,
+		"TOKENWARD_ISSUERS":         iss.URL(),
+		"TOKENWARD_AUDIENCES":       audience,
+		"TOKENWARD_TRUSTED_PROXIES": "127.0.0.1",
+	})
+	conf := strings.ReplaceAll(readRepoFile(t, "proxy/testdata/nginx-client-cert.conf"), "/etc/nginx/tls/", dir+"/")
+	ngx := nginxtest.Start(t, bin, conf, nginxtest.Vars{Tokenward: strings.TrimPrefix(srv.url, "http://")})
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(ngx.URL, "http://"))
+	for _, tc := range []struct {
+		cert   string // "" for none
+		status string
+	}{{"alice", "200"}, {"mallory", "401"}, {"", "401"}} {
+		args := []string{"-sS", "-w", "\n%{http_code}", "--cacert", filepath.Join(dir, "client-ca.pem"),
+			"--resolve", "localhost:" + port + ":127.0.0.1", "-H", "Authorization: Bearer " + bound,
+			"-H", "Client-Cert: :" + base64.StdEncoding.EncodeToString(alice) + ":"} // asserted: must count for nothing
+		if tc.cert != "" {
+			args = append(args, "--cert", filepath.Join(dir, tc.cert+".pem"), "--key", filepath.Join(dir, tc.cert+"-key.pem"))
+		}
+		out, err := exec.Command(curl, append(args, "https://localhost:"+port+"/api/contacts/7")...).CombinedOutput()
+		body, status := "", string(out)
+		if i := strings.LastIndexByte(string(out), '\n'); i >= 0 {
+			body, status = string(out[:i]), string(out[i+1:])
+		}
+		if err != nil || status != tc.status {
+			t.Errorf("curl with certificate %q: %q (%v), want status %s", tc.cert, out, err, tc.status)
+			continue
+		}
+		if status == "200" {
+			s := response{body: []byte(body)}.seen(t)
+			for k := range s.Header {
+				if strings.Contains(strings.ToLower(k), "cert") {
+					t.Errorf("the upstream got %s", k)
+				}
+			}
+		} else {
+			srv.stderr.waitLog(t, "request refused", "reason", map[string]string{"mallory": "certificate_mismatch", "": "no_certificate"}[tc.cert])
+		}
 	}
 }
