@@ -1,6 +1,7 @@
 // Package admin holds tokenward's Prometheus metrics ([Metrics], and
-// collectors that read the key sets, the deny list, the reloaded route rules
-// and the verified-token cache at scrape time) and the admin handler
+// collectors that read the key sets, the deny list, the reloaded route rules,
+// the listener's reloaded TLS certificate and the verified-token cache at
+// scrape time) and the admin handler
 // ([NewHandler]): /metrics, /healthz and /readyz. [*Metrics] implements proxy.Observer; the proxy
 // records through that interface and does not depend on this package.
 //

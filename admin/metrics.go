@@ -338,3 +338,54 @@ func (c rulesCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(rulesReloadDesc, prometheus.GaugeValue, unixSeconds(s.LastReload))
 	}
 }
+
+var (
+	tlsReloadDesc = prometheus.NewDesc("tokenward_tls_last_reload_timestamp_seconds",
+		"Unix time when the listener's certificate (and client CA) in force were loaded, at start or by a reload.", nil, nil)
+	tlsErrorsDesc = prometheus.NewDesc("tokenward_tls_reload_errors_total",
+		"Failed reloads of the listener's certificate, key or client CA file, one per failure (a new bad version, a file becoming unreadable); the pair in force stays.", nil, nil)
+	tlsFailingDesc = prometheus.NewDesc("tokenward_tls_reload_failing",
+		"1 while the certificate, key or client CA files cannot be loaded and older ones stay in force; else 0.", nil, nil)
+	tlsExpiryDesc = prometheus.NewDesc("tokenward_tls_certificate_expiry_timestamp_seconds",
+		"Unix time when the listener's certificate in force expires (its NotAfter).", nil, nil)
+)
+
+// TLSStatus is the state of the listener's reloaded certificate, read by
+// the collector of [RegisterTLS] at each scrape.
+type TLSStatus struct {
+	LastReload   time.Time // when the pair (and client CA) in force were loaded
+	ReloadErrors uint64    // failed reloads since the start
+	Failing      bool      // the last check failed: the files are not what is in force
+	NotAfter     time.Time // expiry of the certificate in force
+}
+
+// RegisterTLS registers the metrics of the listener's certificate, reloaded
+// from files, with reg; status is called at each scrape and must not block.
+func RegisterTLS(reg prometheus.Registerer, status func() TLSStatus) {
+	reg.MustRegister(tlsCollector(status))
+}
+
+type tlsCollector func() TLSStatus
+
+func (tlsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tlsReloadDesc
+	ch <- tlsErrorsDesc
+	ch <- tlsFailingDesc
+	ch <- tlsExpiryDesc
+}
+
+func (c tlsCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c()
+	failing := 0.0
+	if s.Failing {
+		failing = 1
+	}
+	ch <- prometheus.MustNewConstMetric(tlsErrorsDesc, prometheus.CounterValue, float64(s.ReloadErrors))
+	ch <- prometheus.MustNewConstMetric(tlsFailingDesc, prometheus.GaugeValue, failing)
+	if !s.LastReload.IsZero() {
+		ch <- prometheus.MustNewConstMetric(tlsReloadDesc, prometheus.GaugeValue, unixSeconds(s.LastReload))
+	}
+	if !s.NotAfter.IsZero() {
+		ch <- prometheus.MustNewConstMetric(tlsExpiryDesc, prometheus.GaugeValue, float64(s.NotAfter.Unix()))
+	}
+}

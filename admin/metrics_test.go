@@ -107,3 +107,40 @@ func TestRegisterRules(t *testing.T) {
 		}
 	}
 }
+
+// The TLS metrics are read from the status function at each scrape; the
+// timestamps are absent while unknown.
+func TestRegisterTLS(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	var st admin.TLSStatus
+	admin.RegisterTLS(reg, func() admin.TLSStatus { return st })
+	gather := func() map[string]float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				got[f.GetName()] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+		return got
+	}
+	if got := gather(); len(got) != 2 || got["tokenward_tls_reload_errors_total"] != 0 || got["tokenward_tls_reload_failing"] != 0 {
+		t.Errorf("before a load: %v", got)
+	}
+	st = admin.TLSStatus{LastReload: time.Unix(1_800_000_000, 0), ReloadErrors: 3, Failing: true, NotAfter: time.Unix(1_900_000_000, 0)}
+	got := gather()
+	for name, want := range map[string]float64{
+		"tokenward_tls_last_reload_timestamp_seconds":        1_800_000_000,
+		"tokenward_tls_reload_errors_total":                  3,
+		"tokenward_tls_reload_failing":                       1,
+		"tokenward_tls_certificate_expiry_timestamp_seconds": 1_900_000_000,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+}

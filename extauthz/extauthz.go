@@ -28,14 +28,18 @@ import (
 const ServiceName = "envoy.service.auth.v3.Authorization"
 
 // maxMessageBytes bounds one CheckRequest: headers within
-// proxy.MaxHeaderBytes and the attributes around them. A request body sent
-// with with_request_body would exceed it: the call fails, and Envoy denies
-// (failure_mode_allow false).
-const maxMessageBytes = 1 << 20
+// proxy.MaxHeaderBytes (64 KiB; larger ones still fit, for a 400 deny) and
+// the attributes around them (a peer certificate, metadata). A request body
+// sent with with_request_body would exceed it: the call fails, and Envoy
+// denies (failure_mode_allow false).
+const maxMessageBytes = 256 << 10
 
-// maxStreams bounds the calls in flight on one connection, so that one
-// client cannot start goroutines without bound.
-const maxStreams = 1024
+// maxStreams bounds the calls in flight on one connection. A call's message
+// is buffered as it arrives, and a client may send it as slowly as it likes:
+// one connection can make the server hold maxStreams × maxMessageBytes (25
+// MiB), where 1,024 × 1 MiB let four connections hold 4 GiB. Envoy opens
+// another connection when a connection's calls are all in flight.
+const maxStreams = 100
 
 // Options tunes a [Server]. The zero value is always ready. Logs and
 // metrics are the [proxy.ForwardAuth]'s.

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/tokenward/tokenward/extauthz"
 	"github.com/tokenward/tokenward/jwks"
@@ -465,5 +466,132 @@ func BenchmarkCheck(b *testing.B) {
 		if err != nil || resp.GetOkResponse() == nil {
 			b.Fatalf("not allowed: %v %v", resp, err)
 		}
+	}
+}
+
+// TestConnectionMemoryBound: what one connection can make the server hold
+// while messages arrive is bounded by the calls it may run at once (the
+// server's SETTINGS_MAX_CONCURRENT_STREAMS) times the largest message. A
+// stream that declares a message and sends it slowly holds its buffer for
+// as long as it likes: with 1,024 streams of 1 MiB, four connections held
+// 4 GiB of heap. A message over the limit fails the call (Envoy then
+// denies); one just under it, headers over proxy.MaxHeaderBytes, is still
+// a 400 deny.
+func TestConnectionMemoryBound(t *testing.T) {
+	const maxHeld = 32 << 20 // per connection
+	f := newFixture(t, extauthz.Options{})
+	tok := f.token(t, f.iss, "api read:contacts")
+
+	// The server's SETTINGS, read from a raw HTTP/2 connection.
+	conn, err := net.Dial("tcp", f.conn.Target())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 9)
+	if _, err := io.ReadFull(conn, head); err != nil {
+		t.Fatal(err)
+	}
+	if head[3] != 0x4 { // SETTINGS
+		t.Fatalf("first frame of type %d, want SETTINGS", head[3])
+	}
+	payload := make([]byte, int(head[0])<<16|int(head[1])<<8|int(head[2]))
+	if _, err := io.ReadFull(conn, payload); err != nil {
+		t.Fatal(err)
+	}
+	streams := -1
+	for i := 0; i+6 <= len(payload); i += 6 {
+		if id := int(payload[i])<<8 | int(payload[i+1]); id == 0x3 { // MAX_CONCURRENT_STREAMS
+			streams = int(payload[i+2])<<24 | int(payload[i+3])<<16 | int(payload[i+4])<<8 | int(payload[i+5])
+		}
+	}
+	if streams < 1 {
+		t.Fatalf("no SETTINGS_MAX_CONCURRENT_STREAMS in %x: unbounded calls per connection", payload)
+	}
+
+	// The largest message: find it with the real client, to within 1 KiB.
+	check := func(n int) error {
+		req := envoyRequest("GET", "/api/contacts/1", "authorization", "Bearer "+tok)
+		req.Attributes.Request.Http.Body = strings.Repeat("b", n)
+		_, err := f.client.Check(context.Background(), req)
+		return err
+	}
+	if err := check(64 << 10); err != nil {
+		t.Fatalf("a 64 KiB message fails: %v", err)
+	}
+	lo, hi := 64<<10, 64<<20 // lo passes; hi is beyond any sane limit
+	if err := check(hi); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("a %d-byte message: %v, want ResourceExhausted", hi, err)
+	}
+	for hi-lo > 1<<10 {
+		mid := lo + (hi-lo)/2
+		if check(mid) == nil {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	if held := streams * hi; held > maxHeld {
+		t.Errorf("one connection may hold %d streams x %d bytes = %d MiB, want at most %d MiB",
+			streams, hi, held>>20, maxHeld>>20)
+	}
+
+	// Headers just over proxy.MaxHeaderBytes fit in a message: a 400 deny.
+	req := envoyRequest("GET", "/api/contacts/1", "authorization", "Bearer "+tok,
+		"x-big", strings.Repeat("a", proxy.MaxHeaderBytes))
+	resp, err := f.client.Check(context.Background(), req)
+	if err != nil {
+		t.Fatalf("headers over the limit: %v, want a deny", err)
+	}
+	if got := resp.GetDeniedResponse().GetStatus().GetCode(); got != 400 {
+		t.Errorf("headers over the limit: status %d, want 400", got)
+	}
+}
+
+// TestCheckRemovesRouteHeaders: Envoy passes a client's X-Forwarded-Host,
+// Forwarded, X-Original-URL and X-Rewrite-URL on to the upstream, which may
+// take them for the host or path of the request (Werkzeug's ProxyFix,
+// Django's USE_X_FORWARDED_HOST, Express' trust proxy): tokenward judged
+// the attributes' host and path, so an allow removes each such header the
+// client sent, in the spelling it sent, as the proxy does.
+func TestCheckRemovesRouteHeaders(t *testing.T) {
+	f := newFixture(t, extauthz.Options{})
+	tok := f.token(t, f.iss, "api read:contacts")
+	for _, tc := range []struct {
+		name string
+		req  *authv3.CheckRequest
+	}{
+		{"public route", envoyRequest("GET", "/status",
+			"x-forwarded-host", "admin.example.com", "forwarded", "host=admin.example.com",
+			"x-original-url", "/admin/users", "x-rewrite-url", "/admin/users",
+			"x_forwarded_host", "admin.example.com", "x-forwarded-uri", "/admin/users")},
+		{"protected route", envoyRequest("GET", "/api/contacts/1", "authorization", "Bearer "+tok,
+			"x-forwarded-host", "admin.example.com", "forwarded", "host=admin.example.com",
+			"x-original-url", "/admin/users", "x-rewrite-url", "/admin/users",
+			"x_forwarded_host", "admin.example.com", "x-forwarded-uri", "/admin/users")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := f.client.Check(context.Background(), tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok := resp.GetOkResponse()
+			if ok == nil {
+				t.Fatalf("not allowed: %v", resp)
+			}
+			for _, want := range []string{"x-forwarded-host", "forwarded", "x-original-url", "x-rewrite-url", "x_forwarded_host", "x-forwarded-uri"} {
+				if !slices.Contains(ok.HeadersToRemove, want) {
+					t.Errorf("headers_to_remove %q lacks %q: the upstream gets the client's copy", ok.HeadersToRemove, want)
+				}
+			}
+			for _, h := range ok.Headers {
+				if slices.Contains(ok.HeadersToRemove, h.Header.Key) {
+					t.Errorf("%q both set and removed (Envoy removes after setting)", h.Header.Key)
+				}
+			}
+		})
 	}
 }

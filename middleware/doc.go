@@ -86,7 +86,13 @@
 //
 // A realm must be printable ASCII without '"' or '\' ([CheckRealm]),
 // checked once when a [Guard] is built, so that it sits unescaped in the
-// challenge.
+// challenge. So is a resource_metadata URL ([CheckResourceMetadata]: an
+// absolute http(s) URL, printable ASCII without '"' or '\'), which
+// [Guard.WriteError] adds to every challenge (RFC 9728 §5.1). It is fixed at
+// construction, never built from the request's Host, so a client cannot
+// make a challenge send others elsewhere. A 403 names in scope every scope
+// the requirement mentions: all of an all-of, every alternative of an
+// any-of (a token granted all of them passes).
 //
 // Errors shown to clients are fixed sentences; they never contain the token,
 // a key or an internal error string. [Error.Detail] and [Error.Err] carry

@@ -77,6 +77,12 @@ type GuardOptions struct {
 	// cannot assert a certificate it does not hold. Nil means none. A
 	// prefix of every address (0.0.0.0/0, ::/0) is refused.
 	TrustedProxies []string
+	// ResourceMetadata is the URL of the protected resource's metadata
+	// document (RFC 9728, package resource), sent as resource_metadata in
+	// every challenge [Guard.WriteError] writes, so that a client finds the
+	// authorization server. Empty means no such parameter. It must pass
+	// [CheckResourceMetadata].
+	ResourceMetadata string
 }
 
 // Guard is the one decision every front end makes: the middleware ([New],
@@ -85,9 +91,10 @@ type GuardOptions struct {
 // it comes. Building on it (sender-constrained tokens, gRPC ext_authz) means
 // changing Check, not each front end. A Guard is safe for concurrent use.
 type Guard struct {
-	v       *Validator
-	realm   string
-	proxies []netip.Prefix // TrustedProxies
+	v        *Validator
+	realm    string
+	metadata string         // resource_metadata of challenges; "" for none
+	proxies  []netip.Prefix // TrustedProxies
 }
 
 // NewGuard returns a guard that validates tokens with v.
@@ -103,6 +110,9 @@ func NewGuard(v *Validator, opts GuardOptions) (*Guard, error) {
 	if err := CheckRealm(realm); err != nil {
 		errs = append(errs, err)
 	}
+	if err := CheckResourceMetadata(opts.ResourceMetadata); err != nil {
+		errs = append(errs, err)
+	}
 	proxies, err := parseTrustedProxies(opts.TrustedProxies)
 	if err != nil {
 		errs = append(errs, err)
@@ -110,11 +120,18 @@ func NewGuard(v *Validator, opts GuardOptions) (*Guard, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Guard{v: v, realm: realm, proxies: proxies}, nil
+	return &Guard{v: v, realm: realm, metadata: opts.ResourceMetadata, proxies: proxies}, nil
 }
 
 // Realm is the realm to answer refusals with: WriteError(w, g.Realm(), err).
 func (g *Guard) Realm() string { return g.realm }
+
+// WriteError answers a refused request as [WriteError] does, with the
+// guard's realm, and resource_metadata in the challenge when the guard has
+// one ([GuardOptions].ResourceMetadata).
+func (g *Guard) WriteError(w http.ResponseWriter, err *Error) {
+	writeError(w, g.realm, g.metadata, err)
+}
 
 // Check decides whether req may pass with required scopes: one bearer token
 // (the Authorization header, else req.Token), validated ([Validator.Validate]),
@@ -172,6 +189,26 @@ func asError(err error) *Error {
 		return e
 	}
 	return &Error{Reason: ReasonMalformed, Err: err}
+}
+
+// CheckResourceMetadata reports whether u can be the resource_metadata of a
+// challenge: "" (none), or an absolute http or https URL without user info
+// or fragment, in printable ASCII without '"' or '\', so that it sits in a
+// quoted-string unescaped. Package resource builds it from the resource URI.
+func CheckResourceMetadata(u string) error {
+	if u == "" {
+		return nil
+	}
+	p, err := url.Parse(u)
+	bad := err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || p.User != nil || p.Fragment != ""
+	for i := 0; i < len(u) && !bad; i++ {
+		c := u[i]
+		bad = c <= 0x20 || c >= 0x7f || c == '"' || c == '\\'
+	}
+	if bad {
+		return fmt.Errorf("tokenward: resource metadata URL %q must be an absolute http(s) URL in printable ASCII without '\"' or '\\'", u)
+	}
+	return nil
 }
 
 // CheckRealm reports whether realm can be the realm of a challenge: printable

@@ -34,6 +34,11 @@ type Options struct {
 	// are ignored and removed before the next handler. Nil means none:
 	// only the TLS connection's certificate (r.TLS) counts.
 	TrustedProxies []string
+	// ResourceMetadata is the URL of the protected resource's metadata
+	// (RFC 9728; serve the document with package resource), sent as
+	// resource_metadata in every challenge. Empty means none. It must pass
+	// [CheckResourceMetadata].
+	ResourceMetadata string
 	// TokenFrom is another place to find a token (see [FromCookie]),
 	// consulted only when the request has no Authorization header. Nil means
 	// the Authorization header only.
@@ -69,7 +74,7 @@ type handler struct {
 // header, 403 for missing scopes, 503 with Retry-After while the issuer's
 // keys have never been loaded.
 func New(v *Validator, opts Options) (func(http.Handler) http.Handler, error) {
-	g, err := NewGuard(v, GuardOptions{Realm: opts.Realm, TrustedProxies: opts.TrustedProxies})
+	g, err := NewGuard(v, GuardOptions{Realm: opts.Realm, ResourceMetadata: opts.ResourceMetadata, TrustedProxies: opts.TrustedProxies})
 	if rerr := opts.Required.Validate(); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
@@ -78,8 +83,7 @@ func New(v *Validator, opts Options) (func(http.Handler) http.Handler, error) {
 	}
 	h := &handler{g: g, opts: opts, onError: opts.OnError}
 	if h.onError == nil {
-		realm := g.Realm()
-		h.onError = func(w http.ResponseWriter, _ *http.Request, err *Error) { WriteError(w, realm, err) }
+		h.onError = func(w http.ResponseWriter, _ *http.Request, err *Error) { g.WriteError(w, err) }
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -166,7 +170,19 @@ func Require(req scopes.Requirement, next http.Handler) http.Handler {
 //	503 no keys:        Retry-After: 5
 //
 // The description never contains the token or an internal error.
+// [Guard.WriteError] adds resource_metadata="…" (RFC 9728 §5.1) to each
+// challenge.
 func WriteError(w http.ResponseWriter, realm string, err *Error) {
+	writeError(w, realm, "", err)
+}
+
+// writeError is WriteError with a resource_metadata URL ("" for none),
+// checked by CheckResourceMetadata.
+func writeError(w http.ResponseWriter, realm, metadata string, err *Error) {
+	rm := ""
+	if metadata != "" {
+		rm = `, resource_metadata="` + metadata + `"`
+	}
 	h := w.Header()
 	status := err.Status()
 	code := err.Code()
@@ -176,14 +192,14 @@ func WriteError(w http.ResponseWriter, realm string, err *Error) {
 		h.Set("Retry-After", RetryAfterSeconds)
 		code = "temporarily_unavailable"
 	case code == "":
-		h.Set("WWW-Authenticate", `Bearer realm="`+realm+`"`)
+		h.Set("WWW-Authenticate", `Bearer realm="`+realm+`"`+rm)
 		code = "unauthorized"
 	default:
 		v := `Bearer realm="` + realm + `", error="` + code + `", error_description="` + quote(desc) + `"`
 		if err.Scope != "" {
 			v += `, scope="` + quote(err.Scope) + `"`
 		}
-		h.Set("WWW-Authenticate", v)
+		h.Set("WWW-Authenticate", v+rm)
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

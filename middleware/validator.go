@@ -203,6 +203,10 @@ func NewValidator(issuers []Issuer, audiences []string, opts ValidatorOptions) (
 // MaxTokenBytes is the largest token the validator parses.
 func (v *Validator) MaxTokenBytes() int { return v.maxBytes }
 
+// Issuers returns the trusted issuers, in the order given to [NewValidator]:
+// the authorization servers of the resource's metadata (package resource).
+func (v *Validator) Issuers() []string { return slices.Clone(v.trusted) }
+
 // b64 is strict base64url: no padding, no standard alphabet, no stray bits.
 var b64 = base64.RawURLEncoding.Strict()
 

@@ -195,9 +195,21 @@ func TestCaddyForwardAuth(t *testing.T) {
 			want        int
 			wantSubject string // what the upstream sees; "" for no X-Auth-Subject
 			wantHeader  map[string]string
+			// upstreamHeader: what the upstream sees of these headers; ""
+			// for none.
+			upstreamHeader map[string]string
 		}{
 			{name: "valid token", want: 200, wantSubject: "auth0|test-user",
 				req: request{path: "/api/contacts/1", token: tok("api read:contacts")}},
+			// Upstreams behind a proxy may read X-Forwarded-Host or
+			// Forwarded as the request's host (Werkzeug's ProxyFix) and
+			// X-Original-URL or X-Rewrite-URL as its path.
+			{name: "client's host and URL headers do not reach the upstream", want: 200,
+				req: request{host: "www.example.com", path: "/public/x", header: http.Header{
+					"X-Forwarded-Host": {"admin.example.com"}, "Forwarded": {"host=admin.example.com"},
+					"X-Original-Url": {"/admin/users"}, "X-Rewrite-Url": {"/admin/users"}}},
+				upstreamHeader: map[string]string{"X-Forwarded-Host": "www.example.com", "Forwarded": "",
+					"X-Original-Url": "", "X-Rewrite-Url": ""}},
 			{name: "valid token, spoofed subject overwritten", want: 200, wantSubject: "auth0|test-user",
 				req: request{path: "/api/contacts/1", token: tok("api read:contacts"), header: spoofed()}},
 			{name: "public route, spoofed subject removed", want: 200,
@@ -275,6 +287,11 @@ func TestCaddyForwardAuth(t *testing.T) {
 				}
 				if got := subjects(s.header); fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Errorf("upstream got %v, want %v", got, want)
+				}
+				for h, want := range tc.upstreamHeader {
+					if got := s.header.Values(h); want == "" && len(got) != 0 || want != "" && (len(got) != 1 || got[0] != want) {
+						t.Errorf("upstream got %s %q, want %q", h, got, want)
+					}
 				}
 			})
 		}

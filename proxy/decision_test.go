@@ -12,6 +12,7 @@ import (
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/proxy"
+	"github.com/tokenward/tokenward/resource"
 	"github.com/tokenward/tokenward/scopes"
 )
 
@@ -27,7 +28,8 @@ type frontEnd struct {
 // requirement, and with Require), the reverse proxy, forward-auth and
 // Envoy's gRPC ext_authz (package extauthz, through a gRPC client) with
 // the same cases: each must give the same status, challenge, Retry-After and
-// JSON body, and the expected ones. They share middleware.Guard.Check, so a
+// JSON body, and the expected ones. Every challenge names the resource's
+// metadata (RFC 9728 §5.1), and every 403 the scopes the route needs. They share middleware.Guard.Check, so a
 // check added there (or lost) shows in all of them at once.
 func TestOneDecisionEveryFrontEnd(t *testing.T) {
 	const realm = "contacts"
@@ -95,16 +97,26 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 	}
 	const path = "/api/contacts/1"
 
+	// A resource with a path: its metadata URL has the path inserted.
+	meta, err := resource.New("https://api.example.com/contacts", v, resource.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rm = `, resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/contacts"`
+	if got := meta.MetadataURL(); got != "https://api.example.com/.well-known/oauth-protected-resource/contacts" {
+		t.Fatalf("MetadataURL() = %q", got)
+	}
+
 	// Every front end is asked over loopback, as if by a proxy that
 	// terminated TLS: its Client-Cert is trusted.
 	trusted := []string{"127.0.0.0/8", "::1"}
-	mw, err := middleware.New(v, middleware.Options{Realm: realm, Required: required, TrustedProxies: trusted})
+	mw, err := middleware.New(v, middleware.Options{Realm: realm, Required: required, ResourceMetadata: meta.MetadataURL(), TrustedProxies: trusted})
 	if err != nil {
 		t.Fatal(err)
 	}
 	viaMiddleware := serve(t, mw(protected(fromContext)))
 
-	bare, err := middleware.New(v, middleware.Options{Realm: realm, TrustedProxies: trusted})
+	bare, err := middleware.New(v, middleware.Options{Realm: realm, ResourceMetadata: meta.MetadataURL(), TrustedProxies: trusted})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +126,7 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := proxy.Config{Validator: v, Rules: rules, Realm: realm, TrustedProxies: trusted,
+	cfg := proxy.Config{Validator: v, Rules: rules, Realm: realm, Resource: meta, TrustedProxies: trusted,
 		ClaimHeaders: []proxy.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}}}
 	upstream := serve(t, protected(func(r *http.Request) string { return r.Header.Get("X-Auth-Subject") }))
 	viaProxy := startProxy(t, upstream.URL, cfg, proxy.UpstreamOptions{})
@@ -177,7 +189,7 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 	dpop := token(iss.Claims(audience, map[string]any{"scope": "read:contacts", "cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}))
 	withCert := func(c clientCert) http.Header { return http.Header{"Client-Cert": {c.clientCertHeader()}} }
 
-	bareChallenge := `Bearer realm="contacts"`
+	bareChallenge := `Bearer realm="contacts"` + rm
 	tests := []struct {
 		name          string
 		authorization []string
@@ -191,39 +203,39 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 		{"no token", nil, nil, 401, bareChallenge, "", "unauthorized", "no bearer token"},
 		{"other scheme", []string{"Basic dXNlcjpwYXNz"}, nil, 401, bareChallenge, "", "unauthorized", "no bearer token"},
 		{"two Authorization headers", []string{"Bearer " + valid, "Bearer " + valid}, nil, 400,
-			`Bearer realm="contacts", error="invalid_request", error_description="more than one Authorization header"`, "",
+			`Bearer realm="contacts", error="invalid_request", error_description="more than one Authorization header"` + rm, "",
 			"invalid_request", "more than one Authorization header"},
 		{"malformed token", bearer("a.b.c"), nil, 401,
-			`Bearer realm="contacts", error="invalid_token", error_description="token claims are not base64url"`, "",
+			`Bearer realm="contacts", error="invalid_token", error_description="token claims are not base64url"` + rm, "",
 			"invalid_token", "token claims are not base64url"},
 		{"bad signature", bearer(forged), nil, 401,
-			`Bearer realm="contacts", error="invalid_token", error_description="signature invalid"`, "",
+			`Bearer realm="contacts", error="invalid_token", error_description="signature invalid"` + rm, "",
 			"invalid_token", "signature invalid"},
 		{"expired", bearer(token(iss.Claims(audience, map[string]any{"scope": "read:contacts",
 			"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()}))), nil, 401,
-			`Bearer realm="contacts", error="invalid_token", error_description="token expired"`, "",
+			`Bearer realm="contacts", error="invalid_token", error_description="token expired"` + rm, "",
 			"invalid_token", "token expired"},
 		{"wrong audience", bearer(token(iss.Claims("https://other.example.com", map[string]any{"scope": "read:contacts"}))), nil, 401,
-			`Bearer realm="contacts", error="invalid_token", error_description="audience not accepted"`, "",
+			`Bearer realm="contacts", error="invalid_token", error_description="audience not accepted"` + rm, "",
 			"invalid_token", "audience not accepted"},
 		{"untrusted issuer", bearer(fromStranger), nil, 401,
-			`Bearer realm="contacts", error="invalid_token", error_description="issuer not trusted"`, "",
+			`Bearer realm="contacts", error="invalid_token", error_description="issuer not trusted"` + rm, "",
 			"invalid_token", "issuer not trusted"},
 		{"insufficient scope", bearer(token(iss.Claims(audience, map[string]any{"scope": "write:contacts"}))), nil, 403,
-			`Bearer realm="contacts", error="insufficient_scope", error_description="insufficient scope", scope="read:contacts"`, "",
+			`Bearer realm="contacts", error="insufficient_scope", error_description="insufficient scope", scope="read:contacts"` + rm, "",
 			"insufficient_scope", "insufficient scope"},
 		{"valid", bearer(valid), nil, 200, "", "", "", ""},
 		{"keys unavailable", bearer(fromDown), nil, 503, "", middleware.RetryAfterSeconds,
 			"temporarily_unavailable", "issuer keys unavailable"},
 		{"certificate-bound, its certificate", bearer(bound), withCert(alice), 200, "", "", "", ""},
 		{"certificate-bound, no certificate", bearer(bound), nil, 401,
-			`Bearer realm="contacts", error="invalid_token", error_description="token is bound to a client certificate and none was presented"`, "",
+			`Bearer realm="contacts", error="invalid_token", error_description="token is bound to a client certificate and none was presented"` + rm, "",
 			"invalid_token", "token is bound to a client certificate and none was presented"},
 		{"certificate-bound, another certificate", bearer(bound), withCert(mallory), 401,
-			`Bearer realm="contacts", error="invalid_token", error_description="client certificate does not match the token"`, "",
+			`Bearer realm="contacts", error="invalid_token", error_description="client certificate does not match the token"` + rm, "",
 			"invalid_token", "client certificate does not match the token"},
 		{"DPoP-bound", bearer(dpop), withCert(alice), 401,
-			`Bearer realm="contacts", error="invalid_token", error_description="token is bound to a DPoP key (cnf.jkt); DPoP is not supported here"`, "",
+			`Bearer realm="contacts", error="invalid_token", error_description="token is bound to a DPoP key (cnf.jkt); DPoP is not supported here"` + rm, "",
 			"invalid_token", "token is bound to a DPoP key (cnf.jkt); DPoP is not supported here"},
 	}
 	for _, tt := range tests {

@@ -49,18 +49,22 @@
 //     route), since Envoy's ext_authz replaces only the headers an answer has
 //     and would pass on a client's copy of the others.
 //   - Forward-auth never judges its own request line unless
-//     [ForwardAuthOptions].AllowRequestLine says so, and then only when
-//     none of the original-request headers (X-Forwarded-Method, -Uri,
-//     -Host, X-Original-Method, -URI, -URL) is present: with any of them,
-//     they alone count. The configured PathPrefix must begin the request
+//     [ForwardAuthOptions].AllowRequestLine says so. Then the request line
+//     always counts: any original-request header present (X-Forwarded-Method,
+//     -Uri, -Host, X-Original-Method, -URI, -URL) is a client's copy that
+//     Envoy passed on (it sets none of them), and together they must name
+//     the request line's method, path, query and host, or the question is a
+//     400: a client never picks the route judged. The configured PathPrefix must begin the request
 //     target and be followed by "/", or the question is a 400; the
 //     derived path goes through the normalization contract and the route
 //     rules like any original URI.
 //   - [ForwardAuth.Check] (Envoy's gRPC ext_authz, package extauthz) and
 //     [ForwardAuth.ServeHTTP] share one function from the original request
 //     to the answer; Check's allow also names every other spelling of an
-//     identity header the client sent ("_" for "-") for the gateway to
-//     remove.
+//     identity header the client sent ("_" for "-"), and each header it sent
+//     that upstreams may read as the request's host or path
+//     (X-Forwarded-Host, Forwarded, X-Original-URL, X-Rewrite-URL, …), for
+//     the gateway to remove.
 //   - Every other gateway must itself remove a client's copy of each
 //     identity header that a forward-auth answer lacks; the README's recipe
 //     for each does. Those for NGINX and Caddy (forward_auth) run against the
@@ -117,4 +121,24 @@
 //     never a mix. Only compiled rules can be stored, and a set in force is
 //     never removed, only replaced.
 //   - Metric labels are bounded: outcome, reason, configured issuer.
+//   - With [Config].AllowedOrigins, a request whose Origin header is not
+//     one of them (compared ignoring case), or that has several, is refused
+//     with 403 before anything else — normalization, rules, token, the
+//     metadata document — in the proxy and in both forward-auth front ends
+//     (on the Origin the gateway passes on). A request without Origin is
+//     judged as usual: only browsers send it, and DNS rebinding is a
+//     browser attack. Nil means Origin is not checked.
+//   - With [Config].Resource, the proxy answers every path under
+//     /.well-known/oauth-protected-resource itself (the document, 404, or
+//     405 for a method other than GET and HEAD) and never forwards one to
+//     the upstream. Forward-auth serves it only on a request that names no
+//     original method or URI; a question about that path is judged by the
+//     rules like any other, so the document's path is never a way to an
+//     allow.
+//   - Streams are not buffered: an answer that is text/event-stream or of
+//     unknown length is flushed on every write (httputil.ReverseProxy's
+//     rule, on both upstream paths), headers such as Mcp-Session-Id and
+//     Last-Event-ID pass unchanged, and no timeout but the wait for the
+//     upstream's response headers ([UpstreamOptions].ResponseHeaderTimeout)
+//     applies to an exchange.
 package proxy

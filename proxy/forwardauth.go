@@ -32,11 +32,14 @@ type ForwardAuth struct {
 // ForwardAuthOptions tunes [ForwardAuth]. The zero value needs the original
 // request's headers on every question.
 type ForwardAuthOptions struct {
-	// AllowRequestLine judges, when none of the original-request headers
+	// AllowRequestLine judges the method and path of the question's own
+	// request line, PathPrefix removed: what Envoy's ext_authz HTTP service
+	// sends by default. Any original-request header present
 	// (X-Forwarded-Method, X-Forwarded-Uri, X-Forwarded-Host,
-	// X-Original-Method, X-Original-URI, X-Original-URL) is present, the
-	// method and path of the question's own request line, PathPrefix
-	// removed: what Envoy's ext_authz HTTP service sends by default. Risk:
+	// X-Original-Method, X-Original-URI, X-Original-URL) is a client's copy
+	// that Envoy passed on: together they must name the same method, path,
+	// query and host as the request line, or the question is refused with
+	// 400. Risk:
 	// a gateway that forgets its headers (an NGINX auth_request pointing at
 	// a fixed path) is then judged on the path it asks on, not on the
 	// client's request. False refuses such a question with 400.
@@ -81,10 +84,18 @@ func CheckPathPrefix(p string) error {
 const envoyHeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 
 func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rs := f.g.cfg.Resource; rs != nil && rs.Owns(r.URL.Path) && !asksAbout(r.Header) {
+		// Not a question (no original method or URI): a client sent here by
+		// the gateway's route for the metadata document.
+		if f.g.originAllowed(w, r, r.Header) {
+			rs.ServeHTTP(w, r)
+		}
+		return
+	}
 	target, ok := f.originalRequest(r)
 	if !ok {
 		f.g.log.Info("request refused", "reason", "bad_original_uri", "status", http.StatusBadRequest, "client", r.RemoteAddr)
-		badRequest(w, f.g.realm, "original request URI is missing, malformed or not canonical")
+		f.g.badRequestAnswer(w, "original request URI is missing, malformed or not canonical")
 		return
 	}
 	// The connection is the gateway's: the client's certificate, if any,
@@ -115,6 +126,9 @@ func (f *ForwardAuth) judge(w http.ResponseWriter, r, target *http.Request, h ht
 	// passes the client's headers (a method override among them) on to us.
 	// The gateway sends no body: whether the original had one is unknown,
 	// so only a form Content-Type tells that it may carry a _method field.
+	if !f.g.originAllowed(w, r, h) {
+		return false, ""
+	}
 	rules := f.g.rules.Load() // once: the request is judged by one set
 	override, refused := rules.normalize(target.Method, target.URL, h, bodyUnknown)
 	if refused != nil {
@@ -164,9 +178,28 @@ func (w *answerWriter) Write(b []byte) (int, error) {
 // and URI the question is refused too, since judging the auth request's own
 // path would skip the route rules.
 func (f *ForwardAuth) originalRequest(r *http.Request) (*http.Request, bool) {
-	if f.opts.AllowRequestLine && !hasOriginalHeaders(r.Header) {
-		return f.requestLine(r)
+	if f.opts.AllowRequestLine {
+		line, ok := f.requestLine(r)
+		if !ok || !hasOriginalHeaders(r.Header) {
+			return line, ok
+		}
+		// Envoy sets none of these headers: present, they are the client's,
+		// passed on by an allowed_headers that matches them, and judging
+		// them would judge the route the client names rather than the one
+		// Envoy forwards to. They may only repeat the request line.
+		named, ok := f.fromHeaders(r)
+		if !ok || named.Method != line.Method || named.URL.Path != line.URL.Path ||
+			named.URL.RawQuery != line.URL.RawQuery || !strings.EqualFold(named.Host, line.Host) {
+			return nil, false
+		}
+		return line, true
 	}
+	return f.fromHeaders(r)
+}
+
+// fromHeaders is the original request named by the original-request
+// headers, all of which must agree.
+func (f *ForwardAuth) fromHeaders(r *http.Request) (*http.Request, bool) {
 	var methods, uris, hosts []string
 	methods = append(methods, r.Header.Values("X-Forwarded-Method")...)
 	methods = append(methods, r.Header.Values("X-Original-Method")...)
@@ -213,9 +246,21 @@ func (f *ForwardAuth) originalRequest(r *http.Request) (*http.Request, bool) {
 }
 
 // originalHeaders are the headers that carry the original request; with
-// any of them present the request line is never judged.
+// any of them present in the request-line mode, they must agree with the
+// request line.
 var originalHeaders = []string{"X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-Host",
 	"X-Original-Method", "X-Original-Uri", "X-Original-Url"}
+
+// asksAbout reports whether h names an original method or URI: a question,
+// not a request for the listener's own document.
+func asksAbout(h http.Header) bool {
+	for _, k := range originalHeaders {
+		if _, ok := h[k]; ok && k != "X-Forwarded-Host" {
+			return true
+		}
+	}
+	return false
+}
 
 func hasOriginalHeaders(h http.Header) bool {
 	for _, k := range originalHeaders {

@@ -71,7 +71,20 @@ func TestNGINXForwardAuth(t *testing.T) {
 			want        int
 			wantSubject string // what the upstream sees; "" for no X-Auth-Subject
 			wantHeader  map[string]string
+			// upstreamHeader: what the upstream sees of these headers; ""
+			// for none.
+			upstreamHeader map[string]string
 		}{
+			// Upstreams behind a proxy may read X-Forwarded-Host as the
+			// request's host (Werkzeug's ProxyFix, Django, Express) and
+			// X-Original-URL or X-Rewrite-URL as its path: the upstream
+			// must see the host tokenward judged, and no client copy.
+			{name: "client's host and URL headers do not reach the upstream", want: 200,
+				req: request{host: "www.example.com", path: "/public/x", header: http.Header{
+					"X-Forwarded-Host": {"admin.example.com"}, "Forwarded": {"host=admin.example.com"},
+					"X-Original-Url": {"/admin/users"}, "X-Rewrite-Url": {"/admin/users"}}},
+				upstreamHeader: map[string]string{"X-Forwarded-Host": "www.example.com", "Forwarded": "",
+					"X-Original-Url": "", "X-Rewrite-Url": ""}},
 			{name: "valid token", want: 200, wantSubject: "auth0|test-user",
 				req: request{path: "/api/contacts/1", token: tok("api read:contacts")}},
 			{name: "valid token, spoofed subject overwritten", want: 200, wantSubject: "auth0|test-user",
@@ -154,6 +167,11 @@ func TestNGINXForwardAuth(t *testing.T) {
 				}
 				if fmt.Sprint(subjects) != fmt.Sprint(want) {
 					t.Errorf("upstream got %v, want %v", subjects, want)
+				}
+				for h, want := range tc.upstreamHeader {
+					if got := s.header.Values(h); want == "" && len(got) != 0 || want != "" && (len(got) != 1 || got[0] != want) {
+						t.Errorf("upstream got %s %q, want %q", h, got, want)
+					}
 				}
 			})
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tokenward/tokenward/middleware"
+	"github.com/tokenward/tokenward/resource"
 	"github.com/tokenward/tokenward/scopes"
 )
 
@@ -67,6 +68,19 @@ type Config struct {
 	// ForwardAuth tunes [NewForwardAuth] only; the zero value needs the
 	// original request's headers.
 	ForwardAuth ForwardAuthOptions
+	// Resource, if not nil, is the protected resource's metadata (RFC
+	// 9728): served on the listener under /.well-known/oauth-protected-resource
+	// (never forwarded), and named by resource_metadata in every challenge.
+	// Nil means neither.
+	Resource *resource.Handler
+	// AllowedOrigins are the origins (scheme://host[:port]) whose browser
+	// requests may pass: a request with an Origin header naming another
+	// origin (or several Origin headers) is refused with 403 before
+	// anything else, against DNS rebinding (the MCP specification requires
+	// it of MCP servers). A request without Origin is not a browser's
+	// cross-site request and is judged as usual. Nil means Origin is not
+	// checked.
+	AllowedOrigins []string
 }
 
 // guard is what both modes share around the decision, which is
@@ -78,11 +92,16 @@ type guard struct {
 	realm    string
 	identity *identity
 	log      *slog.Logger
+	origins  map[string]bool // lower-case allowed origins; nil: not checked
 }
 
 func newGuard(cfg Config) (*guard, error) {
 	var errs []error
-	mw, err := middleware.NewGuard(cfg.Validator, middleware.GuardOptions{Realm: cfg.Realm, TrustedProxies: cfg.TrustedProxies})
+	gopts := middleware.GuardOptions{Realm: cfg.Realm, TrustedProxies: cfg.TrustedProxies}
+	if cfg.Resource != nil {
+		gopts.ResourceMetadata = cfg.Resource.MetadataURL()
+	}
+	mw, err := middleware.NewGuard(cfg.Validator, gopts)
 	if err != nil {
 		errs = append(errs, err) // no validator, or a bad realm
 	}
@@ -107,6 +126,10 @@ func newGuard(cfg Config) (*guard, error) {
 		}
 		cfg.ClaimHeaders[i].Header = http.CanonicalHeaderKey(ch.Header)
 	}
+	origins, oerr := parseOrigins(cfg.AllowedOrigins)
+	if oerr != nil {
+		errs = append(errs, oerr)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -114,7 +137,8 @@ func newGuard(cfg Config) (*guard, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &guard{cfg: cfg, rules: rules, mw: mw, realm: mw.Realm(), identity: newIdentity(cfg.ClaimHeaders, cfg.ScopesHeader, log), log: log}, nil
+	return &guard{cfg: cfg, rules: rules, mw: mw, realm: mw.Realm(), identity: newIdentity(cfg.ClaimHeaders, cfg.ScopesHeader, log), log: log,
+		origins: origins}, nil
 }
 
 // decision is the outcome for one request.
@@ -178,7 +202,7 @@ func (g *guard) refuse(w http.ResponseWriter, r *http.Request, d decision, metho
 		attrs = append(attrs, slog.String("error", d.err.Err.Error()))
 	}
 	g.log.LogAttrs(r.Context(), slog.LevelInfo, "request refused", attrs...)
-	middleware.WriteError(w, g.realm, d.err)
+	g.mw.WriteError(w, d.err)
 }
 
 func (g *guard) allowed(r *http.Request, d decision, method, uri string) {
@@ -197,15 +221,14 @@ func (g *guard) allowed(r *http.Request, d decision, method, uri string) {
 }
 
 // badRequest answers a request whose target cannot be judged safely.
-func badRequest(w http.ResponseWriter, realm, description string) {
-	middleware.WriteError(w, realm, &middleware.Error{
-		Reason: middleware.ReasonInvalidRequest, Description: description})
+func (g *guard) badRequestAnswer(w http.ResponseWriter, description string) {
+	g.mw.WriteError(w, &middleware.Error{Reason: middleware.ReasonInvalidRequest, Description: description})
 }
 
 // badRequest logs and answers a request the normalization contract refuses.
 func (g *guard) badRequest(w http.ResponseWriter, r *http.Request, refused *refusal) {
 	g.log.Info("request refused", "reason", refused.reason, "status", http.StatusBadRequest, "client", r.RemoteAddr)
-	badRequest(w, g.realm, refused.description)
+	g.badRequestAnswer(w, refused.description)
 }
 
 // Proxy is the sidecar reverse proxy: a request with a valid token and the
@@ -280,6 +303,13 @@ func New(upstream string, cfg Config, opts UpstreamOptions) (*Proxy, error) {
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !p.g.originAllowed(w, r, r.Header) {
+		return
+	}
+	if rs := p.g.cfg.Resource; rs != nil && rs.Owns(r.URL.Path) {
+		rs.ServeHTTP(w, r) // public, and never the upstream's
+		return
+	}
 	b := bodySome
 	if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
 		b = bodyNone

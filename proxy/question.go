@@ -44,8 +44,11 @@ type Answer struct {
 	Header http.Header
 	// Remove, on 200, names the headers to remove from the request passed
 	// on: every configured identity header that Header lacks (all of them
-	// on a public route), and every other spelling of an identity header
-	// the client sent ("_" for "-"), so that no client copy survives.
+	// on a public route), every other spelling of an identity header the
+	// client sent ("_" for "-"), so that no client copy survives, and each
+	// header the client sent that upstreams may take for the host or path
+	// of the request instead of its own (X-Forwarded-Host, Forwarded,
+	// X-Original-URL, X-Rewrite-URL, …; see routeHeaders), in its spelling.
 	Remove []string
 	// Body is the JSON body of a refusal; nil on 200.
 	Body []byte
@@ -69,7 +72,7 @@ func (f *ForwardAuth) Check(ctx context.Context, q Question) Answer {
 	// before the guard strips them: the gateway must remove them itself.
 	var spelt []string
 	for k := range h {
-		if f.g.identity.names[headerAlias(k)] && !f.g.identity.configured(k) {
+		if f.g.identity.names[headerAlias(k)] && !f.g.identity.configured(k) || routeHeader(k) {
 			spelt = append(spelt, k)
 		}
 	}
@@ -95,6 +98,30 @@ func (f *ForwardAuth) Check(ctx context.Context, q Question) Answer {
 func (f *ForwardAuth) BadRequest(ctx context.Context, gateway, reason, description string) Answer {
 	f.g.log.InfoContext(ctx, "request refused", "reason", reason, "status", http.StatusBadRequest, "client", gateway)
 	aw := answerWriter{h: http.Header{}}
-	badRequest(&aw, f.g.realm, description)
+	f.g.badRequestAnswer(&aw, description)
 	return Answer{Status: aw.status, Header: aw.h, Body: aw.body}
+}
+
+// routeHeaders name, in lower case with "-", request headers that upstreams
+// may take for the host or path of the request rather than its own Host and
+// request line: X-Forwarded-Host and Forwarded (Express' trust proxy,
+// Django's USE_X_FORWARDED_HOST, Werkzeug's ProxyFix, ASP.NET's forwarded
+// headers), X-Original-URL and X-Rewrite-URL (Symfony and Zend did,
+// CVE-2018-14773), and the original-request headers of the other gateways.
+// A gateway asking in its own terms (Envoy's gRPC ext_authz) passes a
+// client's copies on, and the decision was taken on the Host and path it
+// named: the upstream must not read another. The proxy removes these too
+// (clientAddressHeaders) and sets its own X-Forwarded-Host.
+var routeHeaders = []string{"x-forwarded-host", "forwarded", "x-original-url", "x-rewrite-url",
+	"x-original-uri", "x-original-method", "x-forwarded-uri", "x-forwarded-method"}
+
+// routeHeader reports whether name is one of routeHeaders in any case and
+// with "_" for "-".
+func routeHeader(name string) bool {
+	for _, h := range routeHeaders {
+		if len(name) == len(h) && foldedEqual(name, h) {
+			return true
+		}
+	}
+	return false
 }

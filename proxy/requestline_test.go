@@ -13,7 +13,9 @@ import (
 // service with its defaults), a question without any original-request
 // header is judged on its own method and path, PathPrefix removed, under
 // the same route rules and normalization contract; with any of the headers
-// present the request line is never used; off, such a question is a 400.
+// present they must name the request line's request (Envoy passes on a
+// client's copies that its allowed_headers match), else 400; off, such a
+// question is a 400.
 func TestForwardAuthRequestLine(t *testing.T) {
 	iss := newIssuer(t)
 	serve := func(t *testing.T, opts proxy.ForwardAuthOptions) *httptest.Server {
@@ -63,8 +65,27 @@ func TestForwardAuthRequestLine(t *testing.T) {
 		{"dot segment after the prefix", on, "GET /auth/status/../api/contacts/7", "", nil, 400, "", "not canonical"},
 		{"method parameter", on, "GET /auth/status?_method=DELETE", "", nil, 400, "", "_method"},
 		{"no prefix configured", noPrefix, "GET /api/contacts/7", reader, nil, 200, "auth0|test-user", ""},
-		{"headers present: the request line is not used", on, "GET /auth/status", "",
-			h("X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/api/contacts/7"), 401, "", ""},
+		// Envoy passes on the client's own headers that its allowed_headers
+		// match, and sets none of these: they must name the request Envoy
+		// asks about, its request line, or a client picks the route judged.
+		{"headers present and agreeing", on, "GET /auth/api/contacts/7?fields=name", reader,
+			h("X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/api/contacts/7?fields=name", "X-Forwarded-Host", "API.example.com"), 200, "auth0|test-user", ""},
+		{"headers present, agreeing, checked with the request line's rules", on, "GET /auth/api/contacts/7", apiOnly,
+			h("X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/api/contacts/7"), 403, "", ""},
+		{"client's headers name a public path", on, "GET /auth/api/contacts/7", "",
+			h("X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/status"), 400, "", "original request URI"},
+		{"client's headers name a weaker method", on, "DELETE /auth/api/contacts/7", reader,
+			h("X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/api/contacts/7"), 400, "", "original request URI"},
+		{"client's headers name another query", on, "GET /auth/api/contacts/7?a=1", reader,
+			h("X-Original-Method", "GET", "X-Original-URI", "/api/contacts/7?a=2"), 400, "", "original request URI"},
+		{"client's headers name another host", on, "GET /auth/api/contacts/7", reader,
+			h("X-Original-Method", "GET", "X-Original-URL", "http://public.example.com/api/contacts/7"), 400, "", "original request URI"},
+		{"headers naming the request line's path without the prefix's removal", on, "GET /auth/status", "",
+			h("X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/auth/status"), 400, "", "original request URI"},
+		{"headers present, request line without the prefix", on, "GET /_tokenward", reader,
+			h("X-Original-Method", "GET", "X-Original-URI", "/api/contacts/7"), 400, "", "original request URI"},
+		{"headers present, no prefix configured, request line elsewhere", noPrefix, "GET /_tokenward", reader,
+			h("X-Original-Method", "GET", "X-Original-URI", "/api/contacts/7"), 400, "", "original request URI"},
 		{"headers present but disagreeing", on, "GET /auth/status", reader,
 			h("X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/status", "X-Original-URI", "/api/contacts/7"), 400, "", "original request URI"},
 		{"only a host header present", on, "GET /auth/status", reader, h("X-Forwarded-Host", "api.example.com"), 400, "", "original request URI"},

@@ -360,6 +360,28 @@ func register(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 // Len is the number of rules.
 func (r *Rules) Len() int { return len(r.routes) }
 
+// Scopes returns every scope a route (or the fallback, for requests no rule
+// matches) requires, each once, sorted: the scopes_supported of the
+// resource's metadata by default.
+func (r *Rules) Scopes() []string {
+	var out []string
+	add := func(rt *Route) {
+		for _, s := range strings.Fields(rt.Required.String()) {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	for _, rt := range r.routes {
+		add(rt)
+	}
+	if r.fallback != nil {
+		add(r.fallback)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Match returns the route of a request. The request's path must already be
 // canonical (see canonicalPath): ServeMux would otherwise answer with a
 // redirect, and the route of the redirect target is not the route of what the

@@ -23,6 +23,7 @@ import (
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/opaque"
 	"github.com/tokenward/tokenward/proxy"
+	"github.com/tokenward/tokenward/resource"
 	"github.com/tokenward/tokenward/scopes"
 )
 
@@ -96,6 +97,21 @@ type Config struct {
 	ForwardAuthAllowRequestLine bool   `env:"TOKENWARD_FORWARD_AUTH_ALLOW_REQUEST_LINE" envDefault:"false"`
 	ForwardAuthPathPrefix       string `env:"TOKENWARD_FORWARD_AUTH_PATH_PREFIX"`
 
+	// Protected-resource metadata (RFC 9728) and MCP servers.
+	Resource                     string   `env:"TOKENWARD_RESOURCE"`
+	ResourceName                 string   `env:"TOKENWARD_RESOURCE_NAME"`
+	ResourceDocumentation        string   `env:"TOKENWARD_RESOURCE_DOCUMENTATION"`
+	ResourceAuthorizationServers []string `env:"TOKENWARD_RESOURCE_AUTHORIZATION_SERVERS"`
+	ResourceScopes               []string `env:"TOKENWARD_RESOURCE_SCOPES"`
+	AllowedOrigins               []string `env:"TOKENWARD_ALLOWED_ORIGINS"`
+
+	// TLS on the main listener (tls.go).
+	TLSCertFile       string        `env:"TOKENWARD_TLS_CERT_FILE"`
+	TLSKeyFile        string        `env:"TOKENWARD_TLS_KEY_FILE"`
+	TLSClientCAFile   string        `env:"TOKENWARD_TLS_CLIENT_CA_FILE"`
+	TLSClientAuth     string        `env:"TOKENWARD_TLS_CLIENT_AUTH"` // "": none, or require with a CA file
+	TLSReloadInterval time.Duration `env:"TOKENWARD_TLS_RELOAD_INTERVAL"`
+
 	// Proxies that terminate TLS in front and name the client certificate
 	// in Client-Cert or X-Forwarded-Client-Cert (certificate-bound tokens).
 	TrustedProxies    []string `env:"TOKENWARD_TRUSTED_PROXIES"`
@@ -114,6 +130,10 @@ type Config struct {
 	opaqueIssuer string          // whose endpoint opaque tokens are checked with
 	clientSecret opaque.Secret   // from the variable or the file
 	ignored      []string        // variables set but unused, logged as warnings by serve
+	tls          *tlsFiles       // nil without TLS
+	tlsState     *tlsState       // the files as read by check
+	tlsHash      [sha256.Size]byte
+	tlsLoaded    time.Time
 }
 
 // purpose says which variables a command needs: serving needs them all,
@@ -258,7 +278,20 @@ func (c *Config) check(p purpose) []string {
 			add("TOKENWARD_ISSUERS: %v", err)
 		}
 	}
-	if len(c.Audiences) == 0 {
+	if c.Resource != "" {
+		if err := resource.CheckURI(c.Resource); err != nil {
+			add("TOKENWARD_RESOURCE: %s", problem(err))
+		} else if len(c.Audiences) == 0 {
+			// RFC 8707: a token for this resource carries its URI as
+			// audience, compared as an exact string.
+			c.Audiences = []string{c.Resource}
+		} else if !slices.Contains(c.Audiences, c.Resource) {
+			// Allowed (an issuer may name the API otherwise), but a client
+			// asking for a token with resource= this URI gets one refused.
+			c.ignored = append(c.ignored, "TOKENWARD_RESOURCE is not one of TOKENWARD_AUDIENCES: tokens issued for the resource URI (RFC 8707) are refused")
+		}
+	}
+	if len(c.Audiences) == 0 && c.Resource == "" {
 		add("TOKENWARD_AUDIENCES is not set: name the audiences a token may carry, like https://api.example.com (the API identifier in Auth0)")
 	}
 
@@ -430,10 +463,74 @@ func (c *Config) checkServing() []string {
 	if c.UpstreamTransport != "lean" && c.UpstreamTransport != "standard" {
 		add("TOKENWARD_UPSTREAM_TRANSPORT: %q is neither lean nor standard", c.UpstreamTransport)
 	}
+	problems = append(problems, c.checkResource()...)
 	problems = append(problems, c.checkOpaque()...)
 	problems = append(problems, c.checkDenyList()...)
 	problems = append(problems, c.checkEnvoy()...)
+	problems = append(problems, c.checkTLS()...)
 	return problems
+}
+
+// checkResource checks the variables of the protected-resource metadata
+// (TOKENWARD_RESOURCE itself is checked by check: it may be the audience)
+// and the allowed origins.
+func (c *Config) checkResource() []string {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	c.AllowedOrigins = list(c.AllowedOrigins)
+	for _, o := range c.AllowedOrigins {
+		if err := proxy.CheckOrigin(o); err != nil {
+			add("TOKENWARD_ALLOWED_ORIGINS: %q is not an origin: write scheme://host[:port], like https://app.example.com (no path, no trailing /)", o)
+		}
+	}
+	c.ResourceAuthorizationServers = list(c.ResourceAuthorizationServers)
+	c.ResourceScopes = scopeList(c.ResourceScopes)
+	if c.Resource == "" {
+		for _, v := range []struct {
+			name string
+			set  bool
+		}{
+			{"TOKENWARD_RESOURCE_NAME", c.ResourceName != ""},
+			{"TOKENWARD_RESOURCE_DOCUMENTATION", c.ResourceDocumentation != ""},
+			{"TOKENWARD_RESOURCE_AUTHORIZATION_SERVERS", len(c.ResourceAuthorizationServers) > 0},
+			{"TOKENWARD_RESOURCE_SCOPES", len(c.ResourceScopes) > 0},
+		} {
+			if v.set {
+				c.ignored = append(c.ignored, v.name+" is ignored without TOKENWARD_RESOURCE")
+			}
+		}
+		return problems
+	}
+	for _, s := range c.ResourceAuthorizationServers {
+		if !slices.Contains(c.Issuers, s) {
+			add("TOKENWARD_RESOURCE_AUTHORIZATION_SERVERS: %s is not one of TOKENWARD_ISSUERS", httpfetch.Redact(s))
+		}
+	}
+	if c.ResourceDocumentation != "" {
+		if err := resource.CheckPage(c.ResourceDocumentation); err != nil {
+			add("TOKENWARD_RESOURCE_DOCUMENTATION: %s", problem(err))
+		}
+	}
+	if err := scopes.All(c.ResourceScopes...).Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			add("TOKENWARD_RESOURCE_SCOPES: %s", problem(e))
+		}
+	}
+	return problems
+}
+
+// resourceOptions is the metadata document's configuration: the scopes
+// are those of the rules read at start unless TOKENWARD_RESOURCE_SCOPES
+// names them.
+func (c *Config) resourceOptions() resource.Options {
+	o := resource.Options{Name: c.ResourceName, Documentation: c.ResourceDocumentation, Scopes: c.ResourceScopes}
+	if len(c.ResourceAuthorizationServers) > 0 {
+		o.AuthorizationServers = c.ResourceAuthorizationServers
+	}
+	if o.Scopes == nil && c.rules != nil {
+		o.Scopes = c.rules.Scopes()
+	}
+	return o
 }
 
 // checkEnvoy checks the gRPC ext_authz listener and forward-auth's
@@ -786,6 +883,7 @@ func problem(err error) string {
 		se *opaque.SecretFileError
 		le *denylist.LoadError
 		ie *scopes.InvalidScopeError
+		re *resource.URIError
 	)
 	switch {
 	case errors.As(err, &ue):
@@ -796,6 +894,8 @@ func problem(err error) string {
 		return le.Problem
 	case errors.As(err, &ie):
 		return ie.Problem
+	case errors.As(err, &re):
+		return re.Problem
 	}
 	return err.Error()
 }

@@ -21,6 +21,7 @@ func TestEnvKeys(t *testing.T) {
 		"TOKENWARD_ACCESS_LOG",
 		"TOKENWARD_ADMIN_ADDR",
 		"TOKENWARD_ALGORITHMS",
+		"TOKENWARD_ALLOWED_ORIGINS",
 		"TOKENWARD_AUDIENCES",
 		"TOKENWARD_CACHE_MAX_BYTES",
 		"TOKENWARD_CACHE_SIZE",
@@ -57,11 +58,21 @@ func TestEnvKeys(t *testing.T) {
 		"TOKENWARD_REALM",
 		"TOKENWARD_REQUIRED_SCOPES",
 		"TOKENWARD_REQUIRE_AT_JWT",
+		"TOKENWARD_RESOURCE",
+		"TOKENWARD_RESOURCE_AUTHORIZATION_SERVERS",
+		"TOKENWARD_RESOURCE_DOCUMENTATION",
+		"TOKENWARD_RESOURCE_NAME",
+		"TOKENWARD_RESOURCE_SCOPES",
 		"TOKENWARD_RULES_FILE",
 		"TOKENWARD_RULES_RELOAD_INTERVAL",
 		"TOKENWARD_SCOPES_HEADER",
 		"TOKENWARD_SHUTDOWN_GRACE",
 		"TOKENWARD_STRIP_AUTHORIZATION",
+		"TOKENWARD_TLS_CERT_FILE",
+		"TOKENWARD_TLS_CLIENT_AUTH",
+		"TOKENWARD_TLS_CLIENT_CA_FILE",
+		"TOKENWARD_TLS_KEY_FILE",
+		"TOKENWARD_TLS_RELOAD_INTERVAL",
 		"TOKENWARD_TRUSTED_PROXIES",
 		"TOKENWARD_UPSTREAM",
 		"TOKENWARD_UPSTREAM_TIMEOUT",
@@ -484,6 +495,114 @@ func TestOpaqueAndDenyListConfig(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), "s3cret") {
 				t.Errorf("the error shows a secret:\n%s", err)
+			}
+		})
+	}
+}
+
+// TestResourceConfig: TOKENWARD_RESOURCE is checked at start (https, http on
+// loopback, no fragment), becomes the audience when TOKENWARD_AUDIENCES is
+// not set, and the metadata's variables are checked with it; without it
+// they are ignored with a warning.
+func TestResourceConfig(t *testing.T) {
+	const iss = "https://tenant.auth0.com/"
+	rules := writeFile(t, "rules.yaml", `
+routes:
+  - match: "POST /mcp"
+    scopes: ["tools:call"]
+  - match: "GET /mcp"
+    any_scopes: ["tools:read", "tools:call"]
+`)
+	base := func(kv ...string) map[string]string {
+		m := map[string]string{"TOKENWARD_ISSUERS": iss, "TOKENWARD_UPSTREAM": "http://127.0.0.1:3000"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name     string
+		env      map[string]string
+		problems []string
+		check    func(t *testing.T, c *Config)
+	}{
+		{
+			name: "the resource is the audience; scopes from the rules",
+			env:  base("TOKENWARD_RESOURCE", "https://mcp.example.com/mcp", "TOKENWARD_RULES_FILE", rules, "TOKENWARD_REQUIRED_SCOPES", "mcp"),
+			check: func(t *testing.T, c *Config) {
+				if !slices.Equal(c.Audiences, []string{"https://mcp.example.com/mcp"}) {
+					t.Errorf("audiences %q", c.Audiences)
+				}
+				if got := c.resourceOptions().Scopes; !slices.Equal(got, []string{"mcp", "tools:call", "tools:read"}) {
+					t.Errorf("scopes %q", got)
+				}
+			},
+		},
+		{
+			name: "audiences given: kept; metadata variables used",
+			env: base("TOKENWARD_RESOURCE", "http://127.0.0.1:8080/mcp", "TOKENWARD_AUDIENCES", "https://api.example.com",
+				"TOKENWARD_RESOURCE_SCOPES", "a b,c", "TOKENWARD_RESOURCE_NAME", "Contacts",
+				"TOKENWARD_RESOURCE_DOCUMENTATION", "https://docs.example.com/mcp?x=1",
+				"TOKENWARD_RESOURCE_AUTHORIZATION_SERVERS", iss, "TOKENWARD_ALLOWED_ORIGINS", "https://app.example.com, http://localhost:6274"),
+			check: func(t *testing.T, c *Config) {
+				o := c.resourceOptions()
+				if len(c.ignored) != 1 || !strings.HasPrefix(c.ignored[0], "TOKENWARD_RESOURCE is not one of TOKENWARD_AUDIENCES") {
+					t.Errorf("warnings %q", c.ignored)
+				}
+				if !slices.Equal(c.Audiences, []string{"https://api.example.com"}) || !slices.Equal(o.Scopes, []string{"a", "b", "c"}) ||
+					o.Name != "Contacts" || !slices.Equal(o.AuthorizationServers, []string{iss}) ||
+					!slices.Equal(c.AllowedOrigins, []string{"https://app.example.com", "http://localhost:6274"}) {
+					t.Errorf("config %+v, options %+v", c, o)
+				}
+			},
+		},
+		{
+			name:     "neither resource nor audiences",
+			env:      base(),
+			problems: []string{"TOKENWARD_AUDIENCES is not set"},
+		},
+		{
+			name: "bad values, all reported",
+			env: base("TOKENWARD_RESOURCE", "http://mcp.example.com/mcp#x",
+				"TOKENWARD_RESOURCE_AUTHORIZATION_SERVERS", "https://evil.example.com/",
+				"TOKENWARD_RESOURCE_DOCUMENTATION", "javascript:alert(1)",
+				"TOKENWARD_RESOURCE_SCOPES", "a\\b",
+				"TOKENWARD_ALLOWED_ORIGINS", "https://app.example.com/"),
+			problems: []string{"TOKENWARD_RESOURCE: ", "TOKENWARD_ALLOWED_ORIGINS: ", "TOKENWARD_RESOURCE_AUTHORIZATION_SERVERS: ",
+				"TOKENWARD_RESOURCE_DOCUMENTATION: ", "TOKENWARD_RESOURCE_SCOPES: "},
+		},
+		{
+			name:     "http resource off loopback",
+			env:      base("TOKENWARD_RESOURCE", "http://mcp.example.com/mcp", "TOKENWARD_AUDIENCES", "x"),
+			problems: []string{"TOKENWARD_RESOURCE: \"http://mcp.example.com/mcp\" must use https"},
+		},
+		{
+			name: "metadata variables without the resource",
+			env:  base("TOKENWARD_AUDIENCES", "x", "TOKENWARD_RESOURCE_NAME", "n", "TOKENWARD_RESOURCE_SCOPES", "a"),
+			check: func(t *testing.T, c *Config) {
+				if len(c.ignored) != 2 || !strings.Contains(c.ignored[0], "TOKENWARD_RESOURCE_NAME is ignored without TOKENWARD_RESOURCE") {
+					t.Errorf("ignored %q", c.ignored)
+				}
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := loadConfig(mapGetenv(tc.env), forServing)
+			if len(tc.problems) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.check(t, c)
+				return
+			}
+			var ce *configError
+			if !errors.As(err, &ce) || len(ce.problems) != len(tc.problems) {
+				t.Fatalf("err = %v, want %d problems", err, len(tc.problems))
+			}
+			for i, p := range tc.problems {
+				if !strings.HasPrefix(ce.problems[i], p) {
+					t.Errorf("problem %d = %q, want it to start %q", i, ce.problems[i], p)
+				}
 			}
 		})
 	}

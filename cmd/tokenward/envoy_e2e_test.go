@@ -237,15 +237,28 @@ func TestForwardAuthRequestLineBinary(t *testing.T) {
 	reader := mint(t, iss, map[string]any{"sub": "auth0|alice", "scope": "read:contacts"})
 	writer := mint(t, iss, map[string]any{"sub": "auth0|bob", "scope": "write:contacts"})
 	for _, tc := range []struct {
-		path, token string
-		status      int
+		path, token  string
+		forwardedURI string // a client's X-Forwarded-Uri that Envoy passed on
+		status       int
 	}{
-		{"/ext-authz/api/contacts/7", reader, 200},
-		{"/ext-authz/api/contacts/7", writer, 403},
-		{"/ext-authz/status", "", 200},
-		{"/api/contacts/7", reader, 400},
+		{"/ext-authz/api/contacts/7", reader, "", 200},
+		{"/ext-authz/api/contacts/7", writer, "", 403},
+		{"/ext-authz/status", "", "", 200},
+		{"/api/contacts/7", reader, "", 400},
+		{"/ext-authz/api/contacts/7", reader, "/api/contacts/7", 200},
+		// The client names a public path for a request Envoy forwards to
+		// a protected one.
+		{"/ext-authz/api/contacts/7", "", "/status", 400},
 	} {
-		r := do(t, srv.client, "GET", srv.url+tc.path, bearer(tc.token))
+		r := do(t, srv.client, "GET", srv.url+tc.path, func(r *http.Request) {
+			if tc.token != "" {
+				bearer(tc.token)(r)
+			}
+			if tc.forwardedURI != "" {
+				r.Header.Set("X-Forwarded-Method", "GET")
+				r.Header.Set("X-Forwarded-Uri", tc.forwardedURI)
+			}
+		})
 		if r.status != tc.status {
 			t.Errorf("%s: status %d, want %d; body %s", tc.path, r.status, tc.status, r.body)
 		}

@@ -17,6 +17,20 @@
 // force atomically, and only once validated whole: a bad, empty, missing or
 // unreadable file keeps the rules in force (logged, and counted in
 // tokenward_rules_reload_errors_total), so a reload never weakens them.
+// SIGHUP also reloads the listener's TLS files (TOKENWARD_TLS_*, checked
+// every TOKENWARD_TLS_RELOAD_INTERVAL): a new certificate, key or client CA
+// bundle is served from the next handshake once parsed whole; a bad one keeps
+// the version in force (logged, counted in tokenward_tls_reload_errors_total),
+// and open connections are never closed by a reload.
+//
+// # Security
+//
+// The listener's TLS (tls.go) is TLS 1.2 at least with Go's default cipher
+// suites. A client CA file without TOKENWARD_TLS_CLIENT_AUTH requires client
+// certificates (fail closed); none with a CA file is a configuration error.
+// A PEM file cut while being written is refused, not served in part. The
+// admin listener stays plain HTTP: probes and scrapes inside the cluster,
+// no tokens.
 //
 // Exit status: 0 on success (and after a graceful shutdown on SIGTERM or
 // SIGINT), 2 for a configuration error (nothing was started), 1 otherwise

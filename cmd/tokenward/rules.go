@@ -151,8 +151,8 @@ func (r *rulesReloader) reload(forced bool) {
 	}
 	r.hash = sha256.Sum256(data)
 	rules, err := proxy.ParseRules(data, r.global)
-	if err == nil && noDocument(data) {
-		err = errors.New("the file is empty: taken for a write in progress (write routes: [] for no rules)")
+	if err == nil && noRoutes(data) {
+		err = errors.New("the file has no routes list: taken for a write in progress (write routes: [] for no rules)")
 	}
 	if err != nil {
 		r.badErr = oneLine(err)
@@ -177,12 +177,33 @@ func (r *rulesReloader) status() admin.RulesStatus {
 	}
 }
 
-// noDocument tells whether data holds no YAML document (nothing, or only
-// comments). On reload that is not "no rules": it is what a file truncated
-// for rewriting looks like, and loading it would drop every rule's scopes.
-func noDocument(data []byte) bool {
+// noRoutes tells whether data holds no routes list: no YAML document
+// (nothing, or only comments), or one without a routes key or with an empty
+// value ("routes:", the first line of a file being written line by line).
+// On reload that is not "no rules": it is what a file truncated for
+// rewriting looks like, and loading it would drop every rule's scopes.
+func noRoutes(data []byte) bool {
 	var n yaml.Node
-	return yaml.Unmarshal(data, &n) == nil && n.Kind == 0
+	if yaml.Unmarshal(data, &n) != nil {
+		return false // ParseRules says what is wrong
+	}
+	if n.Kind == 0 || len(n.Content) == 0 {
+		return true
+	}
+	doc := n.Content[0]
+	if doc.Kind == yaml.ScalarNode && doc.Tag == "!!null" {
+		return true // "---" alone
+	}
+	if doc.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if doc.Content[i].Value == "routes" {
+			v := doc.Content[i+1]
+			return v.Kind == yaml.ScalarNode && v.Tag == "!!null"
+		}
+	}
+	return true
 }
 
 // oneLine flattens errors.Join trees (every problem of a rules file) and

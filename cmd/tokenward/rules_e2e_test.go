@@ -316,6 +316,35 @@ func TestRulesReloadBadFile(t *testing.T) {
 	}
 }
 
+// TestRulesReloadPartialWrite: a file written in place line by line is
+// seen between its lines. Its first line alone, "routes:", parses as no
+// rules: loaded, it dropped every rule's scopes (a token without read:b
+// passed). Like an empty file, a version without a routes list keeps the
+// rules in force; "routes: []" still removes every rule.
+func TestRulesReloadPartialWrite(t *testing.T) {
+	path := writeFile(t, "rules.yaml", rulesB)
+	s, token := rulesServer(t, path, "50ms")
+	l := startLoad(t, s, token, http.StatusForbidden, http.StatusOK)
+	for i, partial := range []string{"routes:\n", "routes: ~\n", "---\n", "{}\n"} {
+		if err := os.WriteFile(path, []byte(partial), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		waitMetric(t, s, "tokenward_rules_reload_errors_total", func(v float64) bool { return v == float64(i+1) })
+	}
+	select {
+	case <-l.changed:
+		t.Error("a rules file without its routes list changed the decision")
+	default:
+	}
+	l.end(t)
+
+	l = startLoad(t, s, token, http.StatusForbidden, http.StatusOK)
+	if err := os.WriteFile(path, []byte("routes: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l.waitChanged(t, "routes: [] after partial versions")
+}
+
 // TestRulesReloadSIGHUP: with an interval no test waits for, a SIGHUP
 // reloads the rules file at once.
 func TestRulesReloadSIGHUP(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/proxy"
+	"github.com/tokenward/tokenward/resource"
 )
 
 // serve runs the proxy (or forward-auth service) and the admin server until
@@ -64,6 +65,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		"opaque_issuer", cfg.opaqueIssuer,
 		"opaque_endpoint", g.opaqueEndpoint,
 		"denylist", denySource,
+		"resource", cfg.Resource,
+		"allowed_origins", cfg.AllowedOrigins,
 	)
 	if cfg.Mode == modeForwardAuth && cfg.Upstream != "" {
 		log.Warn("TOKENWARD_UPSTREAM is ignored in forward-auth mode")
@@ -101,9 +104,15 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	errc := make(chan error, 3)
 	stopHUP := onSIGHUP(g, log)
 	defer stopHUP()
-	go func() { errc <- srv.Serve(ln) }()
+	if g.tls != nil {
+		srv.TLSConfig = g.tls.serverConfig()
+		log.Info("tls: serving", certAttrs(g.tls.state.Load(), false)...)
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	go func() { errc <- adminSrv.Serve(adminLn) }()
-	log.Info("listening", "server", cfg.Mode, "addr", ln.Addr().String())
+	log.Info("listening", "server", cfg.Mode, "addr", ln.Addr().String(), "tls", g.tls != nil)
 	log.Info("listening", "server", "admin", "addr", adminLn.Addr().String())
 	if grpcLn != nil {
 		// Serve returns nil once stopped.
@@ -146,9 +155,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	return failed
 }
 
-// onSIGHUP reloads the rules file at once on each SIGHUP, until the
-// returned function is called. Without a rules file a SIGHUP is logged and
-// ignored, rather than ending the process.
+// onSIGHUP reloads the rules file and the TLS files at once on each SIGHUP,
+// until the returned function is called. Without either a SIGHUP is logged
+// and ignored, rather than ending the process.
 func onSIGHUP(g *gateway, log *slog.Logger) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -160,11 +169,16 @@ func onSIGHUP(g *gateway, log *slog.Logger) (stop func()) {
 			case <-done:
 				return
 			case <-hup:
-				if g.rules == nil {
-					log.Info("SIGHUP: no TOKENWARD_RULES_FILE; nothing to reload")
+				if g.rules == nil && g.tls == nil {
+					log.Info("SIGHUP: no TOKENWARD_RULES_FILE nor TLS files; nothing to reload")
 					continue
 				}
-				g.rules.reload(true)
+				if g.rules != nil {
+					g.rules.reload(true)
+				}
+				if g.tls != nil {
+					g.tls.reload(true)
+				}
 			}
 		}
 	})
@@ -181,15 +195,19 @@ type gateway struct {
 	keys           *jwks.Registry
 	deny           *denylist.List // nil without one
 	rules          *rulesReloader // nil without a rules file
+	tls            *tlsReloader   // nil without TLS on the listener
 	opaqueEndpoint string         // "" when opaque tokens are rejected
 	handler        http.Handler
 	grpc           *extauthz.Server // nil without TOKENWARD_GRPC_ADDR
 	gatherer       prometheus.Gatherer
 }
 
-// close stops the background work: key set refreshes, deny list and rules
-// reloads.
+// close stops the background work: key set refreshes, deny list, rules and
+// TLS reloads.
 func (g *gateway) close() {
+	if g.tls != nil {
+		g.tls.close()
+	}
 	if g.rules != nil {
 		g.rules.close()
 	}
@@ -264,11 +282,21 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 		Metrics:            metrics,
 		ForwardAuth: proxy.ForwardAuthOptions{AllowRequestLine: cfg.ForwardAuthAllowRequestLine,
 			PathPrefix: cfg.ForwardAuthPathPrefix},
+		AllowedOrigins: cfg.AllowedOrigins,
+	}
+	if cfg.Resource != "" {
+		if pc.Resource, err = resource.New(cfg.Resource, v, cfg.resourceOptions()); err != nil {
+			return nil, asConfigError(err)
+		}
 	}
 	if cfg.RulesFile != "" {
 		g.rules = startRulesReloader(cfg, log)
 		pc.Rules, pc.RuleSet = nil, g.rules.set
 		admin.RegisterRules(reg, g.rules.status)
+	}
+	if cfg.tls != nil {
+		g.tls = startTLSReloader(cfg, log)
+		admin.RegisterTLS(reg, g.tls.status)
 	}
 	var h http.Handler
 	switch cfg.Mode {
