@@ -297,3 +297,64 @@ func TestCertificateBoundNGINXCurl(t *testing.T) {
 		}
 	}
 }
+
+// TestCertificateBoundTLSCurl: curl --cert/--key straight to the binary's
+// TLS listener (TOKENWARD_TLS_CLIENT_AUTH=request): a certificate-bound
+// token passes with its certificate only; a bearer token needs none.
+func TestCertificateBoundTLSCurl(t *testing.T) {
+	t.Parallel()
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("curl is not on PATH; CI must install it (apt-get install -y curl)")
+		}
+		t.Skip("curl is not on PATH (apt-get install -y curl)")
+	}
+	serverCA, clientCA := newTestCA(t, "server CA"), newTestCA(t, "client CA")
+	serverPair := serverCA.issue(t, "server", false)
+	alice, mallory := clientCA.issue(t, "alice", true), clientCA.issue(t, "mallory", true)
+	file := func(name string, data []byte) string { return writeFile(t, name, string(data)) }
+	iss := newIssuer(t)
+	sum := sha256.Sum256(alice.cert.Raw)
+	bound := mint(t, iss, map[string]any{"cnf": map[string]any{"x5t#S256": base64.RawURLEncoding.EncodeToString(sum[:])}})
+	plain := mint(t, iss, nil)
+	up := echoUpstream(t)
+	s := serveTLSBinary(t, map[string]string{
+		"TOKENWARD_ISSUERS":            iss.URL(),
+		"TOKENWARD_AUDIENCES":          audience,
+		"TOKENWARD_UPSTREAM":           up.URL,
+		"TOKENWARD_TLS_CERT_FILE":      file("tls.crt", serverPair.certPEM),
+		"TOKENWARD_TLS_KEY_FILE":       file("tls.key", serverPair.keyPEM),
+		"TOKENWARD_TLS_CLIENT_CA_FILE": file("ca.crt", clientCA.pem),
+		"TOKENWARD_TLS_CLIENT_AUTH":    "request",
+	}, serverCA.pool)
+	cacert := file("server-ca.crt", serverCA.pem)
+	for _, tc := range []struct {
+		name   string
+		cert   *leafPair
+		token  string
+		status string
+		reason string
+	}{
+		{"its certificate", alice, bound, "200", ""},
+		{"another certificate", mallory, bound, "401", "certificate_mismatch"},
+		{"no certificate", nil, bound, "401", "no_certificate"},
+		{"bearer token, no certificate", nil, plain, "200", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"-sS", "--max-time", "20", "--cacert", cacert, "-o", "/dev/null", "-w", "%{http_code}",
+				"-H", "Authorization: Bearer " + tc.token}
+			if tc.cert != nil {
+				args = append(args, "--cert", file(tc.cert.cert.Subject.CommonName+".crt", tc.cert.certPEM),
+					"--key", file(tc.cert.cert.Subject.CommonName+".key", tc.cert.keyPEM))
+			}
+			out, err := exec.Command(curl, append(args, s.url+"/api/contacts/7")...).CombinedOutput()
+			if err != nil || string(out) != tc.status {
+				t.Fatalf("curl: %q, %v; want %s", out, err, tc.status)
+			}
+			if tc.reason != "" {
+				s.stderr.waitLog(t, "request refused", "reason", tc.reason)
+			}
+		})
+	}
+}
