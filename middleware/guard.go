@@ -135,10 +135,11 @@ func (g *Guard) WriteError(w http.ResponseWriter, err *Error) {
 
 // Check decides whether req may pass with required scopes: one bearer token
 // (the Authorization header, else req.Token), validated ([Validator.Validate]),
-// its proof if it is sender-constrained ([Claims].Confirmation: the
+// with its proof if it is sender-constrained ([Claims].Confirmation: the
 // client certificate of a certificate-bound token, on every request, cache
-// hits included), granting required. It returns the verified claims and a nil error, or an
-// [*Error] saying why not, which [WriteError] turns into the answer.
+// hits included), granting required. It returns the verified claims and a
+// nil error, or an [*Error] saying why not, which [WriteError] turns into
+// the answer.
 //
 // When the token is valid but lacks the scopes, the claims are returned with
 // the insufficient_scope error, for logs: a request may pass only when the
