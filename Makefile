@@ -47,6 +47,7 @@ fuzz:
 	go test -run='^$$' -fuzz='^FuzzIssuerMember$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzSplit$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzEntryRoundTrip$$' -fuzztime=$(FUZZTIME) ./middleware/
+	go test -run='^$$' -fuzz='^FuzzCertHeaders$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzUnmarshalJSON$$' -fuzztime=$(FUZZTIME) ./scopes/
 	go test -run='^$$' -fuzz='^FuzzParseIntrospection$$' -fuzztime=$(FUZZTIME) ./opaque/
 	go test -run='^$$' -fuzz='^FuzzParseProfile$$' -fuzztime=$(FUZZTIME) ./opaque/

@@ -39,6 +39,7 @@ var reasons = []middleware.Reason{
 	middleware.ReasonExpired, middleware.ReasonNotYetValid, middleware.ReasonIssuedInFuture,
 	middleware.ReasonAudience, middleware.ReasonRevoked, middleware.ReasonInsufficientScope,
 	middleware.ReasonInactive, middleware.ReasonIssuerUnavailable, middleware.ReasonIssuerBusy,
+	middleware.ReasonNoCertificate, middleware.ReasonCertificateMismatch, middleware.ReasonUnsupportedBinding,
 }
 
 // NewMetrics registers the metrics with reg. keys, if not nil, is read at

@@ -28,8 +28,33 @@ type Claims struct {
 	// Kind says where the claims come from: a verified JWT, an RFC 7662
 	// introspection answer, or a /userinfo profile.
 	Kind Kind
+	// Confirmation is the cnf claim (RFC 7800): the token is
+	// sender-constrained, usable only with the proof it names. Nil means
+	// no cnf: a bearer token. [Guard.Check] refuses a token with one unless
+	// the request proves it (see [Confirmation]).
+	Confirmation *Confirmation
 
 	raw []byte // the claims JSON, for Decode
+}
+
+// Confirmation is a token's cnf claim (RFC 7800): what a request must prove
+// to use the token. [Guard.Check] accepts a token with a Confirmation only
+// when CertThumbprint is set, KeyThumbprint is empty, Unsupported is false,
+// and the request's client certificate has that thumbprint (RFC 8705 §3).
+// Everything else is refused, never taken for a bearer token.
+type Confirmation struct {
+	// CertThumbprint is x5t#S256 (RFC 8705 §3.1): the base64url
+	// (unpadded) SHA-256 of the DER of the client certificate the token
+	// is bound to. "" when absent.
+	CertThumbprint string
+	// KeyThumbprint is jkt (RFC 9449 §6.1): the token is bound to a DPoP
+	// key. tokenward does not check DPoP proofs yet, so such a token is
+	// refused (reason unsupported_binding). "" when absent.
+	KeyThumbprint string
+	// Unsupported is true when cnf has a member other than x5t#S256 and
+	// jkt (RFC 7800's jwk, jwe, jku, kid, or any other), or no member at
+	// all: a binding tokenward cannot check, so the token is refused.
+	Unsupported bool
 }
 
 // Kind is the source of [Claims].
@@ -75,6 +100,9 @@ func (wc *wireClaims) claims(raw []byte) *Claims {
 		Scopes:    scopes.Union(wc.Scope, wc.Scp, wc.Permissions),
 		raw:       raw,
 	}
+	if wc.Cnf.present {
+		c.Confirmation = &Confirmation{CertThumbprint: wc.Cnf.cert, KeyThumbprint: wc.Cnf.jkt, Unsupported: wc.Cnf.other}
+	}
 	if c.ClientID == "" {
 		c.ClientID = wc.Azp
 	}
@@ -104,23 +132,24 @@ func (c *Claims) JSON() []byte {
 
 // registered are the claim names the validator acts on; duplicates of these
 // are refused (see scanObject). At most 64.
-var registered = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "scp", "permissions", "client_id", "azp"}
+var registered = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "scp", "permissions", "client_id", "azp", "cnf"}
 
 // wireClaims is the JSON shape of the registered claims. A claim of the wrong
 // JSON type fails decoding, so the token is refused rather than read loosely.
 type wireClaims struct {
-	Iss         string      `json:"iss"`
-	Sub         string      `json:"sub"`
-	Aud         audience    `json:"aud"`
-	Exp         numericDate `json:"exp"`
-	Nbf         numericDate `json:"nbf"`
-	Iat         numericDate `json:"iat"`
-	Jti         string      `json:"jti"`
-	Scope       scopes.Set  `json:"scope"`
-	Scp         scopes.Set  `json:"scp"`
-	Permissions scopes.Set  `json:"permissions"`
-	ClientID    string      `json:"client_id"`
-	Azp         string      `json:"azp"`
+	Iss         string       `json:"iss"`
+	Sub         string       `json:"sub"`
+	Aud         audience     `json:"aud"`
+	Exp         numericDate  `json:"exp"`
+	Nbf         numericDate  `json:"nbf"`
+	Iat         numericDate  `json:"iat"`
+	Jti         string       `json:"jti"`
+	Scope       scopes.Set   `json:"scope"`
+	Scp         scopes.Set   `json:"scp"`
+	Permissions scopes.Set   `json:"permissions"`
+	ClientID    string       `json:"client_id"`
+	Azp         string       `json:"azp"`
+	Cnf         confirmation `json:"cnf"`
 }
 
 // decodeClaims decodes the registered claims exactly as json.Unmarshal into
@@ -203,6 +232,8 @@ func (wc *wireClaims) decodeFast(b []byte) bool {
 			*set, err = scopeSet(b, vs, ve, str)
 		case "permissions":
 			wc.Permissions, err = scopeSet(b, vs, ve, str)
+		case "cnf":
+			wc.Cnf, err = parseConfirmation(value)
 		default:
 			if bytes.IndexByte(name, '\\') >= 0 || foldIndex(name, registered) >= 0 {
 				return false
@@ -266,6 +297,74 @@ func simpleArray(b []byte, vs int, str func(vs, ve int) (string, bool), dst []st
 		i = next(end)
 	}
 	return list, true
+}
+
+// confirmation is "cnf" (RFC 7800) as decoded: an object whose members name
+// how the token is bound. Anything but an object (null included) is an
+// error, so the token is refused rather than taken for a bearer token.
+type confirmation struct {
+	present bool
+	cert    string // x5t#S256
+	jkt     string // jkt
+	other   bool   // another member, or none
+}
+
+// cnfWatched are the cnf members whose duplicates are refused, as scanObject
+// refuses duplicate registered claims: parsers that keep the first of two
+// x5t#S256 would bind the token to another certificate than ours.
+var cnfWatched = []string{"x5t#s256", "jkt"}
+
+func (c *confirmation) UnmarshalJSON(b []byte) error {
+	var err error
+	*c, err = parseConfirmation(b)
+	return err
+}
+
+// parseConfirmation decodes cnf. A function of its own, returning by
+// value, so that decodeFast's wireClaims stays on the stack.
+func parseConfirmation(b []byte) (confirmation, error) {
+	var c confirmation
+	if len(b) == 0 || b[0] != '{' || !validObject(b) {
+		return c, errors.New("cnf is not a JSON object")
+	}
+	if err := scanObject(b, cnfWatched); err != nil {
+		return c, err
+	}
+	c.present = true
+	m := newMembers(b)
+	for n := 0; ; n++ {
+		ns, ne, vs, ve, more := m.next()
+		if !more {
+			if n == 0 {
+				c.other = true // no member: a binding nobody can check
+			}
+			return c, nil
+		}
+		name := string(b[ns:ne])
+		if bytes.IndexByte(b[ns:ne], '\\') >= 0 {
+			var unq string
+			if err := json.Unmarshal(b[ns-1:ne+1], &unq); err != nil {
+				return c, err
+			}
+			name = unq
+		}
+		if name != "x5t#S256" && name != "jkt" { // exact: "X5T#S256" is another member, so refused
+			c.other = true
+			continue
+		}
+		if b[vs] != '"' {
+			return c, errors.New("cnf." + name + " is not a string")
+		}
+		var v string
+		if err := json.Unmarshal(b[vs:ve], &v); err != nil {
+			return c, err
+		}
+		if name == "jkt" {
+			c.jkt = v
+		} else {
+			c.cert = v
+		}
+	}
 }
 
 // audience is "aud": a string or an array of strings (RFC 7519 §4.1.3).

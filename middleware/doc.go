@@ -63,6 +63,27 @@
 // "enc" and a key-management "alg"), which tokenward does not decrypt, is
 // opaque.
 //
+// A sender-constrained token (a "cnf" claim, RFC 7800; [Claims].Confirmation)
+// is never accepted as a bearer token. [Guard.Check] accepts a
+// certificate-bound one (cnf "x5t#S256", RFC 8705 §3) only when the request
+// presents a client certificate whose SHA-256 thumbprint matches (compared
+// in constant time), on every request, cache hits included: the cache keeps
+// the token, never the proof. Without a certificate the reason is
+// no_certificate, with another certificate_mismatch. Every other binding —
+// "jkt" (DPoP, not checked yet), any other cnf member, an empty cnf — is
+// refused (unsupported_binding); a cnf that is not an object of strings
+// makes the token malformed, and two x5t#S256 (in any spelling
+// encoding/json folds together) are refused as duplicates. The certificate
+// is the TLS connection's ([Peer].Certificate), or, only when [Peer].Addr
+// is one of [GuardOptions].TrustedProxies, the one that proxy names in
+// Client-Cert (RFC 9440) or X-Forwarded-Client-Cert (the last element's
+// Hash= or Cert=; both headers, or both keys, must agree); a trusted
+// proxy's own TLS certificate is never taken for its client's. From any
+// other peer those headers are ignored, and [New] removes them (every
+// spelling) before the next handler. No proxy is trusted by default, and a
+// prefix of every address is refused. [Validator.Validate] checks tokens,
+// not requests: its callers must check a Confirmation themselves.
+//
 // A realm must be printable ASCII without '"' or '\' ([CheckRealm]),
 // checked once when a [Guard] is built, so that it sits unescaped in the
 // challenge. So is a resource_metadata URL ([CheckResourceMetadata]: an

@@ -44,7 +44,7 @@ const (
 	eExpNs  = 24 // their nanoseconds, uint32
 	eNbfNs  = 28 //
 	eIatNs  = 32 //
-	eFlags  = 36 // flagNbf | flagIat
+	eFlags  = 36 // flagNbf | flagIat | flagSharedScopes | flagCnf | flagCnfOther
 	eNAud   = 38 // number of audiences, uint16
 	eNScope = 40 // number of scopes, uint16
 	eRaw    = 42 // spans: the claims JSON, iss, sub, jti, client ID
@@ -52,11 +52,15 @@ const (
 	eSub    = 50
 	eJti    = 54
 	eClient = 58
-	eSpans  = 62 // nAud then nScope spans
+	eCnfX5t = 62 // cnf's x5t#S256 and jkt
+	eCnfJkt = 66
+	eSpans  = 70 // nAud then nScope spans
 
 	flagNbf          = 1
 	flagIat          = 2
-	flagSharedScopes = 4 // the entry's scope list is shared, not its own
+	flagSharedScopes = 4  // the entry's scope list is shared, not its own
+	flagCnf          = 8  // the token has a cnf claim (Claims.Confirmation)
+	flagCnfOther     = 16 // Confirmation.Unsupported
 )
 
 // newEntry builds the cache entry of a verified token from its claims. ok is
@@ -64,7 +68,12 @@ const (
 func newEntry(c *Claims, ref *keyRef) (e cacheEntry, ok bool) {
 	scopeList := c.Scopes.List()
 	raw := c.raw
-	strs := [...]string{c.Issuer, c.Subject, c.ID, c.ClientID}
+	var cnf Confirmation
+	if c.Confirmation != nil {
+		cnf = *c.Confirmation
+	}
+	// In the order of their spans, from eIss.
+	strs := [...]string{c.Issuer, c.Subject, c.ID, c.ClientID, cnf.CertThumbprint, cnf.KeyThumbprint}
 	n := eSpans + 4*(len(c.Audience)+len(scopeList)) + len(raw)
 	extra := func(s string) int {
 		if _, in := within(raw, s); in {
@@ -99,6 +108,12 @@ func newEntry(c *Claims, ref *keyRef) (e cacheEntry, ok bool) {
 	if !c.IssuedAt.IsZero() {
 		flags |= flagIat
 		putTime(eIat, eIatNs, c.IssuedAt)
+	}
+	if c.Confirmation != nil {
+		flags |= flagCnf
+		if cnf.Unsupported {
+			flags |= flagCnfOther
+		}
 	}
 	set, shared := ref.sharedScopes(scopeList)
 	if shared {
@@ -184,7 +199,8 @@ type hitClaims struct {
 }
 
 // claims builds the Claims of an entry in one allocation (with up to two
-// audiences). The strings point into d.
+// audiences; a bound token's Confirmation takes a second). The strings
+// point into d.
 func (d entryView) claims(exp time.Time, set scopes.Set) *Claims {
 	h := new(hitClaims)
 	c := &h.Claims
@@ -199,6 +215,12 @@ func (d entryView) claims(exp time.Time, set scopes.Set) *Claims {
 	}
 	if flags&flagIat != 0 {
 		c.IssuedAt = d.date(eIat, eIatNs)
+	}
+	if flags&flagCnf != 0 {
+		// A cached token is as bound as a verified one: the proof is
+		// checked per request, by Guard.Check, never cached. An
+		// allocation of its own, so that bearer tokens' hits stay small.
+		c.Confirmation = &Confirmation{CertThumbprint: d.str(eCnfX5t), KeyThumbprint: d.str(eCnfJkt), Unsupported: flags&flagCnfOther != 0}
 	}
 	nAud := d.u16(eNAud)
 	if nAud <= len(h.aud) {

@@ -22,6 +22,11 @@ func FuzzEntryRoundTrip(f *testing.F) {
 		`{"aud":["x","y","z","w"],"exp":1767312000.25,"nbf":1767225600.5,"iat":0,"scp":["b","a","a"]}`,
 		`{"exp":1767312000,"sub":"","jti":"","scope":"","aud":[""],"client_id":"c","azp":"z"}`,
 		`{"exp":99999999999.999999,"permissions":["a b","c"],"azp":"only-azp"}`,
+		`{"exp":1767312000,"cnf":{"x5t#S256":"bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}`,
+		`{"exp":1767312000,"cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I","x5t#S256":"a\u0062"}}`,
+		`{"exp":1767312000,"cnf":{"jwk":{"kty":"EC"}}}`,
+		`{"exp":1767312000,"cnf":{}}`,
+		`{"exp":1767312000,"cnf":{"x5t#S256":""}}`,
 	} {
 		f.Add([]byte(s), false)
 		f.Add([]byte(s), true)
@@ -64,6 +69,7 @@ type claimsCopy struct {
 	aud, scopes           []string
 	exp, nbf, iat         time.Time
 	raw                   string
+	cnf                   *Confirmation
 }
 
 func entrySnapshot(c *Claims) claimsCopy {
@@ -77,6 +83,10 @@ func entrySnapshot(c *Claims) claimsCopy {
 	for _, sc := range c.Scopes.List() {
 		s.scopes = append(s.scopes, strings.Clone(sc))
 	}
+	if c.Confirmation != nil {
+		s.cnf = &Confirmation{CertThumbprint: strings.Clone(c.Confirmation.CertThumbprint),
+			KeyThumbprint: strings.Clone(c.Confirmation.KeyThumbprint), Unsupported: c.Confirmation.Unsupported}
+	}
 	return s
 }
 
@@ -84,5 +94,6 @@ func (a claimsCopy) equal(b claimsCopy) bool {
 	return a.iss == b.iss && a.sub == b.sub && a.jti == b.jti && a.client == b.client &&
 		slices.Equal(a.aud, b.aud) && slices.Equal(a.scopes, b.scopes) &&
 		a.exp.Equal(b.exp) && a.nbf.Equal(b.nbf) && a.iat.Equal(b.iat) &&
-		a.nbf.IsZero() == b.nbf.IsZero() && a.iat.IsZero() == b.iat.IsZero() && a.raw == b.raw
+		a.nbf.IsZero() == b.nbf.IsZero() && a.iat.IsZero() == b.iat.IsZero() && a.raw == b.raw &&
+		(a.cnf == nil) == (b.cnf == nil) && (a.cnf == nil || *a.cnf == *b.cnf)
 }

@@ -31,6 +31,11 @@ const (
 	ReasonIssuerUnavailable Reason = "issuer_unavailable" // the issuer could not be asked about an opaque token
 	ReasonIssuerBusy        Reason = "issuer_busy"        // as many calls to the issuer in progress as allowed: not asked
 	ReasonInsufficientScope Reason = "insufficient_scope" // valid token, missing scopes
+
+	// Sender-constrained tokens (cnf, RFC 7800): never accepted as bearer tokens.
+	ReasonNoCertificate       Reason = "no_certificate"       // certificate-bound token (RFC 8705), no client certificate
+	ReasonCertificateMismatch Reason = "certificate_mismatch" // certificate-bound token, another client certificate
+	ReasonUnsupportedBinding  Reason = "unsupported_binding"  // bound to a key we cannot check (DPoP jkt, jwk, …)
 )
 
 // answer is how one reason is answered over HTTP (RFC 6750 §3.1).
@@ -63,6 +68,10 @@ var answers = map[Reason]answer{
 	ReasonIssuerUnavailable: {http.StatusServiceUnavailable, "", "issuer unavailable"},
 	ReasonIssuerBusy:        {http.StatusServiceUnavailable, "", "issuer busy"},
 	ReasonInsufficientScope: {http.StatusForbidden, "insufficient_scope", "insufficient scope"},
+
+	ReasonNoCertificate:       {http.StatusUnauthorized, "invalid_token", "token is bound to a client certificate and none was presented"},
+	ReasonCertificateMismatch: {http.StatusUnauthorized, "invalid_token", "client certificate does not match the token"},
+	ReasonUnsupportedBinding:  {http.StatusUnauthorized, "invalid_token", "token is sender-constrained with a proof this API does not check"},
 }
 
 // Sentinels to test an error's reason with [errors.Is]:
@@ -90,6 +99,10 @@ var (
 	ErrIssuerUnavailable = &Error{Reason: ReasonIssuerUnavailable}
 	ErrIssuerBusy        = &Error{Reason: ReasonIssuerBusy}
 	ErrInsufficientScope = &Error{Reason: ReasonInsufficientScope}
+
+	ErrNoCertificate       = &Error{Reason: ReasonNoCertificate}
+	ErrCertificateMismatch = &Error{Reason: ReasonCertificateMismatch}
+	ErrUnsupportedBinding  = &Error{Reason: ReasonUnsupportedBinding}
 )
 
 // Error is why a request or token was refused. What a client may see

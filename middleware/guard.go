@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -34,14 +35,20 @@ type Request struct {
 	Peer Peer
 }
 
-// Peer is what is known of the client's connection. The zero value means
-// nothing is known (forward-auth: the connection is the gateway's).
+// Peer is what is known of the connection the request came on. The zero
+// value means nothing is known.
 type Peer struct {
-	// Addr is the client's address, for logs. "" means unknown.
+	// Addr is the address of the connection's other end ("host:port" or a
+	// host): the client's, or that of a proxy or gateway in front of it
+	// (forward-auth: the gateway's). Check reads certificate headers only
+	// when it is one of [GuardOptions.TrustedProxies]. "" means unknown,
+	// and so untrusted.
 	Addr string
-	// Certificate is the client's TLS certificate, verified by whoever
-	// terminated TLS; nil means none. Check does not read it yet:
-	// certificate-bound tokens (RFC 8705) will.
+	// Certificate is the TLS client certificate of that connection,
+	// verified by whoever terminated TLS; nil means none. Check reads it
+	// for certificate-bound tokens (RFC 8705), unless Addr is a trusted
+	// proxy: then the certificate is the proxy's own, and the client's
+	// comes in a header.
 	Certificate *x509.Certificate
 }
 
@@ -54,11 +61,22 @@ func RequestOf(r *http.Request) Request {
 	return req
 }
 
-// GuardOptions tunes a [Guard]. The zero value is the default realm.
+// GuardOptions tunes a [Guard]. The zero value is the default realm, and
+// trusts no proxy: a client certificate comes only from the TLS connection.
 type GuardOptions struct {
 	// Realm names the protection space in challenges ([WriteError]).
 	// Empty means [DefaultRealm]. It must pass [CheckRealm].
 	Realm string
+	// TrustedProxies are the IP addresses and CIDRs ("10.0.0.7",
+	// "10.0.0.0/8", "fd00::/8") of proxies that terminate TLS in front of
+	// tokenward and pass the client's certificate on in a header:
+	// RFC 9440's Client-Cert ([ClientCertHeader]) or Envoy's
+	// X-Forwarded-Client-Cert ([XFCCHeader]). From a request whose
+	// [Peer].Addr is one of them, only those headers name the client's
+	// certificate; from any other, they are ignored, so that a client
+	// cannot assert a certificate it does not hold. Nil means none. A
+	// prefix of every address (0.0.0.0/0, ::/0) is refused.
+	TrustedProxies []string
 	// ResourceMetadata is the URL of the protected resource's metadata
 	// document (RFC 9728, package resource), sent as resource_metadata in
 	// every challenge [Guard.WriteError] writes, so that a client finds the
@@ -75,7 +93,8 @@ type GuardOptions struct {
 type Guard struct {
 	v        *Validator
 	realm    string
-	metadata string // resource_metadata of challenges; "" for none
+	metadata string         // resource_metadata of challenges; "" for none
+	proxies  []netip.Prefix // TrustedProxies
 }
 
 // NewGuard returns a guard that validates tokens with v.
@@ -94,10 +113,14 @@ func NewGuard(v *Validator, opts GuardOptions) (*Guard, error) {
 	if err := CheckResourceMetadata(opts.ResourceMetadata); err != nil {
 		errs = append(errs, err)
 	}
+	proxies, err := parseTrustedProxies(opts.TrustedProxies)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Guard{v: v, realm: realm, metadata: opts.ResourceMetadata}, nil
+	return &Guard{v: v, realm: realm, metadata: opts.ResourceMetadata, proxies: proxies}, nil
 }
 
 // Realm is the realm to answer refusals with: WriteError(w, g.Realm(), err).
@@ -112,8 +135,11 @@ func (g *Guard) WriteError(w http.ResponseWriter, err *Error) {
 
 // Check decides whether req may pass with required scopes: one bearer token
 // (the Authorization header, else req.Token), validated ([Validator.Validate]),
-// granting required. It returns the verified claims and a nil error, or an
-// [*Error] saying why not, which [WriteError] turns into the answer.
+// with its proof if it is sender-constrained ([Claims].Confirmation: the
+// client certificate of a certificate-bound token, on every request, cache
+// hits included), granting required. It returns the verified claims and a
+// nil error, or an [*Error] saying why not, which [WriteError] turns into
+// the answer.
 //
 // When the token is valid but lacks the scopes, the claims are returned with
 // the insufficient_scope error, for logs: a request may pass only when the
@@ -134,6 +160,13 @@ func (g *Guard) Check(ctx context.Context, req Request, required scopes.Requirem
 	claims, err := g.v.Validate(ctx, token)
 	if err != nil {
 		return nil, asError(err)
+	}
+	// Never a bound token as a bearer token: refused before the scopes,
+	// as an invalid token (401), not an insufficient one.
+	if c := claims.Confirmation; c != nil {
+		if e := g.confirm(req, c); e != nil {
+			return nil, e
+		}
 	}
 	if e := authorize(claims, required); e != nil {
 		return claims, e

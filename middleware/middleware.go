@@ -28,6 +28,12 @@ type Options struct {
 	// Realm names the protection space in challenges. Empty means
 	// [DefaultRealm].
 	Realm string
+	// TrustedProxies are the proxies whose certificate headers name the
+	// client's certificate, for certificate-bound tokens (see
+	// [GuardOptions].TrustedProxies). From any other peer those headers
+	// are ignored and removed before the next handler. Nil means none:
+	// only the TLS connection's certificate (r.TLS) counts.
+	TrustedProxies []string
 	// ResourceMetadata is the URL of the protected resource's metadata
 	// (RFC 9728; serve the document with package resource), sent as
 	// resource_metadata in every challenge. Empty means none. It must pass
@@ -68,7 +74,7 @@ type handler struct {
 // header, 403 for missing scopes, 503 with Retry-After while the issuer's
 // keys have never been loaded.
 func New(v *Validator, opts Options) (func(http.Handler) http.Handler, error) {
-	g, err := NewGuard(v, GuardOptions{Realm: opts.Realm, ResourceMetadata: opts.ResourceMetadata})
+	g, err := NewGuard(v, GuardOptions{Realm: opts.Realm, ResourceMetadata: opts.ResourceMetadata, TrustedProxies: opts.TrustedProxies})
 	if rerr := opts.Required.Validate(); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
@@ -83,6 +89,11 @@ func New(v *Validator, opts Options) (func(http.Handler) http.Handler, error) {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			req := RequestOf(r)
+			if !h.g.trusted(req.Peer.Addr) {
+				// A certificate a client asserts itself is no one's: not
+				// for Check, nor for the handlers behind.
+				StripCertHeaders(r.Header)
+			}
 			if h.opts.TokenFrom != nil && len(r.Header["Authorization"]) == 0 {
 				if t, ok := h.opts.TokenFrom(r); ok {
 					req.Token = t

@@ -332,6 +332,11 @@ func (v *Validator) headerFast(b []byte, h *header) bool {
 //
 // jku, x5u, jwk and x5c headers are never used. The error is an [*Error].
 //
+// Validate checks the token, not the request: a sender-constrained token
+// (cnf) is returned with [Claims].Confirmation set, and only [Guard.Check]
+// (so [New] and package proxy) checks its proof. A caller of Validate must
+// refuse a token whose Confirmation it does not check.
+//
 // With a cache ([ValidatorOptions.CacheSize]), a token verified before is
 // answered from the cache after the checks that can change with time: exp,
 // nbf, the key still published, Revoked. The claims returned are a copy;

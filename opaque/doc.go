@@ -52,8 +52,11 @@
 //     in front of the issuer) or malformed claims is issuer_unavailable too,
 //     never an accepted token.
 //   - "active" must be the JSON boolean true. An answer for a refresh token
-//     ("token_type"/"token_use") or a sender-constrained token ("cnf", whose
-//     proof of possession is not checked) is refused. An answer's "iss" must
+//     ("token_type"/"token_use") is refused. A sender-constrained token's
+//     "cnf" becomes [middleware.Claims].Confirmation: the answer may be
+//     cached, the proof is not — [middleware.Guard.Check] requires the
+//     client certificate of a certificate-bound token (RFC 8705) on every
+//     request and refuses any other binding (DPoP's jkt). An answer's "iss" must
 //     be the configured issuer; a profile's "iss", "aud", scopes and time
 //     claims are dropped, as a profile vouches for none of them.
 //   - Tokens with characters or a size no access token has are refused

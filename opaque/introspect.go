@@ -194,10 +194,12 @@ var accessTokenTypes = []string{"bearer", "access_token", "urn:ietf:params:oauth
 //
 // "active" must be the JSON boolean true; anything else (false, "true", 1,
 // absent) is inactive. A "token_type" or "token_use" that is not an access
-// token's (a refresh token presented as an access token), and a "cnf" claim
-// (a sender-constrained token, RFC 7800, RFC 8705, RFC 9449, whose proof of
-// possession tokenward does not check) are refused as inactive. An answer
-// that is not a JSON object, or whose registered claims are malformed, is
+// token's (a refresh token presented as an access token) is refused as
+// inactive. A "cnf" claim (a sender-constrained token, RFC 7800) becomes
+// Claims.Confirmation, whose proof [middleware.Guard.Check] requires on
+// every request: the client certificate of a certificate-bound token
+// (RFC 8705), a refusal for any other binding. An answer that is not a JSON
+// object, or whose registered claims (cnf included) are malformed, is
 // unusable: reason issuer_unavailable.
 func parseIntrospection(body []byte, issuer string) (*middleware.Claims, *middleware.Error) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
@@ -208,7 +210,6 @@ func parseIntrospection(body []byte, issuer string) (*middleware.Claims, *middle
 		Active    json.RawMessage `json:"active"`
 		TokenType *string         `json:"token_type"`
 		TokenUse  *string         `json:"token_use"`
-		Cnf       json.RawMessage `json:"cnf"`
 	}
 	if err := json.Unmarshal(body, &top); err != nil {
 		return nil, unavailable("the answer is not valid JSON", err)
@@ -222,8 +223,6 @@ func parseIntrospection(body []byte, issuer string) (*middleware.Claims, *middle
 		return nil, &middleware.Error{Reason: middleware.ReasonInactive, Detail: fmt.Sprintf("introspection answer's token_type %.40q is not an access token's", *top.TokenType)}
 	case top.TokenUse != nil && *top.TokenUse != "access_token":
 		return nil, &middleware.Error{Reason: middleware.ReasonInactive, Detail: fmt.Sprintf("introspection answer's token_use %.40q is not access_token", *top.TokenUse)}
-	case top.Cnf != nil && string(top.Cnf) != "null":
-		return nil, &middleware.Error{Reason: middleware.ReasonInactive, Detail: "the token is sender-constrained (cnf): not accepted as a bearer token"}
 	}
 	c, err := middleware.ParseClaims(body, middleware.KindIntrospection)
 	if err != nil {

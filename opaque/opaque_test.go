@@ -3,11 +3,19 @@ package opaque_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -169,7 +177,9 @@ func TestIntrospectionThroughMiddleware(t *testing.T) {
 		{name: "answer names another issuer", token: mint(map[string]any{"iss": "https://evil.example.com/"}), status: 401, errCode: "invalid_token", desc: "issuer not trusted"},
 		{name: "introspector's issuer not trusted", token: mint(nil), trusted: "https://other-tenant.example.com/", status: 401, desc: "issuer not trusted"},
 		{name: "refresh token", token: mint(map[string]any{"token_type": "refresh_token"}), status: 401, desc: "token not active"},
-		{name: "sender-constrained token", token: mint(map[string]any{"cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}), status: 401, desc: "token not active"},
+		{name: "DPoP-bound token", token: mint(map[string]any{"cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}), status: 401, errCode: "invalid_token", desc: "token is bound to a DPoP key (cnf.jkt); DPoP is not supported here"},
+		{name: "certificate-bound token without a certificate", token: mint(map[string]any{"cnf": map[string]any{"x5t#S256": strings.Repeat("A", 43)}}), status: 401, errCode: "invalid_token", desc: "token is bound to a client certificate and none was presented"},
+		{name: "malformed cnf", token: mint(map[string]any{"cnf": "x"}), status: 503},
 		{name: "not yet valid", token: mint(map[string]any{"nbf": time.Now().Add(time.Hour).Unix()}), status: 401, desc: "token not yet valid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -198,6 +208,43 @@ func TestIntrospectionThroughMiddleware(t *testing.T) {
 				t.Errorf("body %q, want the subject", a.body)
 			}
 		})
+	}
+}
+
+// TestIntrospectionCertificateBound: an introspection answer with
+// cnf.x5t#S256 is cached like any other, and its certificate is checked on
+// every request, hits included.
+func TestIntrospectionCertificateBound(t *testing.T) {
+	iss := newIssuer(t)
+	in := newIntrospector(t, iss, opaque.IntrospectorOptions{})
+	g, err := middleware.NewGuard(newValidator(t, iss.URL(), in, middleware.ValidatorOptions{}), middleware.GuardOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := make([]*x509.Certificate, 2)
+	for i := range certs {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(int64(i + 1)), Subject: pkix.Name{CommonName: "client"}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs[i], _ = x509.ParseCertificate(der)
+	}
+	sum := sha256.Sum256(certs[0].Raw)
+	token := iss.MintOpaque(iss.Claims(audience, map[string]any{"cnf": map[string]any{"x5t#S256": base64.RawURLEncoding.EncodeToString(sum[:])}}))
+	for i, tc := range []struct {
+		cert *x509.Certificate
+		want *middleware.Error
+	}{{certs[0], nil}, {certs[1], middleware.ErrCertificateMismatch}, {nil, middleware.ErrNoCertificate}, {certs[0], nil}} {
+		_, e := g.Check(context.Background(), middleware.Request{Header: http.Header{"Authorization": {"Bearer " + token}},
+			Peer: middleware.Peer{Addr: "198.51.100.1:1", Certificate: tc.cert}}, scopes.Requirement{})
+		if tc.want == nil && e != nil || tc.want != nil && !errors.Is(e, tc.want) {
+			t.Errorf("request %d: %v, want %v", i, e, tc.want)
+		}
+	}
+	if s := in.Stats(); s.Calls != 1 || s.Hits != 3 {
+		t.Errorf("stats %+v, want one call and three hits", s)
 	}
 }
 

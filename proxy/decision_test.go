@@ -21,7 +21,7 @@ import (
 // returns the answer, and the subject the protected side saw when allowed.
 type frontEnd struct {
 	name string
-	send func(t *testing.T, authorization []string) (resp *http.Response, body, subject string)
+	send func(t *testing.T, authorization []string, extra http.Header) (resp *http.Response, body, subject string)
 }
 
 // TestOneDecisionEveryFrontEnd drives the middleware (with its own
@@ -80,8 +80,11 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 		}
 		return resp, string(body)
 	}
-	withAuth := func(authorization []string) http.Header {
-		h := http.Header{}
+	withAuth := func(authorization []string, extra http.Header) http.Header {
+		h := extra.Clone()
+		if h == nil {
+			h = http.Header{}
+		}
 		if authorization != nil {
 			h["Authorization"] = authorization
 		}
@@ -104,13 +107,16 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 		t.Fatalf("MetadataURL() = %q", got)
 	}
 
-	mw, err := middleware.New(v, middleware.Options{Realm: realm, Required: required, ResourceMetadata: meta.MetadataURL()})
+	// Every front end is asked over loopback, as if by a proxy that
+	// terminated TLS: its Client-Cert is trusted.
+	trusted := []string{"127.0.0.0/8", "::1"}
+	mw, err := middleware.New(v, middleware.Options{Realm: realm, Required: required, ResourceMetadata: meta.MetadataURL(), TrustedProxies: trusted})
 	if err != nil {
 		t.Fatal(err)
 	}
 	viaMiddleware := serve(t, mw(protected(fromContext)))
 
-	bare, err := middleware.New(v, middleware.Options{Realm: realm, ResourceMetadata: meta.MetadataURL()})
+	bare, err := middleware.New(v, middleware.Options{Realm: realm, ResourceMetadata: meta.MetadataURL(), TrustedProxies: trusted})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +126,7 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := proxy.Config{Validator: v, Rules: rules, Realm: realm, Resource: meta,
+	cfg := proxy.Config{Validator: v, Rules: rules, Realm: realm, Resource: meta, TrustedProxies: trusted,
 		ClaimHeaders: []proxy.ClaimHeader{{Claim: "sub", Header: "X-Auth-Subject"}}}
 	upstream := serve(t, protected(func(r *http.Request) string { return r.Header.Get("X-Auth-Subject") }))
 	viaProxy := startProxy(t, upstream.URL, cfg, proxy.UpstreamOptions{})
@@ -132,27 +138,27 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 	viaGRPC := startExtAuthz(t, fa)
 
 	frontEnds := []frontEnd{
-		{"middleware", func(t *testing.T, a []string) (*http.Response, string, string) {
-			resp, body := get(t, viaMiddleware.URL+path, withAuth(a))
+		{"middleware", func(t *testing.T, a []string, x http.Header) (*http.Response, string, string) {
+			resp, body := get(t, viaMiddleware.URL+path, withAuth(a, x))
 			return resp, body, body
 		}},
-		{"middleware+Require", func(t *testing.T, a []string) (*http.Response, string, string) {
-			resp, body := get(t, viaRequire.URL+path, withAuth(a))
+		{"middleware+Require", func(t *testing.T, a []string, x http.Header) (*http.Response, string, string) {
+			resp, body := get(t, viaRequire.URL+path, withAuth(a, x))
 			return resp, body, body
 		}},
-		{"proxy", func(t *testing.T, a []string) (*http.Response, string, string) {
-			resp, body := get(t, viaProxy.URL+path, withAuth(a))
+		{"proxy", func(t *testing.T, a []string, x http.Header) (*http.Response, string, string) {
+			resp, body := get(t, viaProxy.URL+path, withAuth(a, x))
 			return resp, body, body
 		}},
-		{"forward-auth", func(t *testing.T, a []string) (*http.Response, string, string) {
-			h := withAuth(a)
+		{"forward-auth", func(t *testing.T, a []string, x http.Header) (*http.Response, string, string) {
+			h := withAuth(a, x)
 			h.Set("X-Forwarded-Method", http.MethodGet)
 			h.Set("X-Forwarded-Uri", path)
 			resp, body := get(t, viaForwardAuth.URL+"/auth", h)
 			return resp, body, resp.Header.Get("X-Auth-Subject")
 		}},
-		{"grpc ext_authz", func(t *testing.T, a []string) (*http.Response, string, string) {
-			resp, body := checkGRPC(t, viaGRPC, http.MethodGet, path, withAuth(a))
+		{"grpc ext_authz", func(t *testing.T, a []string, x http.Header) (*http.Response, string, string) {
+			resp, body := checkGRPC(t, viaGRPC, http.MethodGet, path, withAuth(a, x))
 			return resp, body, resp.Header.Get("X-Auth-Subject")
 		}},
 	}
@@ -178,50 +184,65 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
+	alice, mallory := newClientCert(t, "alice"), newClientCert(t, "mallory")
+	bound := token(iss.Claims(audience, map[string]any{"scope": "read:contacts", "cnf": map[string]any{"x5t#S256": alice.x5t()}}))
+	dpop := token(iss.Claims(audience, map[string]any{"scope": "read:contacts", "cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}))
+	withCert := func(c clientCert) http.Header { return http.Header{"Client-Cert": {c.clientCertHeader()}} }
 
 	bareChallenge := `Bearer realm="contacts"` + rm
 	tests := []struct {
 		name          string
 		authorization []string
+		extra         http.Header // more request headers
 		status        int
 		challenge     string // the whole WWW-Authenticate; "" means none
 		retryAfter    string
 		bodyError     string // "error" of the JSON body; "" means allowed
 		description   string
 	}{
-		{"no token", nil, 401, bareChallenge, "", "unauthorized", "no bearer token"},
-		{"other scheme", []string{"Basic dXNlcjpwYXNz"}, 401, bareChallenge, "", "unauthorized", "no bearer token"},
-		{"two Authorization headers", []string{"Bearer " + valid, "Bearer " + valid}, 400,
+		{"no token", nil, nil, 401, bareChallenge, "", "unauthorized", "no bearer token"},
+		{"other scheme", []string{"Basic dXNlcjpwYXNz"}, nil, 401, bareChallenge, "", "unauthorized", "no bearer token"},
+		{"two Authorization headers", []string{"Bearer " + valid, "Bearer " + valid}, nil, 400,
 			`Bearer realm="contacts", error="invalid_request", error_description="more than one Authorization header"` + rm, "",
 			"invalid_request", "more than one Authorization header"},
-		{"malformed token", bearer("a.b.c"), 401,
+		{"malformed token", bearer("a.b.c"), nil, 401,
 			`Bearer realm="contacts", error="invalid_token", error_description="token claims are not base64url"` + rm, "",
 			"invalid_token", "token claims are not base64url"},
-		{"bad signature", bearer(forged), 401,
+		{"bad signature", bearer(forged), nil, 401,
 			`Bearer realm="contacts", error="invalid_token", error_description="signature invalid"` + rm, "",
 			"invalid_token", "signature invalid"},
 		{"expired", bearer(token(iss.Claims(audience, map[string]any{"scope": "read:contacts",
-			"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()}))), 401,
+			"iat": now.Add(-2 * time.Hour).Unix(), "exp": now.Add(-time.Hour).Unix()}))), nil, 401,
 			`Bearer realm="contacts", error="invalid_token", error_description="token expired"` + rm, "",
 			"invalid_token", "token expired"},
-		{"wrong audience", bearer(token(iss.Claims("https://other.example.com", map[string]any{"scope": "read:contacts"}))), 401,
+		{"wrong audience", bearer(token(iss.Claims("https://other.example.com", map[string]any{"scope": "read:contacts"}))), nil, 401,
 			`Bearer realm="contacts", error="invalid_token", error_description="audience not accepted"` + rm, "",
 			"invalid_token", "audience not accepted"},
-		{"untrusted issuer", bearer(fromStranger), 401,
+		{"untrusted issuer", bearer(fromStranger), nil, 401,
 			`Bearer realm="contacts", error="invalid_token", error_description="issuer not trusted"` + rm, "",
 			"invalid_token", "issuer not trusted"},
-		{"insufficient scope", bearer(token(iss.Claims(audience, map[string]any{"scope": "write:contacts"}))), 403,
+		{"insufficient scope", bearer(token(iss.Claims(audience, map[string]any{"scope": "write:contacts"}))), nil, 403,
 			`Bearer realm="contacts", error="insufficient_scope", error_description="insufficient scope", scope="read:contacts"` + rm, "",
 			"insufficient_scope", "insufficient scope"},
-		{"valid", bearer(valid), 200, "", "", "", ""},
-		{"keys unavailable", bearer(fromDown), 503, "", middleware.RetryAfterSeconds,
+		{"valid", bearer(valid), nil, 200, "", "", "", ""},
+		{"keys unavailable", bearer(fromDown), nil, 503, "", middleware.RetryAfterSeconds,
 			"temporarily_unavailable", "issuer keys unavailable"},
+		{"certificate-bound, its certificate", bearer(bound), withCert(alice), 200, "", "", "", ""},
+		{"certificate-bound, no certificate", bearer(bound), nil, 401,
+			`Bearer realm="contacts", error="invalid_token", error_description="token is bound to a client certificate and none was presented"` + rm, "",
+			"invalid_token", "token is bound to a client certificate and none was presented"},
+		{"certificate-bound, another certificate", bearer(bound), withCert(mallory), 401,
+			`Bearer realm="contacts", error="invalid_token", error_description="client certificate does not match the token"` + rm, "",
+			"invalid_token", "client certificate does not match the token"},
+		{"DPoP-bound", bearer(dpop), withCert(alice), 401,
+			`Bearer realm="contacts", error="invalid_token", error_description="token is bound to a DPoP key (cnf.jkt); DPoP is not supported here"` + rm, "",
+			"invalid_token", "token is bound to a DPoP key (cnf.jkt); DPoP is not supported here"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var first string // the first front end's answer, which the others must equal
 			for _, fe := range frontEnds {
-				resp, body, subject := fe.send(t, tt.authorization)
+				resp, body, subject := fe.send(t, tt.authorization, tt.extra)
 				if resp.StatusCode != tt.status {
 					t.Errorf("%s: status %d, want %d (body %q)", fe.name, resp.StatusCode, tt.status, body)
 				}

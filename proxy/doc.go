@@ -25,12 +25,20 @@
 //   - Headers that assert the client's address or the proxy chain —
 //     Forwarded, every X-Forwarded-*, X-Real-IP, True-Client-IP, X-Client-IP,
 //     CF-Connecting-IP, Fastly-Client-IP, X-Cluster-Client-IP,
-//     X-Original-Forwarded-For, Client-Cert, Client-Cert-Chain — are removed
+//     X-Original-Forwarded-For, Client-Cert, Client-Cert-Chain (and so
+//     X-Forwarded-Client-Cert; with [Config].ForwardClientCert, only the
+//     certificate tokenward judged is set anew) — are removed
 //     from the client's request in any case and with "_" for "-" (servers
 //     naming headers CGI-style, such as Python's wsgiref, read X_Real_IP as
 //     X-Real-IP); then X-Forwarded-For, -Host
 //     and -Proto are set anew (httputil.ProxyRequest.SetXForwarded).
 //     Hop-by-hop headers are removed by httputil before the rewrite hook runs.
+//   - Certificate-bound tokens: the client certificate comes from the TLS
+//     connection, or from Client-Cert / X-Forwarded-Client-Cert sent by an
+//     address in [Config].TrustedProxies — for forward-auth, the gateway's
+//     connection (HTTP) or gRPC peer ([Question].Gateway); the Question's
+//     Peer is never read for the decision. From any other address the
+//     headers count for nothing (see package middleware's Security).
 //   - The scopes header carries only RFC 6749 scope-tokens without a comma,
 //     whole, within 4,096 bytes: a granted scope with a space or comma (a
 //     "permissions" member "profile:edit admin") would be split by the

@@ -98,8 +98,10 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.g.badRequestAnswer(w, "original request URI is missing, malformed or not canonical")
 		return
 	}
-	// The client's connection is the gateway's: nothing is known of it.
-	allowed, rm := f.judge(w, r, target, r.Header, middleware.Peer{})
+	// The connection is the gateway's: the client's certificate, if any,
+	// comes in a header, read only if the gateway is a trusted proxy. The
+	// gateway's own TLS certificate is not the client's.
+	allowed, rm := f.judge(w, r, target, r.Header, middleware.Peer{Addr: r.RemoteAddr})
 	if !allowed {
 		return
 	}

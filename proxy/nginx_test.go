@@ -3,10 +3,13 @@ package proxy_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -223,5 +226,117 @@ func TestNGINXForwardAuth(t *testing.T) {
 			t.Errorf("status %d, want 500", resp.StatusCode)
 		}
 		up.none(t)
+	})
+}
+
+// nginxClientCertConfig is the certificate-bound-token recipe the README
+// shows; TestNGINXClientCert runs it.
+const nginxClientCertConfig = "testdata/nginx-client-cert.conf"
+
+// TestNGINXClientCert: behind a real NGINX that terminates TLS and passes
+// $ssl_client_escaped_cert on as X-Forwarded-Client-Cert Cert=, a
+// certificate-bound token passes with its certificate only, whatever
+// certificate headers the client adds, and the API never sees them.
+func TestNGINXClientCert(t *testing.T) {
+	bin := nginxtest.Require(t)
+	conf, err := os.ReadFile(nginxClientCertConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsDir := t.TempDir()
+	ca := newTestCA(t)
+	server := ca.issue(t, "localhost", x509.ExtKeyUsageServerAuth)
+	writePEM(t, filepath.Join(tlsDir, "server.pem"), "CERTIFICATE", server.cert.Raw)
+	writePEM(t, filepath.Join(tlsDir, "server-key.pem"), "PRIVATE KEY", server.keyDER)
+	writePEM(t, filepath.Join(tlsDir, "client-ca.pem"), "CERTIFICATE", ca.cert.Raw)
+	alice := ca.issue(t, "alice", x509.ExtKeyUsageClientAuth)
+	mallory := ca.issue(t, "mallory", x509.ExtKeyUsageClientAuth)
+
+	iss := newIssuer(t)
+	bound := mint(t, iss, map[string]any{"scope": "api read:contacts", "cnf": map[string]any{"x5t#S256": alice.x5t()}})
+	plain := withScope(t, iss, "api read:contacts")
+	up := newUpstream(t)
+	cfg := defaultConfig(t, iss)
+	cfg.TrustedProxies = []string{"127.0.0.1", "::1"} // NGINX
+	tw := startProxy(t, up.URL, cfg, proxy.UpstreamOptions{})
+
+	ngx := nginxtest.Start(t, bin, strings.ReplaceAll(string(conf), "/etc/nginx/tls/", tlsDir+"/"),
+		nginxtest.Vars{Tokenward: hostOf(tw)})
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	base := strings.Replace(ngx.URL, "http://", "https://", 1)
+	for _, tc := range []struct {
+		name   string
+		cert   *issued
+		token  string
+		header http.Header
+		want   int
+	}{
+		{"its certificate", &alice, bound, nil, 200},
+		{"another certificate", &mallory, bound, nil, 401},
+		{"no certificate", nil, bound, nil, 401},
+		{"no certificate, asserted in headers", nil, bound, http.Header{"Client-Cert": {alice.clientCertHeader()},
+			"X-Forwarded-Client-Cert": {alice.xfccHash()}}, 401},
+		{"another certificate, its own asserted", &mallory, bound, http.Header{"Client-Cert": {alice.clientCertHeader()}}, 401},
+		{"bearer token, no certificate", nil, plain, nil, 200},
+		{"bearer token, a certificate", &mallory, plain, nil, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost"}}
+			if tc.cert != nil {
+				tr.TLSClientConfig.Certificates = []tls.Certificate{tc.cert.tls}
+			}
+			defer tr.CloseIdleConnections()
+			resp, body := doAt(t, &http.Client{Transport: tr}, base, request{path: "/api/contacts/1", token: tc.token, header: tc.header})
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tc.want)
+			}
+			if tc.want != 200 {
+				up.none(t)
+				return
+			}
+			for k := range up.last(t).header {
+				if strings.Contains(strings.ToLower(k), "cert") {
+					t.Errorf("the API received %s", k)
+				}
+			}
+		})
+	}
+
+	// A TLS client we did not write: curl --cert/--key.
+	t.Run("curl", func(t *testing.T) {
+		curl, err := exec.LookPath("curl")
+		if err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("curl is not on PATH; CI must install it (apt-get install -y curl)")
+			}
+			t.Skip("curl is not on PATH (apt-get install -y curl)")
+		}
+		dir := t.TempDir()
+		writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.cert.Raw)
+		for name, c := range map[string]issued{"alice": alice, "mallory": mallory} {
+			writePEM(t, filepath.Join(dir, name+".pem"), "CERTIFICATE", c.cert.Raw)
+			writePEM(t, filepath.Join(dir, name+"-key.pem"), "PRIVATE KEY", c.keyDER)
+		}
+		_, port, _ := net.SplitHostPort(strings.TrimPrefix(ngx.URL, "http://"))
+		for _, tc := range []struct {
+			cert string // "" for none
+			want string
+		}{{"alice", "200"}, {"mallory", "401"}, {"", "401"}} {
+			args := []string{"-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", filepath.Join(dir, "ca.pem"),
+				"--resolve", "localhost:" + port + ":127.0.0.1", "-H", "Authorization: Bearer " + bound}
+			if tc.cert != "" {
+				args = append(args, "--cert", filepath.Join(dir, tc.cert+".pem"), "--key", filepath.Join(dir, tc.cert+"-key.pem"))
+			}
+			out, err := exec.Command(curl, append(args, "https://localhost:"+port+"/api/contacts/1")...).CombinedOutput()
+			if err != nil || string(out) != tc.want {
+				t.Errorf("curl with certificate %q: %s (%v), want %s", tc.cert, out, err, tc.want)
+			}
+			if tc.want == "200" {
+				up.last(t)
+			} else {
+				up.none(t)
+			}
+		}
 	})
 }

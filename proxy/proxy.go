@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,21 @@ type Config struct {
 	StripAuthorization bool
 	// Realm of the WWW-Authenticate challenge; "" means middleware.DefaultRealm.
 	Realm string
+	// TrustedProxies are the addresses (IPs, CIDRs) of the proxies or
+	// gateways that terminate TLS in front of tokenward and name the
+	// client's certificate in Client-Cert or X-Forwarded-Client-Cert, for
+	// certificate-bound tokens ([middleware.GuardOptions].TrustedProxies).
+	// In forward-auth mode, the gateway's address. From any other peer the
+	// headers are ignored. The proxy never forwards them to the upstream.
+	// Nil means none: only the TLS connection's client certificate counts.
+	TrustedProxies []string
+	// ForwardClientCert passes the client's certificate on to the upstream
+	// (proxy mode), as tokenward judged it: from a trusted proxy, its
+	// Client-Cert, Client-Cert-Chain and X-Forwarded-Client-Cert as they
+	// came; otherwise the TLS connection's certificate, as an RFC 9440
+	// Client-Cert. Whatever a client sent itself is removed all the same.
+	// False means the upstream gets no certificate header.
+	ForwardClientCert bool
 	// Logger gets one line per refused request (never the token). Nil discards.
 	Logger *slog.Logger
 	// AccessLog adds one line per allowed request.
@@ -81,7 +97,7 @@ type guard struct {
 
 func newGuard(cfg Config) (*guard, error) {
 	var errs []error
-	gopts := middleware.GuardOptions{Realm: cfg.Realm}
+	gopts := middleware.GuardOptions{Realm: cfg.Realm, TrustedProxies: cfg.TrustedProxies}
 	if cfg.Resource != nil {
 		gopts.ResourceMetadata = cfg.Resource.MetadataURL()
 	}
@@ -262,15 +278,20 @@ func New(upstream string, cfg Config, opts UpstreamOptions) (*Proxy, error) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host // the upstream sees the Host the client asked for
-			// Headers that frameworks read as the client's address or the
-			// proxy chain (chi's RealIP, Rack, Django…): never the client's to
-			// set, in any spelling. Then X-Forwarded-For/Host/Proto from us.
+			// Headers that frameworks read as the client's address, its
+			// certificate (Client-Cert, X-Forwarded-Client-Cert: even from a
+			// trusted proxy, they were for us) or the proxy chain (chi's
+			// RealIP, Rack, Django…): never the client's to set, in any
+			// spelling. Then X-Forwarded-For/Host/Proto from us.
 			for k := range pr.Out.Header {
 				if clientAddressHeader(k) {
 					delete(pr.Out.Header, k)
 				}
 			}
 			pr.SetXForwarded()
+			if cfg.ForwardClientCert {
+				forwardClientCert(g.mw, pr)
+			}
 			g.identity.restore(pr.Out.Header, pr.In.Header)
 		},
 		Transport:    transport,
@@ -312,6 +333,22 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.g.allowed(r, d, r.Method, r.URL.Path)
 	p.rp.ServeHTTP(w, r)
+}
+
+// forwardClientCert sets on the outgoing request the certificate headers a
+// trusted proxy sent, or the TLS connection's certificate as Client-Cert.
+func forwardClientCert(mw *middleware.Guard, pr *httputil.ProxyRequest) {
+	if mw.Trusted(pr.In.RemoteAddr) {
+		for _, k := range []string{middleware.ClientCertHeader, "Client-Cert-Chain", middleware.XFCCHeader} {
+			if vs, ok := pr.In.Header[k]; ok {
+				pr.Out.Header[k] = vs
+			}
+		}
+		return
+	}
+	if tls := pr.In.TLS; tls != nil && len(tls.PeerCertificates) > 0 {
+		pr.Out.Header.Set(middleware.ClientCertHeader, ":"+base64.StdEncoding.EncodeToString(tls.PeerCertificates[0].Raw)+":")
+	}
 }
 
 // clientAddressHeaders are request headers that frameworks read as facts

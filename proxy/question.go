@@ -21,9 +21,13 @@ type Question struct {
 	// (http.CanonicalHeaderKey), without pseudo-headers. Check removes the
 	// identity headers from it.
 	Header http.Header
-	// Peer is what the gateway says of the client's connection.
+	// Peer is what the gateway says of the client's connection. Check
+	// reads neither of its fields for the decision: a client certificate
+	// comes in Header (Client-Cert, X-Forwarded-Client-Cert), from a
+	// Gateway in [Config].TrustedProxies.
 	Peer middleware.Peer
-	// Gateway is the address of the asking gateway, for logs.
+	// Gateway is the address of the asking gateway ("host:port"), for logs
+	// and for trusting its certificate headers.
 	Gateway string
 }
 
@@ -73,7 +77,7 @@ func (f *ForwardAuth) Check(ctx context.Context, q Question) Answer {
 		}
 	}
 	target := (&http.Request{Method: q.Method, URL: u, Host: q.Host, Header: http.Header{}, RemoteAddr: q.Gateway}).WithContext(ctx)
-	allowed, rm := f.judge(&aw, target, target, h, q.Peer)
+	allowed, rm := f.judge(&aw, target, target, h, middleware.Peer{Addr: q.Gateway})
 	if !allowed {
 		return Answer{Status: aw.status, Header: aw.h, Body: aw.body}
 	}

@@ -47,7 +47,26 @@ func TestCaddyRecipeInREADME(t *testing.T) {
 // without its test harness (main and http settings), one level less
 // indented.
 func TestNGINXRecipeInREADME(t *testing.T) {
-	conf, err := os.ReadFile(nginxConfig)
+	want := nginxRecipe(t, nginxConfig, nginxtest.Vars{Listen: "80", Tokenward: "127.0.0.1:8080", API: "127.0.0.1:3000"})
+	if got := readmeSnippet(t, "nginx", "nginx"); got != want {
+		t.Errorf("the README's NGINX recipe differs from %s rendered without its harness; want:\n%s", nginxConfig, want)
+	}
+}
+
+// TestNGINXClientCertRecipeInREADME: the README shows the configuration
+// that TestNGINXClientCert runs, as TestNGINXRecipeInREADME checks.
+func TestNGINXClientCertRecipeInREADME(t *testing.T) {
+	want := nginxRecipe(t, nginxClientCertConfig, nginxtest.Vars{Listen: "443", Tokenward: "127.0.0.1:8080"})
+	if got := readmeSnippet(t, "nginx-client-cert", "nginx"); got != want {
+		t.Errorf("the README's NGINX client-certificate recipe differs from %s rendered without its harness; want:\n%s", nginxClientCertConfig, want)
+	}
+}
+
+// nginxRecipe renders the NGINX template at path with vars, without its
+// test harness (main and http settings), one level less indented.
+func nginxRecipe(t *testing.T, path string, vars nginxtest.Vars) string {
+	t.Helper()
+	conf, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,25 +75,22 @@ func TestNGINXRecipeInREADME(t *testing.T) {
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	if err := tmpl.Execute(&b, nginxtest.Vars{Listen: "80", Tokenward: "127.0.0.1:8080", API: "127.0.0.1:3000"}); err != nil {
+	if err := tmpl.Execute(&b, vars); err != nil {
 		t.Fatal(err)
 	}
 	const harnessEnd = "# --- end of test harness ---\n"
 	_, body, ok := strings.Cut(b.String(), harnessEnd)
 	if !ok {
-		t.Fatalf("%s has no %q", nginxConfig, harnessEnd)
+		t.Fatalf("%s has no %q", path, harnessEnd)
 	}
 	// The block after the harness closes the harness's http {.
 	body, ok = strings.CutSuffix(strings.TrimRight(body, "\n"), "}")
 	if !ok {
-		t.Fatalf("%s does not end with the http block's }", nginxConfig)
+		t.Fatalf("%s does not end with the http block's }", path)
 	}
 	lines := strings.Split(strings.Trim(body, "\n"), "\n")
 	for i, l := range lines {
 		lines[i] = strings.TrimPrefix(l, "    ")
 	}
-	want := strings.Join(lines, "\n") + "\n"
-	if got := readmeSnippet(t, "nginx", "nginx"); got != want {
-		t.Errorf("the README's NGINX recipe differs from %s rendered without its harness; want:\n%s", nginxConfig, want)
-	}
+	return strings.Join(lines, "\n") + "\n"
 }

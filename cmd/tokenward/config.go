@@ -112,6 +112,11 @@ type Config struct {
 	TLSClientAuth     string        `env:"TOKENWARD_TLS_CLIENT_AUTH"` // "": none, or require with a CA file
 	TLSReloadInterval time.Duration `env:"TOKENWARD_TLS_RELOAD_INTERVAL"`
 
+	// Proxies that terminate TLS in front and name the client certificate
+	// in Client-Cert or X-Forwarded-Client-Cert (certificate-bound tokens).
+	TrustedProxies    []string `env:"TOKENWARD_TRUSTED_PROXIES"`
+	ForwardClientCert bool     `env:"TOKENWARD_FORWARD_CLIENT_CERT" envDefault:"false"`
+
 	// Derived by check from the fields above.
 	jwksURLs     map[string]string       // issuer → key set URL
 	keyFiles     map[string]*jwks.Static // file:// key set URL → the set read from it
@@ -442,6 +447,12 @@ func (c *Config) checkServing() []string {
 
 	if middleware.CheckRealm(c.Realm) != nil {
 		add("TOKENWARD_REALM: %q must be printable ASCII without \" or \\", c.Realm)
+	}
+	for _, e := range unjoin(middleware.CheckTrustedProxies(c.TrustedProxies)) {
+		add("TOKENWARD_TRUSTED_PROXIES: %s", strings.TrimPrefix(e.Error(), "tokenward: "))
+	}
+	if c.ForwardClientCert && c.Mode == modeForwardAuth {
+		c.ignored = append(c.ignored, "TOKENWARD_FORWARD_CLIENT_CERT is ignored in forward-auth mode: the gateway forwards the request")
 	}
 	if c.ShutdownGrace < 0 {
 		add("TOKENWARD_SHUTDOWN_GRACE: %s is negative", c.ShutdownGrace)
