@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,14 +23,26 @@ import (
 	"github.com/tokenward/tokenward/jwks/jwkstest"
 )
 
-// bin is the tokenward binary built once by TestMain.
-var bin string
+// bin is the tokenward binary, built once by TestMain while the tests that
+// do not need it run: start waits for built.
+var (
+	bin      string
+	built    = make(chan struct{}) // closed once the build has ended
+	buildErr error                 // of the build; read after built
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
 
 func testMain(m *testing.M) int {
+	// Most tests here wait on a child process or the network, not the CPU:
+	// unless told otherwise, run more at once than -parallel's default of
+	// GOMAXPROCS.
+	flag.Parse()
+	if !flagSet("test.parallel") {
+		flag.Set("test.parallel", strconv.Itoa(max(4, runtime.GOMAXPROCS(0))))
+	}
 	dir, err := os.MkdirTemp("", "tokenward-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -40,14 +55,26 @@ func testMain(m *testing.M) int {
 	// runs under the race detector in TestRunInProcess.
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building tokenward:", err)
-		return 1
-	}
+	go func() {
+		buildErr = build.Run()
+		close(built)
+	}()
+	defer func() { <-built }() // before dir goes
 	// In-process runs (runToExit) retry at start 1 ms apart; the binary
 	// keeps its own schedule.
 	startBackoff = time.Millisecond
 	return m.Run()
+}
+
+// builtBinary returns the path of the built binary, failing the test if it
+// could not be built.
+func builtBinary(t *testing.T) string {
+	t.Helper()
+	<-built
+	if buildErr != nil {
+		t.Fatalf("building tokenward: %v", buildErr)
+	}
+	return bin
 }
 
 // waitTimeout bounds every wait for the binary: generous, since it only
@@ -181,7 +208,7 @@ type process struct {
 // killed at the end of the test if still running.
 func start(t *testing.T, env map[string]string, stdin io.Reader, args ...string) *process {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(builtBinary(t), args...)
 	cmd.Env = []string{}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -407,4 +434,11 @@ func vmKB(t *testing.T, pid int, field string) int64 {
 	}
 	t.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -230,6 +230,7 @@ func rulesServer(t *testing.T, path, interval string) (*server, string) {
 // every answer is the old rules' or the new rules', none fails, and once
 // the new rules have answered the old never answer again.
 func TestRulesReload(t *testing.T) {
+	t.Parallel()
 	t.Run("rename", func(t *testing.T) {
 		path := writeFile(t, "rules.yaml", rulesA)
 		s, token := rulesServer(t, path, "100ms")
@@ -269,6 +270,7 @@ func TestRulesReload(t *testing.T) {
 // or that is empty (a write in progress) keeps the rules in force; each
 // failure is counted once and logged; the next good version is loaded.
 func TestRulesReloadBadFile(t *testing.T) {
+	t.Parallel()
 	path := writeFile(t, "rules.yaml", rulesA)
 	s, token := rulesServer(t, path, "50ms")
 	if v, _ := metric(t, s, "tokenward_rules_reload_failing"); v != 0 {
@@ -322,6 +324,7 @@ func TestRulesReloadBadFile(t *testing.T) {
 // passed). Like an empty file, a version without a routes list keeps the
 // rules in force; "routes: []" still removes every rule.
 func TestRulesReloadPartialWrite(t *testing.T) {
+	t.Parallel()
 	path := writeFile(t, "rules.yaml", rulesB)
 	s, token := rulesServer(t, path, "50ms")
 	l := startLoad(t, s, token, http.StatusForbidden, http.StatusOK)
@@ -348,6 +351,7 @@ func TestRulesReloadPartialWrite(t *testing.T) {
 // TestRulesReloadSIGHUP: with an interval no test waits for, a SIGHUP
 // reloads the rules file at once.
 func TestRulesReloadSIGHUP(t *testing.T) {
+	t.Parallel()
 	path := writeFile(t, "rules.yaml", rulesA)
 	s, token := rulesServer(t, path, "1h")
 	before, _ := metric(t, s, "tokenward_rules_last_reload_timestamp_seconds")
