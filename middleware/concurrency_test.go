@@ -23,7 +23,7 @@ func TestValidateWhileKeysRotateAndIssuerFlaps(t *testing.T) {
 	const (
 		minInterval     = 20 * time.Millisecond
 		refreshInterval = 50 * time.Millisecond
-		chaos           = 600 * time.Millisecond
+		chaos           = 300 * time.Millisecond
 		workers         = 8
 	)
 	start := time.Now()
