@@ -214,7 +214,7 @@ func TestRefreshFollowsMaxAge(t *testing.T) {
 		{"max-age shortens the interval", "public, max-age=1",
 			jwks.RemoteOptions{RefreshInterval: longInterval, MinRefreshInterval: 10 * time.Millisecond}, time.Second},
 		{"not below MinRefreshInterval", "max-age=1",
-			jwks.RemoteOptions{RefreshInterval: longInterval, MinRefreshInterval: 1500 * time.Millisecond}, 1500 * time.Millisecond},
+			jwks.RemoteOptions{RefreshInterval: longInterval, MinRefreshInterval: 1200 * time.Millisecond}, 1200 * time.Millisecond},
 		{"not above RefreshInterval", "max-age=86400",
 			jwks.RemoteOptions{RefreshInterval: 100 * time.Millisecond, MinRefreshInterval: 10 * time.Millisecond}, 100 * time.Millisecond},
 		{"max-age=0 means the interval", "max-age=0",

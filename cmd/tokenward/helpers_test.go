@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,14 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tokenward/tokenward/internal/testparallel"
 	"github.com/tokenward/tokenward/jwks/jwkstest"
 )
 
@@ -36,13 +34,8 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
-	// Most tests here wait on a child process or the network, not the CPU:
-	// unless told otherwise, run more at once than -parallel's default of
-	// GOMAXPROCS.
-	flag.Parse()
-	if !flagSet("test.parallel") {
-		flag.Set("test.parallel", strconv.Itoa(max(4, runtime.GOMAXPROCS(0))))
-	}
+	// Most tests here wait on a child process or the network, not the CPU.
+	testparallel.AtLeast(4)
 	dir, err := os.MkdirTemp("", "tokenward-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -434,11 +427,4 @@ func vmKB(t *testing.T, pid int, field string) int64 {
 	}
 	t.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
-}
-
-// flagSet reports whether the command line set the flag name.
-func flagSet(name string) bool {
-	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }
