@@ -71,7 +71,7 @@ type Key struct {
 
 // NewKey returns a fresh key for alg with a random key ID, not attached to any
 // issuer: sign with it to get tokens that no issuer vouches for, or give it to
-// [Issuer.PublishKey]. RSA keys are 2048 bits; in a test binary the first 64
+// [Issuer.PublishKey]. RSA keys are 2048 bits; in a test binary the first 96
 // come from a pool made in advance (see rsapool.go), each handed out once,
 // since generating them is the slowest thing a test run does.
 func NewKey(alg string) (*Key, error) {

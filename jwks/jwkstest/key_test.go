@@ -235,7 +235,7 @@ func TestJWKSPublishesNoPrivateMembers(t *testing.T) {
 // generated after it is spent are valid and never repeat in a process.
 func TestNewKeyRSADistinct(t *testing.T) {
 	seen := map[string]bool{}
-	for i := range 66 { // past the pool's 64, whatever other tests took
+	for i := range 98 { // past the pool's 96, whatever other tests took
 		k, err := jwkstest.NewKey("RS256")
 		if err != nil {
 			t.Fatal(err)
