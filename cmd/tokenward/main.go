@@ -21,7 +21,9 @@
 // every TOKENWARD_TLS_RELOAD_INTERVAL): a new certificate, key or client CA
 // bundle is served from the next handshake once parsed whole; a bad one keeps
 // the version in force (logged, counted in tokenward_tls_reload_errors_total),
-// and open connections are never closed by a reload.
+// and open connections are never closed by a reload. SIGHUP also checks the
+// deny list at once (TOKENWARD_DENYLIST_*), so a revocation need not wait for
+// its interval.
 //
 // # Security
 //

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -492,4 +493,37 @@ func runToExit(t *testing.T, env map[string]string) (code int, stderr string) {
 		t.Fatalf("run did not return within %s; stderr:\n%s", waitTimeout, out)
 	}
 	return exitCode(err), out.String()
+}
+
+// TestDenyListSIGHUP: SIGHUP checks the deny list at once, so an operator
+// who has just revoked a token need not wait for the interval (here an
+// hour, so that only the signal explains the refusal).
+func TestDenyListSIGHUP(t *testing.T) {
+	t.Parallel()
+	iss := newIssuer(t)
+	up := echoUpstream(t)
+	list := writeFile(t, "denylist.json", `{"jti": []}`)
+	srv := serveBinary(t, map[string]string{
+		"TOKENWARD_ISSUERS":           iss.URL(),
+		"TOKENWARD_AUDIENCES":         audience,
+		"TOKENWARD_UPSTREAM":          up.URL,
+		"TOKENWARD_DENYLIST_FILE":     list,
+		"TOKENWARD_DENYLIST_INTERVAL": "1h",
+	})
+	token := mint(t, iss, map[string]any{"jti": "stolen-1"})
+	if r := do(t, srv.client, "GET", srv.url+"/x", bearer(token)); r.status != http.StatusOK {
+		t.Fatalf("status %d before the revocation, want 200", r.status)
+	}
+	replaceFile(t, list, `{"jti": ["stolen-1"]}`)
+	if err := srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	srv.stderr.wait(t, "the deny list loaded with the revoked jti", func(s string) bool {
+		l := parseLog(s)
+		v, _ := l["jti"].(float64)
+		return l.str("msg") == "denylist: loaded" && v == 1
+	})
+	if r := do(t, srv.client, "GET", srv.url+"/x", bearer(token)); r.status != http.StatusUnauthorized {
+		t.Fatalf("status %d after SIGHUP, want 401 (revoked)", r.status)
+	}
 }

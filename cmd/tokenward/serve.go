@@ -155,22 +155,24 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	return failed
 }
 
-// onSIGHUP reloads the rules file and the TLS files at once on each SIGHUP,
-// until the returned function is called. Without either a SIGHUP is logged
-// and ignored, rather than ending the process.
+// onSIGHUP reloads the rules file and the TLS files, and checks the deny
+// list, at once on each SIGHUP, until the returned function is called.
+// Without any of them a SIGHUP is logged and ignored, rather than ending the
+// process.
 func onSIGHUP(g *gateway, log *slog.Logger) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
+	// Ends a deny-list read in progress (a slow URL) when serving stops.
+	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
 			select {
-			case <-done:
+			case <-ctx.Done():
 				return
 			case <-hup:
-				if g.rules == nil && g.tls == nil {
-					log.Info("SIGHUP: no TOKENWARD_RULES_FILE nor TLS files; nothing to reload")
+				if g.rules == nil && g.tls == nil && g.deny == nil {
+					log.Info("SIGHUP: no TOKENWARD_RULES_FILE, TLS files nor deny list; nothing to reload")
 					continue
 				}
 				if g.rules != nil {
@@ -179,12 +181,17 @@ func onSIGHUP(g *gateway, log *slog.Logger) (stop func()) {
 				if g.tls != nil {
 					g.tls.reload(true)
 				}
+				if g.deny != nil {
+					// Logged and counted by the list itself; a bad list keeps
+					// the one in force.
+					g.deny.Reload(ctx)
+				}
 			}
 		}
 	})
 	return func() {
 		signal.Stop(hup)
-		close(done)
+		cancel()
 		wg.Wait()
 	}
 }
