@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/tokenward/tokenward/internal/headername"
 )
 
 // This file is the proof of certificate-bound tokens (RFC 8705 §3): which
@@ -40,28 +42,10 @@ const maxCertHeaderBytes = 32 << 10
 // (case, "_" for "-"), which a request from an untrusted peer must not carry
 // on: Client-Cert, Client-Cert-Chain, X-Forwarded-Client-Cert.
 func certHeader(name string) bool {
-	for _, h := range [...]string{"client-cert", "client-cert-chain", "x-forwarded-client-cert"} {
-		if len(name) == len(h) && foldedDash(name, h) {
-			return true
-		}
-	}
-	return false
+	return headername.Is(name, certHeaders)
 }
 
-func foldedDash(s, lower string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		} else if c == '_' {
-			c = '-'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
-}
+var certHeaders = []string{"client-cert", "client-cert-chain", "x-forwarded-client-cert"}
 
 // StripCertHeaders removes from h every spelling of the headers that assert
 // a client certificate (Client-Cert, Client-Cert-Chain,

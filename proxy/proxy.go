@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tokenward/tokenward/internal/headername"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/resource"
 	"github.com/tokenward/tokenward/scopes"
@@ -369,32 +370,7 @@ var clientAddressHeaders = []string{"forwarded", "x-real-ip", "true-client-ip", 
 // gateways (WSGI, Rack, PHP) give X_Real_IP and X-Real-IP the same name,
 // HTTP_X_REAL_IP. It does not allocate.
 func clientAddressHeader(name string) bool {
-	if len(name) >= len("x-forwarded") && foldedEqual(name[:len("x-forwarded")], "x-forwarded") {
-		return true
-	}
-	for _, h := range clientAddressHeaders {
-		if len(name) == len(h) && foldedEqual(name, h) {
-			return true
-		}
-	}
-	return false
-}
-
-// foldedEqual compares s, of any case and with "_" or "-", with lower, in
-// lower case with "-"; both have the same length.
-func foldedEqual(s, lower string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		} else if c == '_' {
-			c = '-'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
+	return headername.HasPrefix(name, "x-forwarded") || headername.Is(name, clientAddressHeaders)
 }
 
 // upstreamError answers when the upstream could not be reached or failed

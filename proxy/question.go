@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/tokenward/tokenward/internal/headername"
 	"github.com/tokenward/tokenward/middleware"
 )
 
@@ -122,11 +123,4 @@ const routeHeadersToRemove = "X-Forwarded-Host, Forwarded, X-Original-URL, X-Rew
 
 // routeHeader reports whether name is one of routeHeaders in any case and
 // with "_" for "-".
-func routeHeader(name string) bool {
-	for _, h := range routeHeaders {
-		if len(name) == len(h) && foldedEqual(name, h) {
-			return true
-		}
-	}
-	return false
-}
+func routeHeader(name string) bool { return headername.Is(name, routeHeaders) }
