@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -37,23 +35,15 @@ type rulesReloader struct {
 	set      *proxy.RuleSet
 	global   scopes.Requirement
 	interval time.Duration
-	log      *slog.Logger
 
-	// mu serialises reloads (the poll and SIGHUP) and guards file, hash,
-	// badErr and readErr. The request path never takes it.
-	mu      sync.Mutex
-	file    *filewatch.File
-	hash    [sha256.Size]byte // of the content last read, good or bad
-	badErr  string            // why the content of hash does not compile; "" if it is in force
-	readErr string            // the last read error; "" once the file reads
+	// mu serialises reloads (the poll and SIGHUP) and guards file, hash
+	// and the outcomes' errors. The request path never takes it.
+	mu       sync.Mutex
+	file     *filewatch.File
+	hash     [sha256.Size]byte // of the content last read, good or bad
+	outcomes reloadOutcomes
 
-	// Read by the metrics at each scrape, without mu.
-	lastReload atomic.Int64 // Unix nanoseconds when the rules in force were loaded
-	errors     atomic.Uint64
-	failing    atomic.Bool
-
-	stop context.CancelFunc
-	done chan struct{} // closed when the polling goroutine has returned
+	stop func()
 }
 
 // readRules reads and compiles the rules file, within maxRulesBytes. It
@@ -74,40 +64,25 @@ func startRulesReloader(cfg *Config, log *slog.Logger) *rulesReloader {
 		set:      proxy.NewRuleSet(cfg.rules),
 		global:   cfg.required,
 		interval: cfg.RulesReloadInterval,
-		log:      log,
 		file:     filewatch.New(cfg.RulesFile, maxRulesBytes),
 		hash:     cfg.rulesHash,
-		done:     make(chan struct{}),
+		outcomes: reloadOutcomes{log: log, text: reloadText{
+			cannotRead:   "rules: cannot read the rules file; the rules in force stay",
+			unchangedBad: "rules: file unchanged since its failed reload; the rules in force stay",
+			unchanged:    "rules: file unchanged; the rules in force are its own",
+			failed:       "rules: reload failed; the rules in force stay",
+		}},
 	}
 	if r.interval == 0 {
 		r.interval = defaultRulesInterval
 	}
-	r.lastReload.Store(cfg.rulesLoaded.UnixNano())
-	ctx, cancel := context.WithCancel(context.Background())
-	r.stop = cancel
-	go r.poll(ctx)
+	r.outcomes.lastReload.Store(cfg.rulesLoaded.UnixNano())
+	r.stop = every(r.interval, func() { r.reload(false) })
 	return r
 }
 
-func (r *rulesReloader) poll(ctx context.Context) {
-	defer close(r.done)
-	t := time.NewTicker(r.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.reload(false)
-		}
-	}
-}
-
 // close stops the polling; the rules in force stay.
-func (r *rulesReloader) close() {
-	r.stop()
-	<-r.done
-}
+func (r *rulesReloader) close() { r.stop() }
 
 // reload checks the file and loads it if it changed. forced (SIGHUP) reads
 // the file whatever its stat says, and logs the outcome even when nothing
@@ -123,30 +98,12 @@ func (r *rulesReloader) reload(forced bool) {
 	if err != nil {
 		// A missing or unreadable file never means "no rules": those in
 		// force stay, which is the fail-closed choice.
-		msg := err.Error()
-		r.failing.Store(true)
-		if msg != r.readErr {
-			r.readErr = msg
-			r.errors.Add(1)
-		} else if !forced {
-			return
-		}
-		r.log.Warn("rules: cannot read the rules file; the rules in force stay", "file", path, "error", msg)
+		r.outcomes.readFailed(err, forced, "file", path)
 		return
 	}
-	recovered := r.readErr != ""
-	r.readErr = ""
+	recovered := r.outcomes.readOK()
 	if sum := sha256.Sum256(data); data == nil || sum == r.hash {
-		switch {
-		case r.badErr != "" && (recovered || forced):
-			r.log.Warn("rules: file unchanged since its failed reload; the rules in force stay", "file", path, "error", r.badErr)
-		case r.badErr != "":
-		case recovered || forced:
-			r.failing.Store(false)
-			r.log.Info("rules: file unchanged; the rules in force are its own", "file", path)
-		default:
-			r.failing.Store(false)
-		}
+		r.outcomes.unchanged(recovered, forced, "file", path)
 		return
 	}
 	r.hash = sha256.Sum256(data)
@@ -155,25 +112,20 @@ func (r *rulesReloader) reload(forced bool) {
 		err = errors.New("the file has no routes list: taken for a write in progress (write routes: [] for no rules)")
 	}
 	if err != nil {
-		r.badErr = oneLine(err)
-		r.failing.Store(true)
-		r.errors.Add(1)
-		r.log.Warn("rules: reload failed; the rules in force stay", "file", path, "error", r.badErr)
+		r.outcomes.parseFailed(err, "file", path)
 		return
 	}
 	r.set.Store(rules)
-	r.lastReload.Store(time.Now().UnixNano())
-	r.badErr = ""
-	r.failing.Store(false)
-	r.log.Info("rules: reloaded", "file", path, "rules", rules.Len(), "sighup", forced)
+	r.outcomes.loaded()
+	r.outcomes.log.Info("rules: reloaded", "file", path, "rules", rules.Len(), "sighup", forced)
 }
 
 // status is what the metrics read.
 func (r *rulesReloader) status() admin.RulesStatus {
 	return admin.RulesStatus{
-		LastReload:   time.Unix(0, r.lastReload.Load()),
-		ReloadErrors: r.errors.Load(),
-		Failing:      r.failing.Load(),
+		LastReload:   time.Unix(0, r.outcomes.lastReload.Load()),
+		ReloadErrors: r.outcomes.errors.Load(),
+		Failing:      r.outcomes.failing.Load(),
 	}
 }
 

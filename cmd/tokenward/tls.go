@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -244,26 +243,18 @@ func pemHash(pems [3][]byte) [sha256.Size]byte {
 type tlsReloader struct {
 	files    *tlsFiles
 	interval time.Duration
-	log      *slog.Logger
 
 	state atomic.Pointer[tlsState] // read by every handshake
 
 	// mu serialises reloads (the poll and SIGHUP) and guards the fields
 	// below it. Handshakes never take it.
-	mu      sync.Mutex
-	watch   [3]*filewatch.File // cert, key, CA (nil without one)
-	pems    [3][]byte          // the contents last read
-	hash    [sha256.Size]byte  // of pems, good or bad
-	badErr  string             // why pems do not parse; "" if they are in force
-	readErr string             // the last read error; "" once the files read
+	mu       sync.Mutex
+	watch    [3]*filewatch.File // cert, key, CA (nil without one)
+	pems     [3][]byte          // the contents last read
+	hash     [sha256.Size]byte  // of pems, good or bad
+	outcomes reloadOutcomes
 
-	// Read by the metrics at each scrape, without mu.
-	lastReload atomic.Int64 // Unix nanoseconds when the state in force was loaded
-	errors     atomic.Uint64
-	failing    atomic.Bool
-
-	stop context.CancelFunc
-	done chan struct{} // closed when the polling goroutine has returned
+	stop func()
 }
 
 // startTLSReloader polls the files of cfg until close. The state read by
@@ -272,9 +263,13 @@ func startTLSReloader(cfg *Config, log *slog.Logger) *tlsReloader {
 	r := &tlsReloader{
 		files:    cfg.tls,
 		interval: cfg.TLSReloadInterval,
-		log:      log,
 		hash:     cfg.tlsHash,
-		done:     make(chan struct{}),
+		outcomes: reloadOutcomes{log: log, text: reloadText{
+			cannotRead:   "tls: cannot read a certificate file; the certificate in force stays",
+			unchangedBad: "tls: files unchanged since their failed reload; the certificate in force stays",
+			unchanged:    "tls: files unchanged; the certificate in force is theirs",
+			failed:       "tls: reload failed; the certificate in force stays",
+		}},
 	}
 	if r.interval == 0 {
 		r.interval = defaultTLSInterval
@@ -285,10 +280,8 @@ func startTLSReloader(cfg *Config, log *slog.Logger) *tlsReloader {
 		}
 	}
 	r.state.Store(cfg.tlsState)
-	r.lastReload.Store(cfg.tlsLoaded.UnixNano())
-	ctx, cancel := context.WithCancel(context.Background())
-	r.stop = cancel
-	go r.poll(ctx)
+	r.outcomes.lastReload.Store(cfg.tlsLoaded.UnixNano())
+	r.stop = every(r.interval, func() { r.reload(false) })
 	return r
 }
 
@@ -310,25 +303,8 @@ func (r *tlsReloader) serverConfig() *tls.Config {
 	}
 }
 
-func (r *tlsReloader) poll(ctx context.Context) {
-	defer close(r.done)
-	t := time.NewTicker(r.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.reload(false)
-		}
-	}
-}
-
 // close stops the polling; the state in force stays.
-func (r *tlsReloader) close() {
-	r.stop()
-	<-r.done
-}
+func (r *tlsReloader) close() { r.stop() }
 
 // reload checks the files and loads them if they changed. forced (SIGHUP)
 // reads them whatever their stat says, and logs the outcome even when
@@ -346,50 +322,27 @@ func (r *tlsReloader) reload(forced bool) {
 		}
 		data, err := w.Read()
 		if err != nil {
-			msg := err.Error()
-			r.failing.Store(true)
-			if msg != r.readErr {
-				r.readErr = msg
-				r.errors.Add(1)
-			} else if !forced {
-				return
-			}
-			r.log.Warn("tls: cannot read a certificate file; the certificate in force stays", "error", msg)
+			r.outcomes.readFailed(err, forced)
 			return
 		}
 		if data != nil {
 			r.pems[i], changed = data, true
 		}
 	}
-	recovered := r.readErr != ""
-	r.readErr = ""
+	recovered := r.outcomes.readOK()
 	if sum := pemHash(r.pems); !changed || sum == r.hash {
-		switch {
-		case r.badErr != "" && (recovered || forced):
-			r.log.Warn("tls: files unchanged since their failed reload; the certificate in force stays", "error", r.badErr)
-		case r.badErr != "":
-		case recovered || forced:
-			r.failing.Store(false)
-			r.log.Info("tls: files unchanged; the certificate in force is theirs", "cert_file", r.files.cert)
-		default:
-			r.failing.Store(false)
-		}
+		r.outcomes.unchanged(recovered, forced, "cert_file", r.files.cert)
 		return
 	}
 	r.hash = pemHash(r.pems)
 	st, err := r.files.parse(r.pems[0], r.pems[1], r.pems[2])
 	if err != nil {
-		r.badErr = oneLine(err)
-		r.failing.Store(true)
-		r.errors.Add(1)
-		r.log.Warn("tls: reload failed; the certificate in force stays", "error", r.badErr)
+		r.outcomes.parseFailed(err)
 		return
 	}
 	r.state.Store(st)
-	r.lastReload.Store(time.Now().UnixNano())
-	r.badErr = ""
-	r.failing.Store(false)
-	r.log.Info("tls: reloaded", certAttrs(st, forced)...)
+	r.outcomes.loaded()
+	r.outcomes.log.Info("tls: reloaded", certAttrs(st, forced)...)
 }
 
 // certAttrs describe the certificate in force for the logs: what an
@@ -408,9 +361,9 @@ func certAttrs(st *tlsState, forced bool) []any {
 // status is what the metrics read.
 func (r *tlsReloader) status() admin.TLSStatus {
 	return admin.TLSStatus{
-		LastReload:   time.Unix(0, r.lastReload.Load()),
-		ReloadErrors: r.errors.Load(),
-		Failing:      r.failing.Load(),
+		LastReload:   time.Unix(0, r.outcomes.lastReload.Load()),
+		ReloadErrors: r.outcomes.errors.Load(),
+		Failing:      r.outcomes.failing.Load(),
 		NotAfter:     r.state.Load().notAfter,
 	}
 }
