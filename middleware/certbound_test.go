@@ -2,13 +2,9 @@ package middleware_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -16,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -24,60 +19,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenward/tokenward/internal/certtest"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/scopes"
 )
 
 // clientCert is a self-signed client certificate made for one test.
-type clientCert struct {
-	cert *x509.Certificate
-	tls  tls.Certificate
-}
+type clientCert = certtest.Client
 
-func newClientCert(t testing.TB, cn string) clientCert {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return clientCert{cert: cert, tls: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}
-}
-
-// x5t is the cnf.x5t#S256 of c, computed here rather than by the code under test.
-func (c clientCert) x5t() string {
-	sum := sha256.Sum256(c.cert.Raw)
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-func (c clientCert) clientCertHeader() string {
-	return ":" + base64.StdEncoding.EncodeToString(c.cert.Raw) + ":"
-}
-
-func (c clientCert) xfccHash() string {
-	sum := sha256.Sum256(c.cert.Raw)
-	return `By=spiffe://cluster.local/ns/a/sa/b;Hash=` + hex.EncodeToString(sum[:]) + `;Subject="CN=x,O=y";URI=`
-}
-
-func (c clientCert) xfccCert() string {
-	p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw})
-	return `By=spiffe://x;Cert="` + url.PathEscape(string(p)) + `"`
-}
+func newClientCert(t testing.TB, cn string) clientCert { return certtest.NewClient(t, cn) }
 
 // TestCertificateBoundToken: a token with cnf.x5t#S256 passes only with the
 // client certificate it names — from the TLS connection, or from a trusted
@@ -94,7 +44,7 @@ func TestCertificateBoundToken(t *testing.T) {
 	tok := func(cnf map[string]any) string {
 		return sign(t, key, nil, claimsAt(tenant, epoch, map[string]any{"scope": "read:contacts", "cnf": cnf}))
 	}
-	bound := tok(map[string]any{"x5t#S256": alice.x5t()})
+	bound := tok(map[string]any{"x5t#S256": alice.X5T()})
 	bearer := sign(t, key, nil, claimsAt(tenant, epoch, map[string]any{"scope": "read:contacts"}))
 	const direct, proxy, untrusted = "203.0.113.5:4711", "10.1.2.3:5000", "192.0.2.8:5000"
 	for _, tt := range []struct {
@@ -104,42 +54,42 @@ func TestCertificateBoundToken(t *testing.T) {
 		h     http.Header
 		want  *middleware.Error // nil: allowed
 	}{
-		{"matching TLS certificate", bound, middleware.Peer{Addr: direct, Certificate: alice.cert}, nil, nil},
+		{"matching TLS certificate", bound, middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, nil},
 		{"no certificate", bound, middleware.Peer{Addr: direct}, nil, middleware.ErrNoCertificate},
-		{"another certificate", bound, middleware.Peer{Addr: direct, Certificate: mallory.cert}, nil, middleware.ErrCertificateMismatch},
+		{"another certificate", bound, middleware.Peer{Addr: direct, Certificate: mallory.Cert}, nil, middleware.ErrCertificateMismatch},
 		{"bearer token, no certificate", bearer, middleware.Peer{Addr: direct}, nil, nil},
-		{"bearer token, a certificate", bearer, middleware.Peer{Addr: direct, Certificate: mallory.cert}, nil, nil},
+		{"bearer token, a certificate", bearer, middleware.Peer{Addr: direct, Certificate: mallory.Cert}, nil, nil},
 
-		{"Client-Cert from a trusted proxy", bound, middleware.Peer{Addr: proxy}, http.Header{"Client-Cert": {alice.clientCertHeader()}}, nil},
-		{"Client-Cert from a trusted IPv6 proxy", bound, middleware.Peer{Addr: "[2001:db8::1]:443"}, http.Header{"Client-Cert": {alice.clientCertHeader()}}, nil},
-		{"Client-Cert from a trusted single address", bound, middleware.Peer{Addr: "192.0.2.7:1"}, http.Header{"Client-Cert": {alice.clientCertHeader()}}, nil},
-		{"XFCC Hash from a trusted proxy", bound, middleware.Peer{Addr: proxy}, http.Header{"X-Forwarded-Client-Cert": {alice.xfccHash()}}, nil},
-		{"XFCC Cert from a trusted proxy", bound, middleware.Peer{Addr: proxy}, http.Header{"X-Forwarded-Client-Cert": {alice.xfccCert()}}, nil},
+		{"Client-Cert from a trusted proxy", bound, middleware.Peer{Addr: proxy}, http.Header{"Client-Cert": {alice.ClientCertHeader()}}, nil},
+		{"Client-Cert from a trusted IPv6 proxy", bound, middleware.Peer{Addr: "[2001:db8::1]:443"}, http.Header{"Client-Cert": {alice.ClientCertHeader()}}, nil},
+		{"Client-Cert from a trusted single address", bound, middleware.Peer{Addr: "192.0.2.7:1"}, http.Header{"Client-Cert": {alice.ClientCertHeader()}}, nil},
+		{"XFCC Hash from a trusted proxy", bound, middleware.Peer{Addr: proxy}, http.Header{"X-Forwarded-Client-Cert": {alice.XFCCHash()}}, nil},
+		{"XFCC Cert from a trusted proxy", bound, middleware.Peer{Addr: proxy}, http.Header{"X-Forwarded-Client-Cert": {alice.XFCCCert()}}, nil},
 		// The last element is the hop in front of us; earlier ones are
 		// what other proxies said of their clients.
-		{"XFCC last element counts", bound, middleware.Peer{Addr: proxy}, http.Header{"X-Forwarded-Client-Cert": {alice.xfccHash() + "," + mallory.xfccHash()}}, middleware.ErrCertificateMismatch},
-		{"XFCC last element of two lines", bound, middleware.Peer{Addr: proxy}, http.Header{"X-Forwarded-Client-Cert": {mallory.xfccHash(), alice.xfccCert()}}, nil},
-		{"Client-Cert of another certificate", bound, middleware.Peer{Addr: proxy}, http.Header{"Client-Cert": {mallory.clientCertHeader()}}, middleware.ErrCertificateMismatch},
-		{"Client-Cert and XFCC disagree", bound, middleware.Peer{Addr: proxy}, http.Header{"Client-Cert": {alice.clientCertHeader()}, "X-Forwarded-Client-Cert": {mallory.xfccHash()}}, middleware.ErrNoCertificate},
-		{"two Client-Cert lines", bound, middleware.Peer{Addr: proxy}, http.Header{"Client-Cert": {alice.clientCertHeader(), alice.clientCertHeader()}}, middleware.ErrNoCertificate},
-		{"Client-Cert not a byte sequence", bound, middleware.Peer{Addr: proxy}, http.Header{"Client-Cert": {base64.StdEncoding.EncodeToString(alice.cert.Raw)}}, middleware.ErrNoCertificate},
+		{"XFCC last element counts", bound, middleware.Peer{Addr: proxy}, http.Header{"X-Forwarded-Client-Cert": {alice.XFCCHash() + "," + mallory.XFCCHash()}}, middleware.ErrCertificateMismatch},
+		{"XFCC last element of two lines", bound, middleware.Peer{Addr: proxy}, http.Header{"X-Forwarded-Client-Cert": {mallory.XFCCHash(), alice.XFCCCert()}}, nil},
+		{"Client-Cert of another certificate", bound, middleware.Peer{Addr: proxy}, http.Header{"Client-Cert": {mallory.ClientCertHeader()}}, middleware.ErrCertificateMismatch},
+		{"Client-Cert and XFCC disagree", bound, middleware.Peer{Addr: proxy}, http.Header{"Client-Cert": {alice.ClientCertHeader()}, "X-Forwarded-Client-Cert": {mallory.XFCCHash()}}, middleware.ErrNoCertificate},
+		{"two Client-Cert lines", bound, middleware.Peer{Addr: proxy}, http.Header{"Client-Cert": {alice.ClientCertHeader(), alice.ClientCertHeader()}}, middleware.ErrNoCertificate},
+		{"Client-Cert not a byte sequence", bound, middleware.Peer{Addr: proxy}, http.Header{"Client-Cert": {base64.StdEncoding.EncodeToString(alice.Cert.Raw)}}, middleware.ErrNoCertificate},
 		// A trusted proxy's own TLS certificate is the proxy's.
-		{"trusted proxy's own certificate", bound, middleware.Peer{Addr: proxy, Certificate: alice.cert}, nil, middleware.ErrNoCertificate},
+		{"trusted proxy's own certificate", bound, middleware.Peer{Addr: proxy, Certificate: alice.Cert}, nil, middleware.ErrNoCertificate},
 
 		// A client cannot assert its own certificate.
-		{"Client-Cert from an untrusted peer", bound, middleware.Peer{Addr: untrusted}, http.Header{"Client-Cert": {alice.clientCertHeader()}}, middleware.ErrNoCertificate},
-		{"XFCC from an untrusted peer", bound, middleware.Peer{Addr: untrusted}, http.Header{"X-Forwarded-Client-Cert": {alice.xfccHash()}}, middleware.ErrNoCertificate},
-		{"Client-Cert from an unknown peer", bound, middleware.Peer{}, http.Header{"Client-Cert": {alice.clientCertHeader()}}, middleware.ErrNoCertificate},
-		{"untrusted header beside a TLS certificate", bound, middleware.Peer{Addr: untrusted, Certificate: mallory.cert}, http.Header{"Client-Cert": {alice.clientCertHeader()}}, middleware.ErrCertificateMismatch},
+		{"Client-Cert from an untrusted peer", bound, middleware.Peer{Addr: untrusted}, http.Header{"Client-Cert": {alice.ClientCertHeader()}}, middleware.ErrNoCertificate},
+		{"XFCC from an untrusted peer", bound, middleware.Peer{Addr: untrusted}, http.Header{"X-Forwarded-Client-Cert": {alice.XFCCHash()}}, middleware.ErrNoCertificate},
+		{"Client-Cert from an unknown peer", bound, middleware.Peer{}, http.Header{"Client-Cert": {alice.ClientCertHeader()}}, middleware.ErrNoCertificate},
+		{"untrusted header beside a TLS certificate", bound, middleware.Peer{Addr: untrusted, Certificate: mallory.Cert}, http.Header{"Client-Cert": {alice.ClientCertHeader()}}, middleware.ErrCertificateMismatch},
 
 		// Bindings tokenward cannot check are refused, not ignored.
-		{"DPoP-bound (jkt)", tok(map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}), middleware.Peer{Addr: direct, Certificate: alice.cert}, nil, middleware.ErrUnsupportedBinding},
-		{"both x5t#S256 and jkt", tok(map[string]any{"x5t#S256": alice.x5t(), "jkt": "x"}), middleware.Peer{Addr: direct, Certificate: alice.cert}, nil, middleware.ErrUnsupportedBinding},
-		{"cnf.jwk", tok(map[string]any{"jwk": map[string]any{"kty": "EC"}}), middleware.Peer{Addr: direct, Certificate: alice.cert}, nil, middleware.ErrUnsupportedBinding},
-		{"x5t#S256 beside an unknown member", tok(map[string]any{"x5t#S256": alice.x5t(), "kid": "k"}), middleware.Peer{Addr: direct, Certificate: alice.cert}, nil, middleware.ErrUnsupportedBinding},
-		{"empty cnf", tok(map[string]any{}), middleware.Peer{Addr: direct, Certificate: alice.cert}, nil, middleware.ErrUnsupportedBinding},
-		{"x5t#S256 in another case", tok(map[string]any{"X5T#S256": alice.x5t()}), middleware.Peer{Addr: direct, Certificate: alice.cert}, nil, middleware.ErrUnsupportedBinding},
-		{"x5t#S256 padded", tok(map[string]any{"x5t#S256": alice.x5t() + "="}), middleware.Peer{Addr: direct, Certificate: alice.cert}, nil, middleware.ErrCertificateMismatch},
+		{"DPoP-bound (jkt)", tok(map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}), middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, middleware.ErrUnsupportedBinding},
+		{"both x5t#S256 and jkt", tok(map[string]any{"x5t#S256": alice.X5T(), "jkt": "x"}), middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, middleware.ErrUnsupportedBinding},
+		{"cnf.jwk", tok(map[string]any{"jwk": map[string]any{"kty": "EC"}}), middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, middleware.ErrUnsupportedBinding},
+		{"x5t#S256 beside an unknown member", tok(map[string]any{"x5t#S256": alice.X5T(), "kid": "k"}), middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, middleware.ErrUnsupportedBinding},
+		{"empty cnf", tok(map[string]any{}), middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, middleware.ErrUnsupportedBinding},
+		{"x5t#S256 in another case", tok(map[string]any{"X5T#S256": alice.X5T()}), middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, middleware.ErrUnsupportedBinding},
+		{"x5t#S256 padded", tok(map[string]any{"x5t#S256": alice.X5T() + "="}), middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, middleware.ErrCertificateMismatch},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			h := http.Header{"Authorization": {"Bearer " + tt.token}}
@@ -154,8 +104,8 @@ func TestCertificateBoundToken(t *testing.T) {
 				if claims == nil {
 					t.Fatal("allowed without claims")
 				}
-				if tt.token == bound && (claims.Confirmation == nil || claims.Confirmation.CertThumbprint != alice.x5t()) {
-					t.Errorf("Confirmation %+v, want the thumbprint %s", claims.Confirmation, alice.x5t())
+				if tt.token == bound && (claims.Confirmation == nil || claims.Confirmation.CertThumbprint != alice.X5T()) {
+					t.Errorf("Confirmation %+v, want the thumbprint %s", claims.Confirmation, alice.X5T())
 				}
 			case e == nil:
 				t.Fatalf("allowed, want reason %s", tt.want.Reason)
@@ -201,22 +151,22 @@ func TestCertificateBoundCacheHit(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice, mallory := newClientCert(t, "alice"), newClientCert(t, "mallory")
-	bound := sign(t, key, nil, claimsAt(tenant, epoch, map[string]any{"cnf": map[string]any{"x5t#S256": alice.x5t()}}))
+	bound := sign(t, key, nil, claimsAt(tenant, epoch, map[string]any{"cnf": map[string]any{"x5t#S256": alice.X5T()}}))
 	check := func(c *x509.Certificate) *middleware.Error {
 		_, e := g.Check(context.Background(), middleware.Request{
 			Header: http.Header{"Authorization": {"Bearer " + bound}}, Peer: middleware.Peer{Addr: "198.51.100.1:1", Certificate: c}}, scopes.Requirement{})
 		return e
 	}
-	if e := check(alice.cert); e != nil {
+	if e := check(alice.Cert); e != nil {
 		t.Fatalf("first request with the bound certificate refused: %v", e)
 	}
-	if e := check(mallory.cert); !errors.Is(e, middleware.ErrCertificateMismatch) {
+	if e := check(mallory.Cert); !errors.Is(e, middleware.ErrCertificateMismatch) {
 		t.Errorf("cache hit with another certificate: %v, want certificate_mismatch", e)
 	}
 	if e := check(nil); !errors.Is(e, middleware.ErrNoCertificate) {
 		t.Errorf("cache hit without a certificate: %v, want no_certificate", e)
 	}
-	if e := check(alice.cert); e != nil {
+	if e := check(alice.Cert); e != nil {
 		t.Errorf("cache hit with the bound certificate refused: %v", e)
 	}
 	if s := v.CacheStats(); s.Hits != 3 || s.Misses != 1 {
@@ -270,11 +220,11 @@ func TestCertificateBoundOverTLS(t *testing.T) {
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	alice, mallory := newClientCert(t, "alice"), newClientCert(t, "mallory")
-	bound := sign(t, key, nil, claimsAt(tenant, epoch, map[string]any{"cnf": map[string]any{"x5t#S256": alice.x5t()}}))
+	bound := sign(t, key, nil, claimsAt(tenant, epoch, map[string]any{"cnf": map[string]any{"x5t#S256": alice.X5T()}}))
 	client := func(c *clientCert) *http.Client {
 		tr := srv.Client().Transport.(*http.Transport).Clone()
 		if c != nil {
-			tr.TLSClientConfig.Certificates = []tls.Certificate{c.tls}
+			tr.TLSClientConfig.Certificates = []tls.Certificate{c.TLS}
 		}
 		t.Cleanup(tr.CloseIdleConnections)
 		return &http.Client{Transport: tr}
@@ -289,7 +239,7 @@ func TestCertificateBoundOverTLS(t *testing.T) {
 		{"matching certificate", &alice, "", 200, ""},
 		{"no certificate", nil, "", 401, "none was presented"},
 		{"another certificate", &mallory, "", 401, "does not match"},
-		{"no certificate, Client-Cert asserted by the client", nil, alice.clientCertHeader(), 401, "none was presented"},
+		{"no certificate, Client-Cert asserted by the client", nil, alice.ClientCertHeader(), 401, "none was presented"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequest("GET", srv.URL+"/", nil)
@@ -307,8 +257,8 @@ func TestCertificateBoundOverTLS(t *testing.T) {
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tt.status)
 			}
 			if tt.status == 200 {
-				if string(body) != alice.x5t() {
-					t.Errorf("handler saw thumbprint %q, want %q", body, alice.x5t())
+				if string(body) != alice.X5T() {
+					t.Errorf("handler saw thumbprint %q, want %q", body, alice.X5T())
 				}
 				return
 			}
@@ -327,7 +277,7 @@ func TestCertHeadersStrippedFromUntrustedPeers(t *testing.T) {
 	key := newKey(t, "RS256")
 	v := staticFixture(t, key, middleware.ValidatorOptions{})
 	alice := newClientCert(t, "alice")
-	bound := sign(t, key, nil, claimsAt(tenant, epoch, map[string]any{"cnf": map[string]any{"x5t#S256": alice.x5t()}}))
+	bound := sign(t, key, nil, claimsAt(tenant, epoch, map[string]any{"cnf": map[string]any{"x5t#S256": alice.X5T()}}))
 	bearer := sign(t, key, nil, claimsAt(tenant, epoch, nil))
 	for _, tt := range []struct {
 		name    string
@@ -358,9 +308,9 @@ func TestCertHeadersStrippedFromUntrustedPeers(t *testing.T) {
 			for _, tok := range []string{bound, bearer} {
 				req, _ := http.NewRequest("GET", srv.URL+"/", nil)
 				req.Header.Set("Authorization", "Bearer "+tok)
-				req.Header.Set("Client-Cert", alice.clientCertHeader())
-				req.Header["Client_cert"] = []string{alice.clientCertHeader()}
-				req.Header.Set("X-Forwarded-Client-Cert", alice.xfccHash())
+				req.Header.Set("Client-Cert", alice.ClientCertHeader())
+				req.Header["Client_cert"] = []string{alice.ClientCertHeader()}
+				req.Header.Set("X-Forwarded-Client-Cert", alice.XFCCHash())
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					t.Fatal(err)
@@ -392,7 +342,7 @@ func TestCertHeadersStrippedFromUntrustedPeers(t *testing.T) {
 // after other elements, whatever those hold.
 func FuzzCertHeaders(f *testing.F) {
 	c := newClientCert(f, "seed")
-	f.Add(c.cert.Raw, c.clientCertHeader(), c.xfccHash())
+	f.Add(c.Cert.Raw, c.ClientCertHeader(), c.XFCCHash())
 	f.Add([]byte{0}, ":", `By=x;Hash=00,Cert="%`)
 	f.Add([]byte("x"), "::", `a="\",b=c`)
 	f.Add([]byte("xyz"), ":YQ:", `By="a;b,c";URI=x,Hash=;Cert=""`)
@@ -450,11 +400,11 @@ func TestCertificateBoundConcurrentHits(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice, mallory := newClientCert(t, "alice"), newClientCert(t, "mallory")
-	bound := sign(t, key, nil, claimsAt(tenant, epoch, map[string]any{"cnf": map[string]any{"x5t#S256": alice.x5t()}}))
+	bound := sign(t, key, nil, claimsAt(tenant, epoch, map[string]any{"cnf": map[string]any{"x5t#S256": alice.X5T()}}))
 	cases := []struct {
 		cert *x509.Certificate
 		want *middleware.Error
-	}{{alice.cert, nil}, {mallory.cert, middleware.ErrCertificateMismatch}, {nil, middleware.ErrNoCertificate}}
+	}{{alice.Cert, nil}, {mallory.Cert, middleware.ErrCertificateMismatch}, {nil, middleware.ErrNoCertificate}}
 	const workers, each = 8, 200
 	errs := make(chan string, workers)
 	for w := range workers {

@@ -4,77 +4,26 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/pem"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tokenward/tokenward/internal/certtest"
 	"github.com/tokenward/tokenward/proxy"
 )
 
 // clientCert is a self-signed client certificate made for one test.
-type clientCert struct {
-	cert *x509.Certificate
-	tls  tls.Certificate
-}
+type clientCert = certtest.Client
 
-func newClientCert(t testing.TB, cn string) clientCert {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return clientCert{cert: cert, tls: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}
-}
-
-// x5t is the cnf.x5t#S256 of c (RFC 8705 §3.1).
-func (c clientCert) x5t() string {
-	sum := sha256.Sum256(c.cert.Raw)
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-// clientCertHeader is RFC 9440's Client-Cert for c.
-func (c clientCert) clientCertHeader() string {
-	return ":" + base64.StdEncoding.EncodeToString(c.cert.Raw) + ":"
-}
-
-// xfccHash and xfccCert are Envoy's X-Forwarded-Client-Cert for c.
-func (c clientCert) xfccHash() string {
-	sum := sha256.Sum256(c.cert.Raw)
-	return `By=spiffe://cluster.local/ns/a/sa/b;Hash=` + hex.EncodeToString(sum[:])
-}
-
-func (c clientCert) xfccCert() string {
-	p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw})
-	return `By=spiffe://x;Cert="` + url.PathEscape(string(p)) + `"`
-}
+func newClientCert(t testing.TB, cn string) clientCert { return certtest.NewClient(t, cn) }
 
 // TestCertificateBoundProxy: through the reverse proxy, a certificate-bound
 // token passes with its certificate named by a trusted proxy (Client-Cert,
@@ -84,7 +33,7 @@ func (c clientCert) xfccCert() string {
 func TestCertificateBoundProxy(t *testing.T) {
 	iss := newIssuer(t)
 	alice, mallory := newClientCert(t, "alice"), newClientCert(t, "mallory")
-	bound := mint(t, iss, map[string]any{"scope": "api read:contacts", "cnf": map[string]any{"x5t#S256": alice.x5t()}})
+	bound := mint(t, iss, map[string]any{"scope": "api read:contacts", "cnf": map[string]any{"x5t#S256": alice.X5T()}})
 	bearer := withScope(t, iss, "api read:contacts")
 	up := newUpstream(t)
 	start := func(trusted []string) *httptest.Server {
@@ -101,15 +50,15 @@ func TestCertificateBoundProxy(t *testing.T) {
 		header http.Header
 		status int
 	}{
-		{"trusted Client-Cert", trusting, bound, http.Header{"Client-Cert": {alice.clientCertHeader()}}, 200},
-		{"trusted XFCC Hash", trusting, bound, http.Header{"X-Forwarded-Client-Cert": {alice.xfccHash()}}, 200},
-		{"trusted XFCC Cert", trusting, bound, http.Header{"X-Forwarded-Client-Cert": {alice.xfccCert()}}, 200},
-		{"trusted, another certificate", trusting, bound, http.Header{"Client-Cert": {mallory.clientCertHeader()}}, 401},
+		{"trusted Client-Cert", trusting, bound, http.Header{"Client-Cert": {alice.ClientCertHeader()}}, 200},
+		{"trusted XFCC Hash", trusting, bound, http.Header{"X-Forwarded-Client-Cert": {alice.XFCCHash()}}, 200},
+		{"trusted XFCC Cert", trusting, bound, http.Header{"X-Forwarded-Client-Cert": {alice.XFCCCert()}}, 200},
+		{"trusted, another certificate", trusting, bound, http.Header{"Client-Cert": {mallory.ClientCertHeader()}}, 401},
 		{"trusted, no certificate", trusting, bound, nil, 401},
-		{"untrusted Client-Cert", distrusting, bound, http.Header{"Client-Cert": {alice.clientCertHeader()}}, 401},
-		{"untrusted XFCC", distrusting, bound, http.Header{"X-Forwarded-Client-Cert": {alice.xfccHash()}}, 401},
-		{"untrusted, bearer token", distrusting, bearer, http.Header{"Client-Cert": {alice.clientCertHeader()},
-			"Client_cert": {alice.clientCertHeader()}, "X-Forwarded-Client-Cert": {alice.xfccCert()}, "Client-Cert-Chain": {"x"}}, 200},
+		{"untrusted Client-Cert", distrusting, bound, http.Header{"Client-Cert": {alice.ClientCertHeader()}}, 401},
+		{"untrusted XFCC", distrusting, bound, http.Header{"X-Forwarded-Client-Cert": {alice.XFCCHash()}}, 401},
+		{"untrusted, bearer token", distrusting, bearer, http.Header{"Client-Cert": {alice.ClientCertHeader()},
+			"Client_cert": {alice.ClientCertHeader()}, "X-Forwarded-Client-Cert": {alice.XFCCCert()}, "Client-Cert-Chain": {"x"}}, 200},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := do(t, tt.srv, request{path: "/api/contacts/1", token: tt.token, header: tt.header})
@@ -137,7 +86,7 @@ func TestCertificateBoundProxy(t *testing.T) {
 func TestCertificateBoundProxyOverTLS(t *testing.T) {
 	iss := newIssuer(t)
 	alice, mallory := newClientCert(t, "alice"), newClientCert(t, "mallory")
-	bound := mint(t, iss, map[string]any{"scope": "api read:contacts", "cnf": map[string]any{"x5t#S256": alice.x5t()}})
+	bound := mint(t, iss, map[string]any{"scope": "api read:contacts", "cnf": map[string]any{"x5t#S256": alice.X5T()}})
 	up := newUpstream(t)
 	p, err := proxy.New(up.URL, defaultConfig(t, iss), proxy.UpstreamOptions{})
 	if err != nil {
@@ -155,7 +104,7 @@ func TestCertificateBoundProxyOverTLS(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := srv.Client().Transport.(*http.Transport).Clone()
 			if tt.cert != nil {
-				tr.TLSClientConfig.Certificates = []tls.Certificate{tt.cert.tls}
+				tr.TLSClientConfig.Certificates = []tls.Certificate{tt.cert.TLS}
 			}
 			defer tr.CloseIdleConnections()
 			resp, body := doAt(t, &http.Client{Transport: tr}, srv.URL, request{path: "/api/contacts/1", token: bound})
@@ -176,7 +125,7 @@ func TestCertificateBoundProxyOverTLS(t *testing.T) {
 func TestCertificateBoundForwardAuth(t *testing.T) {
 	iss := newIssuer(t)
 	alice := newClientCert(t, "alice")
-	bound := mint(t, iss, map[string]any{"scope": "api read:contacts", "cnf": map[string]any{"x5t#S256": alice.x5t()}})
+	bound := mint(t, iss, map[string]any{"scope": "api read:contacts", "cnf": map[string]any{"x5t#S256": alice.X5T()}})
 	for _, tt := range []struct {
 		name    string
 		trusted []string
@@ -191,7 +140,7 @@ func TestCertificateBoundForwardAuth(t *testing.T) {
 			}
 			srv := httptest.NewServer(fa)
 			defer srv.Close()
-			for _, h := range []http.Header{{"Client-Cert": {alice.clientCertHeader()}}, {"X-Forwarded-Client-Cert": {alice.xfccHash()}}} {
+			for _, h := range []http.Header{{"Client-Cert": {alice.ClientCertHeader()}}, {"X-Forwarded-Client-Cert": {alice.XFCCHash()}}} {
 				h.Set("X-Original-Method", "GET")
 				h.Set("X-Original-URI", "/api/contacts/1")
 				resp, body := do(t, srv, request{path: "/auth", token: bound, header: h})
@@ -266,7 +215,7 @@ func (ca testCA) issue(t testing.TB, cn string, usage x509.ExtKeyUsage) issued {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return issued{clientCert{cert: cert, tls: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}, keyDER}
+	return issued{clientCert{Cert: cert, TLS: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}, keyDER}
 }
 
 func writePEM(t testing.TB, path, typ string, der []byte) {
@@ -283,7 +232,7 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 func TestForwardClientCert(t *testing.T) {
 	iss := newIssuer(t)
 	alice, mallory := newClientCert(t, "alice"), newClientCert(t, "mallory")
-	bound := mint(t, iss, map[string]any{"scope": "api read:contacts", "cnf": map[string]any{"x5t#S256": alice.x5t()}})
+	bound := mint(t, iss, map[string]any{"scope": "api read:contacts", "cnf": map[string]any{"x5t#S256": alice.X5T()}})
 	bearer := withScope(t, iss, "api read:contacts")
 	up := newUpstream(t)
 	start := func(trusted []string) proxy.Config {
@@ -303,7 +252,7 @@ func TestForwardClientCert(t *testing.T) {
 
 	t.Run("trusted proxy", func(t *testing.T) {
 		srv := startProxy(t, up.URL, start([]string{"127.0.0.1", "::1"}), proxy.UpstreamOptions{})
-		sent := http.Header{"Client-Cert": {alice.clientCertHeader()}, "X-Forwarded-Client-Cert": {alice.xfccHash()}, "Client_cert": {"x"}}
+		sent := http.Header{"Client-Cert": {alice.ClientCertHeader()}, "X-Forwarded-Client-Cert": {alice.XFCCHash()}, "Client_cert": {"x"}}
 		resp, body := do(t, srv, request{path: "/api/contacts/1", token: bound, header: sent})
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d (%s)", resp.StatusCode, body)
@@ -315,7 +264,7 @@ func TestForwardClientCert(t *testing.T) {
 	})
 	t.Run("untrusted peer", func(t *testing.T) {
 		srv := startProxy(t, up.URL, start(nil), proxy.UpstreamOptions{})
-		resp, body := do(t, srv, request{path: "/api/contacts/1", token: bearer, header: http.Header{"Client-Cert": {mallory.clientCertHeader()}}})
+		resp, body := do(t, srv, request{path: "/api/contacts/1", token: bearer, header: http.Header{"Client-Cert": {mallory.ClientCertHeader()}}})
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d (%s)", resp.StatusCode, body)
 		}
@@ -333,14 +282,14 @@ func TestForwardClientCert(t *testing.T) {
 		srv.StartTLS()
 		defer srv.Close()
 		tr := srv.Client().Transport.(*http.Transport).Clone()
-		tr.TLSClientConfig.Certificates = []tls.Certificate{alice.tls}
+		tr.TLSClientConfig.Certificates = []tls.Certificate{alice.TLS}
 		defer tr.CloseIdleConnections()
 		resp, body := doAt(t, &http.Client{Transport: tr}, srv.URL, request{path: "/api/contacts/1", token: bound,
-			header: http.Header{"Client-Cert": {mallory.clientCertHeader()}}})
+			header: http.Header{"Client-Cert": {mallory.ClientCertHeader()}}})
 		if resp.StatusCode != 200 {
 			t.Fatalf("status %d (%s)", resp.StatusCode, body)
 		}
-		want := http.Header{"Client-Cert": {alice.clientCertHeader()}}
+		want := http.Header{"Client-Cert": {alice.ClientCertHeader()}}
 		if got := certHeaders(up.last(t).header); sprintHeader(got) != sprintHeader(want) {
 			t.Errorf("the upstream got %v, want %v", got, want)
 		}

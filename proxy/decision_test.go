@@ -185,9 +185,9 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 	}
 	now := time.Now()
 	alice, mallory := newClientCert(t, "alice"), newClientCert(t, "mallory")
-	bound := token(iss.Claims(audience, map[string]any{"scope": "read:contacts", "cnf": map[string]any{"x5t#S256": alice.x5t()}}))
+	bound := token(iss.Claims(audience, map[string]any{"scope": "read:contacts", "cnf": map[string]any{"x5t#S256": alice.X5T()}}))
 	dpop := token(iss.Claims(audience, map[string]any{"scope": "read:contacts", "cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}))
-	withCert := func(c clientCert) http.Header { return http.Header{"Client-Cert": {c.clientCertHeader()}} }
+	withCert := func(c clientCert) http.Header { return http.Header{"Client-Cert": {c.ClientCertHeader()}} }
 
 	bareChallenge := `Bearer realm="contacts"` + rm
 	tests := []struct {

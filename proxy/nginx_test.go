@@ -246,14 +246,14 @@ func TestNGINXClientCert(t *testing.T) {
 	tlsDir := t.TempDir()
 	ca := newTestCA(t)
 	server := ca.issue(t, "localhost", x509.ExtKeyUsageServerAuth)
-	writePEM(t, filepath.Join(tlsDir, "server.pem"), "CERTIFICATE", server.cert.Raw)
+	writePEM(t, filepath.Join(tlsDir, "server.pem"), "CERTIFICATE", server.Cert.Raw)
 	writePEM(t, filepath.Join(tlsDir, "server-key.pem"), "PRIVATE KEY", server.keyDER)
 	writePEM(t, filepath.Join(tlsDir, "client-ca.pem"), "CERTIFICATE", ca.cert.Raw)
 	alice := ca.issue(t, "alice", x509.ExtKeyUsageClientAuth)
 	mallory := ca.issue(t, "mallory", x509.ExtKeyUsageClientAuth)
 
 	iss := newIssuer(t)
-	bound := mint(t, iss, map[string]any{"scope": "api read:contacts", "cnf": map[string]any{"x5t#S256": alice.x5t()}})
+	bound := mint(t, iss, map[string]any{"scope": "api read:contacts", "cnf": map[string]any{"x5t#S256": alice.X5T()}})
 	plain := withScope(t, iss, "api read:contacts")
 	up := newUpstream(t)
 	cfg := defaultConfig(t, iss)
@@ -275,16 +275,16 @@ func TestNGINXClientCert(t *testing.T) {
 		{"its certificate", &alice, bound, nil, 200},
 		{"another certificate", &mallory, bound, nil, 401},
 		{"no certificate", nil, bound, nil, 401},
-		{"no certificate, asserted in headers", nil, bound, http.Header{"Client-Cert": {alice.clientCertHeader()},
-			"X-Forwarded-Client-Cert": {alice.xfccHash()}}, 401},
-		{"another certificate, its own asserted", &mallory, bound, http.Header{"Client-Cert": {alice.clientCertHeader()}}, 401},
+		{"no certificate, asserted in headers", nil, bound, http.Header{"Client-Cert": {alice.ClientCertHeader()},
+			"X-Forwarded-Client-Cert": {alice.XFCCHash()}}, 401},
+		{"another certificate, its own asserted", &mallory, bound, http.Header{"Client-Cert": {alice.ClientCertHeader()}}, 401},
 		{"bearer token, no certificate", nil, plain, nil, 200},
 		{"bearer token, a certificate", &mallory, plain, nil, 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "localhost"}}
 			if tc.cert != nil {
-				tr.TLSClientConfig.Certificates = []tls.Certificate{tc.cert.tls}
+				tr.TLSClientConfig.Certificates = []tls.Certificate{tc.cert.TLS}
 			}
 			defer tr.CloseIdleConnections()
 			resp, body := doAt(t, &http.Client{Transport: tr}, base, request{path: "/api/contacts/1", token: tc.token, header: tc.header})
@@ -315,7 +315,7 @@ func TestNGINXClientCert(t *testing.T) {
 		dir := t.TempDir()
 		writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.cert.Raw)
 		for name, c := range map[string]issued{"alice": alice, "mallory": mallory} {
-			writePEM(t, filepath.Join(dir, name+".pem"), "CERTIFICATE", c.cert.Raw)
+			writePEM(t, filepath.Join(dir, name+".pem"), "CERTIFICATE", c.Cert.Raw)
 			writePEM(t, filepath.Join(dir, name+"-key.pem"), "PRIVATE KEY", c.keyDER)
 		}
 		_, port, _ := net.SplitHostPort(strings.TrimPrefix(ngx.URL, "http://"))
