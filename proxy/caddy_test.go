@@ -9,11 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/tokenward/tokenward/internal/syncbuf"
+	"github.com/tokenward/tokenward/internal/processtest"
 	"github.com/tokenward/tokenward/jwks"
 	"github.com/tokenward/tokenward/middleware"
 	"github.com/tokenward/tokenward/proxy"
@@ -59,14 +58,7 @@ type caddyServer struct {
 func startCaddy(t *testing.T, bin, recipe, tokenward, api string) *caddyServer {
 	t.Helper()
 	dir := t.TempDir()
-	// Caddy cannot be handed a listener: pick a free loopback port and
-	// release it for Caddy to bind.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := processtest.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 
 	conf := filepath.Join(dir, "Caddyfile")
@@ -86,48 +78,10 @@ func startCaddy(t *testing.T, bin, recipe, tokenward, api string) *caddyServer {
 		t.Fatalf("caddy validate rejects the configuration: %v\n%s", err, out)
 	}
 
-	var output syncbuf.Buffer
 	cmd := exec.Command(bin, append([]string{"run"}, args...)...)
 	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = &output, &output
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // graceful stop
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("caddy output:\n%s", output.String())
-		}
-	})
-
-	// Without the admin API Caddy gives no readiness signal: poll its
-	// port, bounded.
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			conn.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("caddy did not listen on %s within 10s: %v\n%s", addr, err, output.String())
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("caddy exited: %v\n%s", err, output.String())
-		case <-tick.C:
-		}
-	}
+	// Without the admin API Caddy gives no readiness signal.
+	processtest.Serve(t, "caddy", cmd, addr, nil)
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &caddyServer{url: "http://" + addr, addr: addr, client: &http.Client{Transport: tr}}

@@ -5,17 +5,14 @@ package nginxtest
 
 import (
 	"bytes"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"text/template"
-	"time"
 
-	"github.com/tokenward/tokenward/internal/syncbuf"
+	"github.com/tokenward/tokenward/internal/processtest"
 )
 
 // Require returns the nginx binary, skipping the test when there is none
@@ -60,14 +57,7 @@ type Server struct {
 func Start(t *testing.T, bin, conf string, vars Vars) *Server {
 	t.Helper()
 	dir := t.TempDir()
-	// NGINX cannot be handed a listener: pick a free loopback port and
-	// release it for NGINX to bind.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	vars.Listen = ln.Addr().String()
-	ln.Close()
+	vars.Listen = processtest.FreeAddr(t)
 	vars.Dir = dir
 
 	tmpl, err := template.New("nginx.conf").Option("missingkey=error").Parse(conf)
@@ -95,49 +85,8 @@ func Start(t *testing.T, bin, conf string, vars Vars) *Server {
 		t.Fatalf("nginx -t rejects the configuration: %v\n%s", err, out)
 	}
 
-	var output syncbuf.Buffer
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &output, &output
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // fast shutdown
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			log, _ := os.ReadFile(errorLog)
-			t.Logf("nginx output:\n%s\nerror.log:\n%s", output.String(), log)
-		}
-	})
-
-	// NGINX gives no readiness signal: poll its port, bounded.
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		conn, err := net.DialTimeout("tcp", vars.Listen, time.Second)
-		if err == nil {
-			conn.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(errorLog)
-			t.Fatalf("nginx did not listen on %s within 10s: %v\n%s\n%s", vars.Listen, err, output.String(), log)
-		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(errorLog)
-			t.Fatalf("nginx exited: %v\n%s\n%s", err, output.String(), log)
-		case <-tick.C:
-		}
-	}
+	errorLogText := func() string { log, _ := os.ReadFile(errorLog); return "error.log:\n" + string(log) }
+	processtest.Serve(t, "nginx", exec.Command(bin, args...), vars.Listen, errorLogText)
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &Server{URL: "http://" + vars.Listen, Client: &http.Client{Transport: tr}, Dir: dir}
