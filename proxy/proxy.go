@@ -59,6 +59,19 @@ type Config struct {
 	// Client-Cert. Whatever a client sent itself is removed all the same.
 	// False means the upstream gets no certificate header.
 	ForwardClientCert bool
+	// DPoP tunes DPoP-bound tokens (RFC 9449; [middleware.DPoPOptions]):
+	// the mode, the proof algorithms and window, server nonces, the replay
+	// store and the public URL. The zero value accepts both schemes. The
+	// htu a proof must name is DPoP.PublicURL's scheme and authority when
+	// set; otherwise the reverse proxy takes them from the connection (TLS
+	// or not) and the Host header, or from X-Forwarded-Proto and
+	// X-Forwarded-Host when the peer is one of TrustedProxies, and
+	// forward-auth from the gateway's original-request headers.
+	DPoP middleware.DPoPOptions
+	// ForwardDPoPProof passes the client's DPoP header on to the upstream
+	// (proxy mode). False, the default, removes it once verified: the
+	// upstream has no use for a proof, and one less copy of it travels.
+	ForwardDPoPProof bool
 	// Logger gets one line per refused request (never the token). Nil discards.
 	Logger *slog.Logger
 	// AccessLog adds one line per allowed request.
@@ -98,7 +111,7 @@ type guard struct {
 
 func newGuard(cfg Config) (*guard, error) {
 	var errs []error
-	gopts := middleware.GuardOptions{Realm: cfg.Realm, TrustedProxies: cfg.TrustedProxies}
+	gopts := middleware.GuardOptions{Realm: cfg.Realm, TrustedProxies: cfg.TrustedProxies, DPoP: cfg.DPoP}
 	if cfg.Resource != nil {
 		gopts.ResourceMetadata = cfg.Resource.MetadataURL()
 	}

@@ -1,0 +1,452 @@
+package dpop
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The errors [Verifier.Parse] wraps, one per check, so that a caller maps
+// each to its own reason with [errors.Is].
+var (
+	ErrTooLarge  = errors.New("dpop: proof too large")
+	ErrMalformed = errors.New("dpop: proof malformed")
+	ErrType      = errors.New("dpop: proof typ is not dpop+jwt")
+	ErrAlgorithm = errors.New("dpop: proof algorithm not accepted")
+	ErrKey       = errors.New("dpop: proof jwk missing, private or not usable")
+	ErrSignature = errors.New("dpop: proof signature invalid")
+)
+
+// Algorithms are the proof algorithms a [Verifier] can accept: asymmetric
+// only. "none" and HMAC (HS*) are never accepted: a proof must show
+// possession of a private key whose public half is in the proof.
+var Algorithms = []string{"ES256", "ES384", "RS256", "PS256", "EdDSA"}
+
+// DefaultAlgorithms is what a [Verifier] accepts when its options name none.
+var DefaultAlgorithms = []string{"ES256"}
+
+// DefaultMaxBytes bounds a proof when [VerifierOptions].MaxBytes is zero:
+// an RSA-4096 proof is under 2 KiB.
+const DefaultMaxBytes = 8192
+
+// maxMembers bounds the members of a proof's header, of its claims and of
+// its jwk, so that hostile JSON costs little even within the size limit.
+const maxMembers = 24
+
+// minRSABits is the smallest RSA modulus accepted in a proof's jwk.
+const minRSABits = 2048
+
+// VerifierOptions tunes a [Verifier]. The zero value accepts ES256 proofs of
+// up to [DefaultMaxBytes].
+type VerifierOptions struct {
+	// Algorithms are the accepted proof algorithms, from [Algorithms].
+	// Nil means [DefaultAlgorithms].
+	Algorithms []string
+	// MaxBytes bounds the proof's length, checked before any decoding.
+	// Zero means [DefaultMaxBytes].
+	MaxBytes int
+}
+
+// Verifier parses proofs and checks their structure, key and signature
+// (RFC 9449 §4.3 steps 1–7). What depends on the request — htm, htu, iat,
+// jti, ath, nonce, the token's cnf.jkt — is the caller's to check against
+// the [Proof] it returns. A Verifier is safe for concurrent use.
+type Verifier struct {
+	algs     []string
+	maxBytes int
+}
+
+// NewVerifier returns a verifier, or every problem with opts at once.
+func NewVerifier(opts VerifierOptions) (*Verifier, error) {
+	var errs []error
+	algs := opts.Algorithms
+	if algs == nil {
+		algs = DefaultAlgorithms
+	}
+	if len(algs) == 0 {
+		errs = append(errs, errors.New("dpop: no proof algorithm accepted"))
+	}
+	for _, a := range algs {
+		if !slices.Contains(Algorithms, a) {
+			errs = append(errs, fmt.Errorf("dpop: proof algorithm %q not supported (want one of %s; never none or HMAC)", a, strings.Join(Algorithms, ", ")))
+		}
+	}
+	if opts.MaxBytes < 0 {
+		errs = append(errs, errors.New("dpop: negative MaxBytes"))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	max := opts.MaxBytes
+	if max == 0 {
+		max = DefaultMaxBytes
+	}
+	return &Verifier{algs: slices.Clone(algs), maxBytes: max}, nil
+}
+
+// Algorithms returns the accepted algorithms, for challenges (algs="…").
+func (v *Verifier) Algorithms() []string { return slices.Clone(v.algs) }
+
+// MaxBytes is the proof size limit.
+func (v *Verifier) MaxBytes() int { return v.maxBytes }
+
+// Proof is a proof whose structure, key and signature verified.
+type Proof struct {
+	Algorithm  string           // alg
+	Key        crypto.PublicKey // the jwk header: *ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey
+	Thumbprint string           // RFC 7638 thumbprint of Key, as cnf.jkt holds it
+	Method     string           // htm
+	URL        string           // htu, as sent
+	IssuedAt   time.Time        // iat
+	ID         string           // jti; "" when absent (the caller refuses it)
+	TokenHash  string           // ath; "" when absent
+	Nonce      string           // nonce; "" when absent
+	HasIAT     bool             // iat was present
+}
+
+// ReplayID is the [Store] key of the proof: the SHA-256 of its key
+// thumbprint and jti, so that two keys' jti never collide.
+func (p *Proof) ReplayID() [32]byte {
+	h := sha256.New()
+	h.Write([]byte(p.Thumbprint))
+	h.Write([]byte{0})
+	h.Write([]byte(p.ID))
+	var id [32]byte
+	h.Sum(id[:0])
+	return id
+}
+
+// TokenHash is the ath of a proof for token (RFC 9449 §4.2): the base64url
+// (unpadded) SHA-256 of the token's ASCII.
+func TokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+type proofHeader struct {
+	Typ string          `json:"typ"`
+	Alg string          `json:"alg"`
+	JWK json.RawMessage `json:"jwk"`
+}
+
+type proofClaims struct {
+	HTM   *string      `json:"htm"`
+	HTU   *string      `json:"htu"`
+	IAT   *json.Number `json:"iat"`
+	JTI   *string      `json:"jti"`
+	ATH   *string      `json:"ath"`
+	Nonce *string      `json:"nonce"`
+}
+
+// Parse checks proof's size, structure, typ, alg, jwk and signature, in
+// that order, and returns it. Errors wrap [ErrTooLarge], [ErrMalformed],
+// [ErrType], [ErrAlgorithm], [ErrKey] or [ErrSignature]; their text may
+// quote header values, never the proof.
+func (v *Verifier) Parse(proof string) (*Proof, error) {
+	// The size first: nothing is decoded from an oversized proof.
+	if len(proof) > v.maxBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(proof), v.maxBytes)
+	}
+	h64, rest, ok1 := strings.Cut(proof, ".")
+	c64, s64, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || strings.IndexByte(s64, '.') >= 0 {
+		return nil, fmt.Errorf("%w: not a compact JWS", ErrMalformed)
+	}
+	enc := base64.RawURLEncoding.Strict()
+	hb, err := enc.DecodeString(h64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: header is not base64url", ErrMalformed)
+	}
+	cb, err := enc.DecodeString(c64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: claims are not base64url", ErrMalformed)
+	}
+	sig, err := enc.DecodeString(s64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: signature is not base64url", ErrMalformed)
+	}
+	var h proofHeader
+	if err := decodeObject(hb, &h); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
+	var c proofClaims
+	if err := decodeObject(cb, &c); err != nil {
+		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	}
+	if h.Typ != "dpop+jwt" {
+		return nil, fmt.Errorf("%w: typ %q", ErrType, truncate(h.Typ))
+	}
+	if !slices.Contains(v.algs, h.Alg) {
+		return nil, fmt.Errorf("%w: alg %q", ErrAlgorithm, truncate(h.Alg))
+	}
+	if len(h.JWK) == 0 || string(h.JWK) == "null" {
+		return nil, fmt.Errorf("%w: no jwk header", ErrKey)
+	}
+	key, thumb, err := parseJWK(h.JWK, h.Alg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrKey, err)
+	}
+	if !verify(h.Alg, key, proof[:len(h64)+1+len(c64)], sig) {
+		return nil, ErrSignature
+	}
+	p := &Proof{Algorithm: h.Alg, Key: key, Thumbprint: thumb}
+	if c.HTM != nil {
+		p.Method = *c.HTM
+	}
+	if c.HTU != nil {
+		p.URL = *c.HTU
+	}
+	if c.JTI != nil {
+		p.ID = *c.JTI
+	}
+	if c.ATH != nil {
+		p.TokenHash = *c.ATH
+	}
+	if c.Nonce != nil {
+		p.Nonce = *c.Nonce
+	}
+	if c.IAT != nil {
+		f, err := strconv.ParseFloat(string(*c.IAT), 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+			return nil, fmt.Errorf("%w: iat is not a NumericDate", ErrMalformed)
+		}
+		sec, frac := math.Modf(f)
+		p.IssuedAt, p.HasIAT = time.Unix(int64(sec), int64(frac*1e9)), true
+	}
+	return p, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
+}
+
+// decodeObject decodes a JSON object into v after checking that it is one
+// object with at most maxMembers members and no member twice: a duplicate
+// would let another reader of the same proof see other values.
+func decodeObject(b []byte, v any) error {
+	if err := checkObject(b); err != nil {
+		return err
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	if err := d.Decode(v); err != nil {
+		return errors.New("not a JSON object of the expected types")
+	}
+	return nil
+}
+
+// checkObject walks the top level of a JSON object: members counted,
+// duplicate names refused, nothing after the object.
+func checkObject(b []byte) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	t, err := d.Token()
+	if err != nil || t != json.Delim('{') {
+		return errors.New("not a JSON object")
+	}
+	seen := make(map[string]struct{}, 8)
+	for d.More() {
+		t, err := d.Token()
+		if err != nil {
+			return errors.New("not a JSON object")
+		}
+		name, _ := t.(string)
+		if _, dup := seen[name]; dup {
+			return fmt.Errorf("member %q twice", truncate(name))
+		}
+		if len(seen) == maxMembers {
+			return errors.New("too many members")
+		}
+		seen[name] = struct{}{}
+		var skip json.RawMessage
+		if err := d.Decode(&skip); err != nil {
+			return errors.New("not a JSON object")
+		}
+	}
+	if _, err := d.Token(); err != nil { // the closing '}'
+		return errors.New("not a JSON object")
+	}
+	if _, err := d.Token(); err == nil {
+		return errors.New("data after the JSON object")
+	}
+	return nil
+}
+
+// jwk is the part of a JWK a proof's key is read from.
+type jwk struct {
+	KTY string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+	N   string `json:"n"`
+	E   string `json:"e"`
+}
+
+// privateMembers are the JWK members of private or symmetric keys
+// (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2): a proof carrying one gave
+// its secret away, and is refused.
+var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+// parseJWK reads a proof's public key, which must fit alg, and returns it
+// with its RFC 7638 thumbprint.
+func parseJWK(b []byte, alg string) (crypto.PublicKey, string, error) {
+	if err := checkObject(b); err != nil {
+		return nil, "", fmt.Errorf("jwk: %v", err)
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(b, &members); err != nil {
+		return nil, "", errors.New("jwk is not a JSON object")
+	}
+	for _, m := range privateMembers {
+		if _, ok := members[m]; ok {
+			return nil, "", fmt.Errorf("jwk has the private member %q", m)
+		}
+	}
+	var j jwk
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, "", errors.New("jwk members are not strings")
+	}
+	enc := base64.RawURLEncoding.Strict()
+	var pub crypto.PublicKey
+	switch alg {
+	case "ES256", "ES384":
+		curve, crv, size := elliptic.P256(), "P-256", 32
+		if alg == "ES384" {
+			curve, crv, size = elliptic.P384(), "P-384", 48
+		}
+		if j.KTY != "EC" || j.Crv != crv {
+			return nil, "", fmt.Errorf("jwk is not an EC %s key", crv)
+		}
+		x, errx := enc.DecodeString(j.X)
+		y, erry := enc.DecodeString(j.Y)
+		if errx != nil || erry != nil || len(x) != size || len(y) != size {
+			return nil, "", errors.New("jwk x or y is not a base64url coordinate of the curve's size")
+		}
+		k, err := ecdsa.ParseUncompressedPublicKey(curve, append(append([]byte{4}, x...), y...))
+		if err != nil {
+			return nil, "", errors.New("jwk is not a point on the curve")
+		}
+		pub = k
+	case "EdDSA":
+		if j.KTY != "OKP" || j.Crv != "Ed25519" {
+			return nil, "", errors.New("jwk is not an OKP Ed25519 key")
+		}
+		x, err := enc.DecodeString(j.X)
+		if err != nil || len(x) != ed25519.PublicKeySize {
+			return nil, "", errors.New("jwk x is not a base64url Ed25519 key")
+		}
+		pub = ed25519.PublicKey(x)
+	case "RS256", "PS256":
+		if j.KTY != "RSA" {
+			return nil, "", errors.New("jwk is not an RSA key")
+		}
+		n, errn := enc.DecodeString(j.N)
+		e, erre := enc.DecodeString(j.E)
+		if errn != nil || erre != nil || len(n) == 0 || n[0] == 0 || len(e) == 0 || len(e) > 4 || e[0] == 0 {
+			return nil, "", errors.New("jwk n or e is not a minimal base64url integer")
+		}
+		k := &rsa.PublicKey{N: new(big.Int).SetBytes(n)}
+		for _, c := range e {
+			k.E = k.E<<8 | int(c)
+		}
+		if k.N.BitLen() < minRSABits || k.N.BitLen() > 8192 || k.E < 3 || k.E&1 == 0 {
+			return nil, "", fmt.Errorf("jwk RSA key of %d bits, or exponent %d, not accepted", k.N.BitLen(), k.E)
+		}
+		pub = k
+	default:
+		return nil, "", fmt.Errorf("no key type for alg %q", alg)
+	}
+	t, err := Thumbprint(pub)
+	return pub, t, err
+}
+
+// Thumbprint is the RFC 7638 JWK thumbprint (SHA-256, base64url unpadded)
+// of an ECDSA (P-256, P-384, P-521), Ed25519 or RSA public key: the value of
+// a DPoP-bound token's cnf.jkt (RFC 9449 §6.1).
+func Thumbprint(pub crypto.PublicKey) (string, error) {
+	enc := base64.RawURLEncoding
+	var s string
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		var crv string
+		switch k.Curve {
+		case elliptic.P256():
+			crv = "P-256"
+		case elliptic.P384():
+			crv = "P-384"
+		case elliptic.P521():
+			crv = "P-521"
+		default:
+			return "", errors.New("dpop: thumbprint of an unsupported curve")
+		}
+		b, err := k.Bytes()
+		if err != nil {
+			return "", fmt.Errorf("dpop: thumbprint: %w", err)
+		}
+		size := (len(b) - 1) / 2
+		s = `{"crv":"` + crv + `","kty":"EC","x":"` + enc.EncodeToString(b[1:1+size]) + `","y":"` + enc.EncodeToString(b[1+size:]) + `"}`
+	case ed25519.PublicKey:
+		if len(k) != ed25519.PublicKeySize {
+			return "", errors.New("dpop: thumbprint of a malformed Ed25519 key")
+		}
+		s = `{"crv":"Ed25519","kty":"OKP","x":"` + enc.EncodeToString(k) + `"}`
+	case *rsa.PublicKey:
+		if k.N == nil || k.E <= 0 {
+			return "", errors.New("dpop: thumbprint of a malformed RSA key")
+		}
+		s = `{"e":"` + enc.EncodeToString(big.NewInt(int64(k.E)).Bytes()) + `","kty":"RSA","n":"` + enc.EncodeToString(k.N.Bytes()) + `"}`
+	default:
+		return "", fmt.Errorf("dpop: thumbprint of an unsupported key type %T", pub)
+	}
+	sum := sha256.Sum256([]byte(s))
+	return enc.EncodeToString(sum[:]), nil
+}
+
+// verify checks a JWS signature over input with pub, for alg.
+func verify(alg string, pub crypto.PublicKey, input string, sig []byte) bool {
+	switch alg {
+	case "ES256", "ES384":
+		k := pub.(*ecdsa.PublicKey)
+		size := (k.Curve.Params().BitSize + 7) / 8
+		if len(sig) != 2*size {
+			return false
+		}
+		var digest []byte
+		if alg == "ES256" {
+			d := sha256.Sum256([]byte(input))
+			digest = d[:]
+		} else {
+			d := sha512.Sum384([]byte(input))
+			digest = d[:]
+		}
+		r, s := new(big.Int).SetBytes(sig[:size]), new(big.Int).SetBytes(sig[size:])
+		return ecdsa.Verify(k, digest, r, s)
+	case "EdDSA":
+		return ed25519.Verify(pub.(ed25519.PublicKey), []byte(input), sig)
+	case "RS256", "PS256":
+		k := pub.(*rsa.PublicKey)
+		d := sha256.Sum256([]byte(input))
+		if alg == "RS256" {
+			return rsa.VerifyPKCS1v15(k, crypto.SHA256, d[:], sig) == nil
+		}
+		return rsa.VerifyPSS(k, crypto.SHA256, d[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
+	}
+	return false
+}
