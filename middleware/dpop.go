@@ -278,7 +278,7 @@ func (g *Guard) checkProof(ctx context.Context, req Request, raw, token, jkt str
 		return "", &Error{Reason: ReasonDPoPNonce, Detail: detail, dpop: true}
 	}
 	// Remembered until the proof is too old for the window anyway.
-	ttl := p.IssuedAt.Add(d.maxAge + d.leeway).Sub(now) + time.Second
+	ttl := p.IssuedAt.Add(d.maxAge+d.leeway).Sub(now) + time.Second
 	replay, err := d.replay.Seen(ctx, p.ReplayID(), ttl)
 	switch {
 	case err != nil:

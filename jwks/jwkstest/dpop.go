@@ -162,4 +162,3 @@ func (i *Issuer) MintDPoP(claims map[string]any, key *ProofKey) (string, error) 
 	c["cnf"] = cnf
 	return i.Mint(c)
 }
-
