@@ -70,6 +70,8 @@ const (
 const (
 	DPoPHeader      = "DPoP"
 	DPoPNonceHeader = "DPoP-Nonce"
+
+	dpopKey = "Dpop" // DPoPHeader as http.Header keys it
 )
 
 // DPoPOptions tunes DPoP (RFC 9449) in a [Guard]. The zero value accepts
@@ -218,7 +220,7 @@ func (g *Guard) checkScheme(scheme string, c *Confirmation) *Error {
 // are dpop_proof_missing, one over the size limit dpop_proof_too_large,
 // both before anything is decoded.
 func (g *Guard) proofHeader(req Request) (string, *Error) {
-	values := req.Header[DPoPHeader]
+	values := req.Header[dpopKey]
 	if len(values) != 1 || values[0] == "" {
 		return "", &Error{Reason: ReasonDPoPProofMissing, dpop: true,
 			Detail: fmt.Sprintf("%d DPoP headers", len(values))}
