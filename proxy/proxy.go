@@ -170,7 +170,11 @@ type decision struct {
 // if none) gets the stricter of the routes of both methods: an upstream may
 // honour the override for some methods only. One that may become any method
 // (anyMethod) gets the stricter of the routes of every method.
-func (g *guard) decide(ctx context.Context, rules *Rules, target *http.Request, override string, h http.Header, peer middleware.Peer) decision {
+//
+// scheme and host are those the client sent the request to, for the htu of
+// a DPoP proof: host "" means target.Host.
+func (g *guard) decide(ctx context.Context, rules *Rules, target *http.Request, override string, h http.Header, peer middleware.Peer,
+	scheme, host string) decision {
 	g.identity.strip(h)
 	route := rules.Match(target)
 	switch {
@@ -185,7 +189,10 @@ func (g *guard) decide(ctx context.Context, rules *Rules, target *http.Request, 
 		return decision{route: route}
 	}
 	start := time.Now()
-	claims, err := g.mw.Check(ctx, middleware.Request{Method: target.Method, URL: target.URL, Host: target.Host,
+	if host == "" {
+		host = target.Host
+	}
+	claims, err := g.mw.Check(ctx, middleware.Request{Method: target.Method, URL: target.URL, Host: host, Scheme: scheme,
 		Header: h, Peer: peer}, route.Required)
 	if g.cfg.Metrics != nil {
 		g.cfg.Metrics.ObserveValidation(time.Since(start))
@@ -334,7 +341,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.g.badRequest(w, r, refused)
 		return
 	}
-	d := p.g.decide(r.Context(), rules, r, override, r.Header, middleware.RequestOf(r).Peer)
+	// The URL the client used, for DPoP's htu: the connection's scheme and
+	// the Host, or a trusted proxy's X-Forwarded-Proto and -Host.
+	req := middleware.RequestOf(r)
+	p.g.mw.ForwardedFrom(&req)
+	d := p.g.decide(r.Context(), rules, r, override, r.Header, req.Peer, req.Scheme, req.Host)
+	p.g.mw.NonceHeader(w.Header(), d.claims, d.err)
+	if !p.g.cfg.ForwardDPoPProof {
+		// Verified (or not needed): the upstream has no use for it.
+		delete(r.Header, "Dpop")
+	}
 	if d.err != nil {
 		p.g.refuse(w, r, d, r.Method, r.URL.Path)
 		return
