@@ -145,12 +145,12 @@ type proofHeader struct {
 }
 
 type proofClaims struct {
-	HTM   *string      `json:"htm"`
-	HTU   *string      `json:"htu"`
-	IAT   *json.Number `json:"iat"`
-	JTI   *string      `json:"jti"`
-	ATH   *string      `json:"ath"`
-	Nonce *string      `json:"nonce"`
+	HTM   *string         `json:"htm"`
+	HTU   *string         `json:"htu"`
+	IAT   json.RawMessage `json:"iat"`
+	JTI   *string         `json:"jti"`
+	ATH   *string         `json:"ath"`
+	Nonce *string         `json:"nonce"`
 }
 
 // Parse checks proof's size, structure, typ, alg, jwk and signature, in
@@ -221,7 +221,8 @@ func (v *Verifier) Parse(proof string) (*Proof, error) {
 		p.Nonce = *c.Nonce
 	}
 	if c.IAT != nil {
-		f, err := strconv.ParseFloat(string(*c.IAT), 64)
+		// A JSON number only: not a string, even one of digits.
+		f, err := strconv.ParseFloat(string(c.IAT), 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
 			return nil, fmt.Errorf("%w: iat is not a NumericDate", ErrMalformed)
 		}
@@ -238,58 +239,116 @@ func truncate(s string) string {
 	return s
 }
 
-// decodeObject decodes a JSON object into v after checking that it is one
-// object with at most maxMembers members and no member twice: a duplicate
-// would let another reader of the same proof see other values.
+// decodeObject decodes a JSON object into v after checkObject.
 func decodeObject(b []byte, v any) error {
 	if err := checkObject(b); err != nil {
 		return err
 	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(v); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		return errors.New("not a JSON object of the expected types")
 	}
 	return nil
 }
 
-// checkObject walks the top level of a JSON object: members counted,
-// duplicate names refused, nothing after the object.
+// checkObject checks that b is one JSON object of at most maxMembers
+// members, with no member twice — in any case, since encoding/json matches
+// names case-insensitively — and no escaped member name: a duplicate would
+// let another reader of the same proof see other values. It walks the top
+// level only, without allocating.
 func checkObject(b []byte) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	t, err := d.Token()
-	if err != nil || t != json.Delim('{') {
+	if !json.Valid(b) {
+		return errors.New("not JSON")
+	}
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '{' {
 		return errors.New("not a JSON object")
 	}
-	seen := make(map[string]struct{}, 8)
-	for d.More() {
-		t, err := d.Token()
-		if err != nil {
-			return errors.New("not a JSON object")
+	var names [maxMembers][2]int // offsets of each member's name in b
+	n := 0
+	for i = skipSpace(b, i+1); i < len(b) && b[i] != '}'; {
+		// Valid JSON: a member starts with its quoted name.
+		start := i + 1
+		end := skipString(b, i) - 1
+		name := b[start:end]
+		if bytes.IndexByte(name, '\\') >= 0 {
+			return errors.New("escaped member name")
 		}
-		name, _ := t.(string)
-		if _, dup := seen[name]; dup {
-			return fmt.Errorf("member %q twice", truncate(name))
+		for _, o := range names[:n] {
+			if bytes.EqualFold(b[o[0]:o[1]], name) {
+				return fmt.Errorf("member %q twice", truncate(string(name)))
+			}
 		}
-		if len(seen) == maxMembers {
+		if n == maxMembers {
 			return errors.New("too many members")
 		}
-		seen[name] = struct{}{}
-		var skip json.RawMessage
-		if err := d.Decode(&skip); err != nil {
-			return errors.New("not a JSON object")
+		names[n] = [2]int{start, end}
+		n++
+		i = skipSpace(b, end+1) // at ':'
+		i = skipValue(b, skipSpace(b, i+1))
+		i = skipSpace(b, i)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
 		}
-	}
-	if _, err := d.Token(); err != nil { // the closing '}'
-		return errors.New("not a JSON object")
-	}
-	if _, err := d.Token(); err == nil {
-		return errors.New("data after the JSON object")
 	}
 	return nil
 }
 
-// jwk is the part of a JWK a proof's key is read from.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] ('"').
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// skipValue returns the index after the (valid) value starting at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
+}
+
+// jwk is the part of a JWK a proof's key is read from, and the members of
+// private or symmetric keys (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2):
+// a proof carrying one gave its secret away, and is refused.
 type jwk struct {
 	KTY string `json:"kty"`
 	Crv string `json:"crv"`
@@ -297,12 +356,29 @@ type jwk struct {
 	Y   string `json:"y"`
 	N   string `json:"n"`
 	E   string `json:"e"`
+
+	D   json.RawMessage `json:"d"`
+	P   json.RawMessage `json:"p"`
+	Q   json.RawMessage `json:"q"`
+	DP  json.RawMessage `json:"dp"`
+	DQ  json.RawMessage `json:"dq"`
+	QI  json.RawMessage `json:"qi"`
+	Oth json.RawMessage `json:"oth"`
+	K   json.RawMessage `json:"k"`
 }
 
-// privateMembers are the JWK members of private or symmetric keys
-// (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2): a proof carrying one gave
-// its secret away, and is refused.
-var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+// private names the private member j has, or "".
+func (j *jwk) private() string {
+	for _, m := range []struct {
+		name string
+		v    json.RawMessage
+	}{{"d", j.D}, {"p", j.P}, {"q", j.Q}, {"dp", j.DP}, {"dq", j.DQ}, {"qi", j.QI}, {"oth", j.Oth}, {"k", j.K}} {
+		if m.v != nil {
+			return m.name
+		}
+	}
+	return ""
+}
 
 // parseJWK reads a proof's public key, which must fit alg, and returns it
 // with its RFC 7638 thumbprint.
@@ -310,18 +386,12 @@ func parseJWK(b []byte, alg string) (crypto.PublicKey, string, error) {
 	if err := checkObject(b); err != nil {
 		return nil, "", fmt.Errorf("jwk: %v", err)
 	}
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(b, &members); err != nil {
-		return nil, "", errors.New("jwk is not a JSON object")
-	}
-	for _, m := range privateMembers {
-		if _, ok := members[m]; ok {
-			return nil, "", fmt.Errorf("jwk has the private member %q", m)
-		}
-	}
 	var j jwk
 	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, "", errors.New("jwk members are not strings")
+		return nil, "", errors.New("jwk members are not of the expected types")
+	}
+	if m := j.private(); m != "" {
+		return nil, "", fmt.Errorf("jwk has the private member %q", m)
 	}
 	enc := base64.RawURLEncoding.Strict()
 	var pub crypto.PublicKey
