@@ -104,7 +104,8 @@ func (f *ForwardAuth) Check(ctx context.Context, q Question) Answer {
 		a.ResponseHeader = http.Header{http.CanonicalHeaderKey(middleware.DPoPNonceHeader): n}
 		delete(aw.h, http.CanonicalHeaderKey(middleware.DPoPNonceHeader))
 	}
-	if !f.g.cfg.ForwardDPoPProof {
+	if _, sent := h["Dpop"]; sent && !f.g.cfg.ForwardDPoPProof {
+		// Verified (or not needed): the upstream has no use for it.
 		a.Remove = append(a.Remove, "DPoP")
 	}
 	for name := range strings.SplitSeq(rm, ", ") {
