@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -14,15 +15,16 @@ import (
 // NewHandler returns the admin handler: /metrics (Prometheus), /healthz (the
 // process is alive) and /readyz (every issuer's keys are loaded; the body
 // lists each issuer's state, never key material). keys nil means there is
-// nothing to wait for: /readyz answers 200.
-func NewHandler(gatherer prometheus.Gatherer, keys *jwks.Registry) http.Handler {
+// nothing to wait for: /readyz answers 200. Each of deps must also answer
+// for /readyz to be ready (a shared store requests depend on).
+func NewHandler(gatherer prometheus.Gatherer, keys *jwks.Registry, deps ...Dependency) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		type issuer struct {
 			Issuer      string     `json:"issuer"`
 			Loaded      bool       `json:"loaded"`
@@ -30,9 +32,15 @@ func NewHandler(gatherer prometheus.Gatherer, keys *jwks.Registry) http.Handler 
 			LastRefresh *time.Time `json:"last_refresh,omitempty"`
 			LastError   string     `json:"last_error,omitempty"`
 		}
+		type dependency struct {
+			Name  string `json:"name"`
+			Up    bool   `json:"up"`
+			Error string `json:"error,omitempty"`
+		}
 		var body struct {
-			Ready   bool     `json:"ready"`
-			Issuers []issuer `json:"issuers"`
+			Ready        bool         `json:"ready"`
+			Issuers      []issuer     `json:"issuers"`
+			Dependencies []dependency `json:"dependencies,omitempty"`
 		}
 		body.Ready = true
 		if keys != nil {
@@ -46,6 +54,13 @@ func NewHandler(gatherer prometheus.Gatherer, keys *jwks.Registry) http.Handler 
 				body.Ready = body.Ready && s.Loaded
 			}
 		}
+		for _, d := range deps {
+			dep := dependency{Name: d.Name, Up: true}
+			if err := d.Check(r.Context()); err != nil {
+				dep.Up, dep.Error, body.Ready = false, d.Problem, false
+			}
+			body.Dependencies = append(body.Dependencies, dep)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		if !body.Ready {
@@ -54,4 +69,16 @@ func NewHandler(gatherer prometheus.Gatherer, keys *jwks.Registry) http.Handler 
 		json.NewEncoder(w).Encode(body)
 	})
 	return mux
+}
+
+// Dependency is something requests need besides the issuers' keys, checked
+// by /readyz on each call.
+type Dependency struct {
+	// Name names it in /readyz's body ("dpop_replay_store").
+	Name string
+	// Check reports whether it answers; it returns by ctx's deadline.
+	Check func(ctx context.Context) error
+	// Problem is what /readyz says when Check fails: fixed, since an
+	// error's text may quote an address or a credential.
+	Problem string
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,17 +31,9 @@ type Metrics struct {
 // that proxy does not depend on the opaque package). "error" is last.
 var opaqueResults = [...]string{"active", "inactive", "error"}
 
-// reasons lists every reason so that each counter exists from the start.
-var reasons = []middleware.Reason{
-	middleware.ReasonNoToken, middleware.ReasonInvalidRequest, middleware.ReasonTooLarge,
-	middleware.ReasonMalformed, middleware.ReasonOpaque, middleware.ReasonAlgorithm,
-	middleware.ReasonType, middleware.ReasonUnsupported, middleware.ReasonIssuer,
-	middleware.ReasonUnknownKey, middleware.ReasonKeysUnavailable, middleware.ReasonSignature,
-	middleware.ReasonExpired, middleware.ReasonNotYetValid, middleware.ReasonIssuedInFuture,
-	middleware.ReasonAudience, middleware.ReasonRevoked, middleware.ReasonInsufficientScope,
-	middleware.ReasonInactive, middleware.ReasonIssuerUnavailable, middleware.ReasonIssuerBusy,
-	middleware.ReasonNoCertificate, middleware.ReasonCertificateMismatch, middleware.ReasonUnsupportedBinding,
-}
+// reasons lists every reason (the DPoP ones included) so that each counter
+// exists from the start.
+var reasons = middleware.Reasons()
 
 // NewMetrics registers the metrics with reg. keys, if not nil, is read at
 // each scrape for the key-set gauges.
@@ -388,4 +381,26 @@ func (c tlsCollector) Collect(ch chan<- prometheus.Metric) {
 	if !s.NotAfter.IsZero() {
 		ch <- prometheus.MustNewConstMetric(tlsExpiryDesc, prometheus.GaugeValue, float64(s.NotAfter.Unix()))
 	}
+}
+
+var dpopStoreUpDesc = prometheus.NewDesc("tokenward_dpop_replay_store_up",
+	"1 while the shared DPoP replay store answers a ping, else 0 (DPoP requests are then refused with 503). Always 1 for the in-memory store.", nil, nil)
+
+// RegisterDPoPReplayStore adds the tokenward_dpop_replay_store_up gauge,
+// read by calling ping at each scrape (it returns by the scrape's deadline:
+// the store's own timeout).
+func RegisterDPoPReplayStore(reg prometheus.Registerer, ping func(ctx context.Context) error) {
+	reg.MustRegister(storeCollector{ping})
+}
+
+type storeCollector struct{ ping func(context.Context) error }
+
+func (storeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- dpopStoreUpDesc }
+
+func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	up := 1.0
+	if c.ping(context.Background()) != nil {
+		up = 0
+	}
+	ch <- prometheus.MustNewConstMetric(dpopStoreUpDesc, prometheus.GaugeValue, up)
 }

@@ -32,6 +32,14 @@ type Options struct {
 	// Documentation is resource_documentation, the URL of a page for
 	// developers; https (http on loopback). "" means none.
 	Documentation string
+	// DPoPAlgorithms are the DPoP proof algorithms accepted
+	// (dpop_signing_alg_values_supported, RFC 9728 §2). Nil means the
+	// member is left out: DPoP is not accepted.
+	DPoPAlgorithms []string
+	// DPoPRequired says every token must be DPoP-bound
+	// (dpop_bound_access_tokens_required: true). False leaves the member
+	// out, which RFC 9728 reads as false.
+	DPoPRequired bool
 }
 
 // Metadata is the document (RFC 9728 §2), with the members tokenward sets.
@@ -42,6 +50,9 @@ type Metadata struct {
 	BearerMethodsSupported []string `json:"bearer_methods_supported"`
 	ResourceName           string   `json:"resource_name,omitempty"`
 	ResourceDocumentation  string   `json:"resource_documentation,omitempty"`
+	// DPoP (RFC 9449) as RFC 9728 §2 names it.
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	DPoPBoundAccessTokensRequired bool     `json:"dpop_bound_access_tokens_required,omitempty"`
 }
 
 // Handler serves a resource's metadata document. It is safe for concurrent
@@ -167,18 +178,23 @@ func New(uri string, v *middleware.Validator, opts Options) (*Handler, error) {
 			errs = append(errs, err)
 		}
 	}
+	if opts.DPoPRequired && len(opts.DPoPAlgorithms) == 0 {
+		errs = append(errs, errors.New("resource: DPoP-bound tokens required, but no DPoP algorithm listed"))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	u, _ := url.Parse(uri)
 	h := &Handler{
 		meta: Metadata{
-			Resource:               uri,
-			AuthorizationServers:   slices.Clone(servers),
-			ScopesSupported:        slices.Clone(opts.Scopes),
-			BearerMethodsSupported: []string{"header"},
-			ResourceName:           opts.Name,
-			ResourceDocumentation:  opts.Documentation,
+			Resource:                      uri,
+			AuthorizationServers:          slices.Clone(servers),
+			ScopesSupported:               slices.Clone(opts.Scopes),
+			BearerMethodsSupported:        []string{"header"},
+			ResourceName:                  opts.Name,
+			ResourceDocumentation:         opts.Documentation,
+			DPoPSigningAlgValuesSupported: slices.Clone(opts.DPoPAlgorithms),
+			DPoPBoundAccessTokensRequired: opts.DPoPRequired,
 		},
 		metadataURL: MetadataURL(uri),
 		paths:       []string{wellKnown(u)},

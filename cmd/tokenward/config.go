@@ -117,6 +117,18 @@ type Config struct {
 	TrustedProxies    []string `env:"TOKENWARD_TRUSTED_PROXIES"`
 	ForwardClientCert bool     `env:"TOKENWARD_FORWARD_CLIENT_CERT" envDefault:"false"`
 
+	// DPoP (RFC 9449; dpop.go).
+	DPoP                   string        `env:"TOKENWARD_DPOP" envDefault:"allowed"`
+	DPoPAlgorithms         []string      `env:"TOKENWARD_DPOP_ALGORITHMS" envDefault:"ES256"`
+	DPoPMaxAge             time.Duration `env:"TOKENWARD_DPOP_MAX_AGE" envDefault:"60s"`
+	DPoPNonce              bool          `env:"TOKENWARD_DPOP_NONCE" envDefault:"false"`
+	DPoPNonceSecretFile    string        `env:"TOKENWARD_DPOP_NONCE_SECRET_FILE"`
+	DPoPReplayStore        string        `env:"TOKENWARD_DPOP_REPLAY_STORE"`
+	DPoPReplayPasswordFile string        `env:"TOKENWARD_DPOP_REPLAY_PASSWORD_FILE"`
+	DPoPReplayTimeout      time.Duration `env:"TOKENWARD_DPOP_REPLAY_TIMEOUT" envDefault:"250ms"`
+	PublicURL              string        `env:"TOKENWARD_PUBLIC_URL"`
+	ForwardDPoPProof       bool          `env:"TOKENWARD_FORWARD_DPOP_PROOF" envDefault:"false"`
+
 	// Derived by check from the fields above.
 	jwksURLs     map[string]string       // issuer → key set URL
 	keyFiles     map[string]*jwks.Static // file:// key set URL → the set read from it
@@ -134,6 +146,7 @@ type Config struct {
 	tlsState     *tlsState       // the files as read by check
 	tlsHash      [sha256.Size]byte
 	tlsLoaded    time.Time
+	dpop         dpopConfig // checked by checkDPoP
 }
 
 // purpose says which variables a command needs: serving needs them all,
@@ -468,6 +481,7 @@ func (c *Config) checkServing() []string {
 	problems = append(problems, c.checkDenyList()...)
 	problems = append(problems, c.checkEnvoy()...)
 	problems = append(problems, c.checkTLS()...)
+	problems = append(problems, c.checkDPoP()...)
 	return problems
 }
 
@@ -529,6 +543,10 @@ func (c *Config) resourceOptions() resource.Options {
 	}
 	if o.Scopes == nil && c.rules != nil {
 		o.Scopes = c.rules.Scopes()
+	}
+	if c.dpop.opts.Mode != middleware.DPoPDisabled {
+		o.DPoPAlgorithms = c.DPoPAlgorithms
+		o.DPoPRequired = c.dpop.opts.Mode == middleware.DPoPRequired
 	}
 	return o
 }

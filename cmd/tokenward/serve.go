@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokenward/tokenward/admin"
 	"github.com/tokenward/tokenward/denylist"
+	"github.com/tokenward/tokenward/dpop"
 	"github.com/tokenward/tokenward/extauthz"
 	"github.com/tokenward/tokenward/internal/httpfetch"
 	"github.com/tokenward/tokenward/jwks"
@@ -67,6 +68,11 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		"denylist", denySource,
 		"resource", cfg.Resource,
 		"allowed_origins", cfg.AllowedOrigins,
+		"dpop", cfg.DPoP,
+		"dpop_algorithms", cfg.DPoPAlgorithms,
+		"dpop_nonce", cfg.DPoPNonce,
+		"dpop_replay_store", replayStoreName(cfg),
+		"public_url", cfg.PublicURL,
 	)
 	if cfg.Mode == modeForwardAuth && cfg.Upstream != "" {
 		log.Warn("TOKENWARD_UPSTREAM is ignored in forward-auth mode")
@@ -93,7 +99,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	srv := proxy.NewServer(cfg.ListenAddr, g.handler)
 	srv.ErrorLog = errorLog
 	adminSrv := &http.Server{
-		Handler:           admin.NewHandler(g.gatherer, g.keys),
+		Handler:           admin.NewHandler(g.gatherer, g.keys, g.ready...),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          errorLog,
@@ -207,11 +213,17 @@ type gateway struct {
 	handler        http.Handler
 	grpc           *extauthz.Server // nil without TOKENWARD_GRPC_ADDR
 	gatherer       prometheus.Gatherer
+	replay         dpop.Store   // the DPoP replay store
+	closeReplay    func() error // nil for the memory store
+	ready          []admin.Dependency
 }
 
 // close stops the background work: key set refreshes, deny list, rules and
 // TLS reloads.
 func (g *gateway) close() {
+	if g.closeReplay != nil {
+		g.closeReplay()
+	}
 	if g.tls != nil {
 		g.tls.close()
 	}
@@ -275,6 +287,17 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 		return nil, asConfigError(err)
 	}
 	admin.RegisterTokenCache(reg, v)
+	dpopOpts := cfg.dpop.opts
+	if g.replay, g.closeReplay, err = openReplayStore(cfg); err != nil {
+		return nil, err
+	}
+	dpopOpts.Replay = g.replay
+	ping := func(ctx context.Context) error { return storeUp(ctx, g.replay) }
+	admin.RegisterDPoPReplayStore(reg, ping)
+	if cfg.dpop.redisURL != "" {
+		g.ready = append(g.ready, admin.Dependency{Name: "dpop_replay_store", Check: ping,
+			Problem: "the DPoP replay store (TOKENWARD_DPOP_REPLAY_STORE) does not answer: DPoP requests are refused with 503"})
+	}
 	pc := proxy.Config{
 		Validator:          v,
 		Rules:              cfg.rules,
@@ -289,7 +312,9 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 		Metrics:            metrics,
 		ForwardAuth: proxy.ForwardAuthOptions{AllowRequestLine: cfg.ForwardAuthAllowRequestLine,
 			PathPrefix: cfg.ForwardAuthPathPrefix},
-		AllowedOrigins: cfg.AllowedOrigins,
+		AllowedOrigins:   cfg.AllowedOrigins,
+		DPoP:             dpopOpts,
+		ForwardDPoPProof: cfg.ForwardDPoPProof,
 	}
 	if cfg.Resource != "" {
 		if pc.Resource, err = resource.New(cfg.Resource, v, cfg.resourceOptions()); err != nil {
