@@ -18,8 +18,6 @@ import (
 // ClaimHeader sends one claim to the upstream as a header.
 type ClaimHeader struct {
 	// Claim is a top-level claim name ("sub", "https://example.com/roles"),
-	// "cnf.jkt" (the DPoP key a token is bound to), "token_type" (the scheme
-	// the token was accepted with: Bearer or DPoP),
 	// or a dotted path into nested objects ("org.id") when no top-level
 	// claim has that exact name.
 	Claim string
@@ -268,7 +266,7 @@ func headerScopes(s string) bool {
 // c nil it only reports whether the claim is one of them.
 func typedClaim(c *middleware.Claims, name string) (string, bool) {
 	switch name {
-	case "sub", "iss", "jti", "client_id", "cnf.jkt", "token_type":
+	case "sub", "iss", "jti", "client_id":
 	default:
 		return "", false
 	}
@@ -276,19 +274,6 @@ func typedClaim(c *middleware.Claims, name string) (string, bool) {
 		return "", true
 	}
 	switch name {
-	case "cnf.jkt":
-		// The key the token is bound to (RFC 9449), from a JWT or an
-		// introspection answer alike.
-		if c.Confirmation == nil {
-			return "", true
-		}
-		return c.Confirmation.KeyThumbprint, true
-	case "token_type":
-		// The scheme the token was accepted with, Bearer or DPoP (as RFC
-		// 7662's token_type names it): a token bound to a key is never
-		// accepted as Bearer, so DPoP here means a proof was checked. A
-		// claim of that name in a JWT is not read.
-		return c.TokenType, true
 	case "sub":
 		return c.Subject, true
 	case "iss":
