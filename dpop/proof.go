@@ -138,19 +138,75 @@ func TokenHash(token string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
+// proofHeader and proofClaims are what Parse reads of a proof: strings
+// unescaped, jwk and iat as their JSON text.
 type proofHeader struct {
-	Typ string          `json:"typ"`
-	Alg string          `json:"alg"`
-	JWK json.RawMessage `json:"jwk"`
+	typ, alg string
+	jwk      []byte
 }
 
 type proofClaims struct {
-	HTM   *string         `json:"htm"`
-	HTU   *string         `json:"htu"`
-	IAT   json.RawMessage `json:"iat"`
-	JTI   *string         `json:"jti"`
-	ATH   *string         `json:"ath"`
-	Nonce *string         `json:"nonce"`
+	htm, htu, jti, ath, nonce string
+	iat                       []byte
+}
+
+func parseHeader(b []byte) (h proofHeader, err error) {
+	err = walkObject(b, func(name, v []byte) (err error) {
+		switch string(name) {
+		case "typ":
+			h.typ, err = jsonString(v)
+		case "alg":
+			h.alg, err = jsonString(v)
+		case "jwk":
+			if v[0] != '{' {
+				return errors.New("jwk is not an object")
+			}
+			h.jwk = v
+		}
+		return err
+	})
+	return h, err
+}
+
+func parseClaims(b []byte) (c proofClaims, err error) {
+	err = walkObject(b, func(name, v []byte) (err error) {
+		switch string(name) {
+		case "htm":
+			c.htm, err = jsonString(v)
+		case "htu":
+			c.htu, err = jsonString(v)
+		case "jti":
+			c.jti, err = jsonString(v)
+		case "ath":
+			c.ath, err = jsonString(v)
+		case "nonce":
+			c.nonce, err = jsonString(v)
+		case "iat":
+			// A JSON number only: not a string, even one of digits.
+			if v[0] != '-' && (v[0] < '0' || v[0] > '9') {
+				return errors.New("iat is not a number")
+			}
+			c.iat = v
+		}
+		return err
+	})
+	return c, err
+}
+
+// jsonString returns the string a JSON value holds; an error for any other
+// kind of value.
+func jsonString(v []byte) (string, error) {
+	if len(v) < 2 || v[0] != '"' {
+		return "", errors.New("a member is not a string")
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), nil
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", errors.New("a member is not a string")
+	}
+	return s, nil
 }
 
 // Parse checks proof's size, structure, typ, alg, jwk and signature, in
@@ -180,49 +236,33 @@ func (v *Verifier) Parse(proof string) (*Proof, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature is not base64url", ErrMalformed)
 	}
-	var h proofHeader
-	if err := decodeObject(hb, &h); err != nil {
+	h, err := parseHeader(hb)
+	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
-	var c proofClaims
-	if err := decodeObject(cb, &c); err != nil {
+	c, err := parseClaims(cb)
+	if err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
-	if h.Typ != "dpop+jwt" {
-		return nil, fmt.Errorf("%w: typ %q", ErrType, truncate(h.Typ))
+	if h.typ != "dpop+jwt" {
+		return nil, fmt.Errorf("%w: typ %q", ErrType, truncate(h.typ))
 	}
-	if !slices.Contains(v.algs, h.Alg) {
-		return nil, fmt.Errorf("%w: alg %q", ErrAlgorithm, truncate(h.Alg))
+	if !slices.Contains(v.algs, h.alg) {
+		return nil, fmt.Errorf("%w: alg %q", ErrAlgorithm, truncate(h.alg))
 	}
-	if len(h.JWK) == 0 || string(h.JWK) == "null" {
+	if h.jwk == nil {
 		return nil, fmt.Errorf("%w: no jwk header", ErrKey)
 	}
-	key, thumb, err := parseJWK(h.JWK, h.Alg)
+	key, thumb, err := parseJWK(h.jwk, h.alg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrKey, err)
 	}
-	if !verify(h.Alg, key, proof[:len(h64)+1+len(c64)], sig) {
+	if !verify(h.alg, key, proof[:len(h64)+1+len(c64)], sig) {
 		return nil, ErrSignature
 	}
-	p := &Proof{Algorithm: h.Alg, Key: key, Thumbprint: thumb}
-	if c.HTM != nil {
-		p.Method = *c.HTM
-	}
-	if c.HTU != nil {
-		p.URL = *c.HTU
-	}
-	if c.JTI != nil {
-		p.ID = *c.JTI
-	}
-	if c.ATH != nil {
-		p.TokenHash = *c.ATH
-	}
-	if c.Nonce != nil {
-		p.Nonce = *c.Nonce
-	}
-	if c.IAT != nil {
-		// A JSON number only: not a string, even one of digits.
-		f, err := strconv.ParseFloat(string(c.IAT), 64)
+	p := &Proof{Algorithm: h.alg, Key: key, Thumbprint: thumb, Method: c.htm, URL: c.htu, ID: c.jti, TokenHash: c.ath, Nonce: c.nonce}
+	if c.iat != nil {
+		f, err := strconv.ParseFloat(string(c.iat), 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
 			return nil, fmt.Errorf("%w: iat is not a NumericDate", ErrMalformed)
 		}
@@ -239,23 +279,13 @@ func truncate(s string) string {
 	return s
 }
 
-// decodeObject decodes a JSON object into v after checkObject.
-func decodeObject(b []byte, v any) error {
-	if err := checkObject(b); err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return errors.New("not a JSON object of the expected types")
-	}
-	return nil
-}
-
-// checkObject checks that b is one JSON object of at most maxMembers
-// members, with no member twice — in any case, since encoding/json matches
-// names case-insensitively — and no escaped member name: a duplicate would
-// let another reader of the same proof see other values. It walks the top
-// level only, without allocating.
-func checkObject(b []byte) error {
+// walkObject calls fn with each member of the JSON object b: its name and
+// its value's JSON text. b must be one JSON object of at most maxMembers
+// members, with no member twice — in any case, so that no reader matching
+// names case-insensitively sees another value — and no escaped member
+// name: a duplicate would let another reader of the same proof see other
+// values. It walks the top level only, and allocates nothing itself.
+func walkObject(b []byte, fn func(name, value []byte) error) error {
 	if !json.Valid(b) {
 		return errors.New("not JSON")
 	}
@@ -284,8 +314,12 @@ func checkObject(b []byte) error {
 		names[n] = [2]int{start, end}
 		n++
 		i = skipSpace(b, end+1) // at ':'
-		i = skipValue(b, skipSpace(b, i+1))
-		i = skipSpace(b, i)
+		vs := skipSpace(b, i+1) // the value
+		ve := skipValue(b, vs)
+		if err := fn(name, b[vs:ve]); err != nil {
+			return err
+		}
+		i = skipSpace(b, ve)
 		if i < len(b) && b[i] == ',' {
 			i = skipSpace(b, i+1)
 		}
@@ -346,52 +380,43 @@ func skipValue(b []byte, i int) int {
 	return i
 }
 
-// jwk is the part of a JWK a proof's key is read from, and the members of
-// private or symmetric keys (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2):
-// a proof carrying one gave its secret away, and is refused.
+// privateMembers are the JWK members of private or symmetric keys
+// (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2): a proof carrying one gave
+// its secret away, and is refused.
+var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+// jwk is the part of a JWK a proof's key is read from.
 type jwk struct {
-	KTY string `json:"kty"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
-	Y   string `json:"y"`
-	N   string `json:"n"`
-	E   string `json:"e"`
-
-	D   json.RawMessage `json:"d"`
-	P   json.RawMessage `json:"p"`
-	Q   json.RawMessage `json:"q"`
-	DP  json.RawMessage `json:"dp"`
-	DQ  json.RawMessage `json:"dq"`
-	QI  json.RawMessage `json:"qi"`
-	Oth json.RawMessage `json:"oth"`
-	K   json.RawMessage `json:"k"`
-}
-
-// private names the private member j has, or "".
-func (j *jwk) private() string {
-	for _, m := range []struct {
-		name string
-		v    json.RawMessage
-	}{{"d", j.D}, {"p", j.P}, {"q", j.Q}, {"dp", j.DP}, {"dq", j.DQ}, {"qi", j.QI}, {"oth", j.Oth}, {"k", j.K}} {
-		if m.v != nil {
-			return m.name
-		}
-	}
-	return ""
+	kty, crv, x, y, n, e string
 }
 
 // parseJWK reads a proof's public key, which must fit alg, and returns it
 // with its RFC 7638 thumbprint.
 func parseJWK(b []byte, alg string) (crypto.PublicKey, string, error) {
-	if err := checkObject(b); err != nil {
-		return nil, "", fmt.Errorf("jwk: %v", err)
-	}
 	var j jwk
-	if err := json.Unmarshal(b, &j); err != nil {
-		return nil, "", errors.New("jwk members are not of the expected types")
-	}
-	if m := j.private(); m != "" {
-		return nil, "", fmt.Errorf("jwk has the private member %q", m)
+	err := walkObject(b, func(name, v []byte) (err error) {
+		switch string(name) {
+		case "kty":
+			j.kty, err = jsonString(v)
+		case "crv":
+			j.crv, err = jsonString(v)
+		case "x":
+			j.x, err = jsonString(v)
+		case "y":
+			j.y, err = jsonString(v)
+		case "n":
+			j.n, err = jsonString(v)
+		case "e":
+			j.e, err = jsonString(v)
+		default:
+			if slices.Contains(privateMembers, string(name)) {
+				return fmt.Errorf("has the private member %q", name)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("jwk: %v", err)
 	}
 	enc := base64.RawURLEncoding.Strict()
 	var pub crypto.PublicKey
@@ -401,11 +426,11 @@ func parseJWK(b []byte, alg string) (crypto.PublicKey, string, error) {
 		if alg == "ES384" {
 			curve, crv, size = elliptic.P384(), "P-384", 48
 		}
-		if j.KTY != "EC" || j.Crv != crv {
+		if j.kty != "EC" || j.crv != crv {
 			return nil, "", fmt.Errorf("jwk is not an EC %s key", crv)
 		}
-		x, errx := enc.DecodeString(j.X)
-		y, erry := enc.DecodeString(j.Y)
+		x, errx := enc.DecodeString(j.x)
+		y, erry := enc.DecodeString(j.y)
 		if errx != nil || erry != nil || len(x) != size || len(y) != size {
 			return nil, "", errors.New("jwk x or y is not a base64url coordinate of the curve's size")
 		}
@@ -415,20 +440,20 @@ func parseJWK(b []byte, alg string) (crypto.PublicKey, string, error) {
 		}
 		pub = k
 	case "EdDSA":
-		if j.KTY != "OKP" || j.Crv != "Ed25519" {
+		if j.kty != "OKP" || j.crv != "Ed25519" {
 			return nil, "", errors.New("jwk is not an OKP Ed25519 key")
 		}
-		x, err := enc.DecodeString(j.X)
+		x, err := enc.DecodeString(j.x)
 		if err != nil || len(x) != ed25519.PublicKeySize {
 			return nil, "", errors.New("jwk x is not a base64url Ed25519 key")
 		}
 		pub = ed25519.PublicKey(x)
 	case "RS256", "PS256":
-		if j.KTY != "RSA" {
+		if j.kty != "RSA" {
 			return nil, "", errors.New("jwk is not an RSA key")
 		}
-		n, errn := enc.DecodeString(j.N)
-		e, erre := enc.DecodeString(j.E)
+		n, errn := enc.DecodeString(j.n)
+		e, erre := enc.DecodeString(j.e)
 		if errn != nil || erre != nil || len(n) == 0 || n[0] == 0 || len(e) == 0 || len(e) > 4 || e[0] == 0 {
 			return nil, "", errors.New("jwk n or e is not a minimal base64url integer")
 		}

@@ -19,9 +19,10 @@
 //
 // # Security
 //
-//   - Every configured identity header is deleted from the client's request
-//     before anything else, on every route, public ones included; on success
-//     it is set from the verified claims only.
+//   - Every configured identity header ([Config].ClaimHeaders, ScopesHeader,
+//     TokenTypeHeader) is deleted from the client's request before anything
+//     else, on every route, public ones included; on success it is set from
+//     the verified claims only.
 //   - Headers that assert the client's address or the proxy chain —
 //     Forwarded, every X-Forwarded-*, X-Real-IP, True-Client-IP, X-Client-IP,
 //     CF-Connecting-IP, Fastly-Client-IP, X-Cluster-Client-IP,

@@ -252,3 +252,47 @@ type brokenStore struct{}
 func (brokenStore) Seen(context.Context, [32]byte, time.Duration) (bool, error) {
 	return false, errors.New("unreachable")
 }
+
+// TestDPoPIdentityHeaders: the upstream learns the scheme (TokenTypeHeader)
+// and the key thumbprint (the cnf.jkt claim), never a client's copy.
+func TestDPoPIdentityHeaders(t *testing.T) {
+	iss := newIssuer(t)
+	key := proofKey(t)
+	tok := boundToken(t, iss, key)
+	up := newUpstream(t)
+	cfg := defaultConfig(t, iss)
+	cfg.TokenTypeHeader = "X-Auth-Token-Type"
+	cfg.ClaimHeaders = append(cfg.ClaimHeaders, proxy.ClaimHeader{Claim: "cnf.jkt", Header: "X-Auth-DPoP-JKT"})
+	srv := startProxy(t, up.URL, cfg, proxy.UpstreamOptions{})
+	const path = "/api/contacts/1"
+	forged := http.Header{"X-Auth-Token-Type": {"DPoP"}, "X-Auth-Dpop-Jkt": {"forged"}}
+
+	h := http.Header{"Authorization": {"DPoP " + tok}, "Dpop": {makeProof(t, key, "GET", srv.URL+path, tok)}}
+	for k, v := range forged {
+		h[k] = v
+	}
+	if resp, body := do(t, srv, request{path: path, header: h}); resp.StatusCode != 200 {
+		t.Fatalf("DPoP: %d %s", resp.StatusCode, body)
+	}
+	got := up.last(t).header
+	if got.Get("X-Auth-Token-Type") != "DPoP" || got.Get("X-Auth-DPoP-JKT") != key.Thumbprint() {
+		t.Errorf("DPoP: token type %q, jkt %q", got.Values("X-Auth-Token-Type"), got.Values("X-Auth-DPoP-JKT"))
+	}
+
+	h = http.Header{}
+	for k, v := range forged {
+		h[k] = v
+	}
+	if resp, body := do(t, srv, request{path: path, token: withScope(t, iss, "api read:contacts"), header: h}); resp.StatusCode != 200 {
+		t.Fatalf("Bearer: %d %s", resp.StatusCode, body)
+	}
+	got = up.last(t).header
+	if got.Get("X-Auth-Token-Type") != "Bearer" || len(got.Values("X-Auth-DPoP-JKT")) != 0 {
+		t.Errorf("Bearer: token type %q, jkt %q", got.Values("X-Auth-Token-Type"), got.Values("X-Auth-DPoP-JKT"))
+	}
+
+	cfg.ScopesHeader = "X-Auth-Token-Type"
+	if _, err := proxy.New(up.URL, cfg, proxy.UpstreamOptions{}); err == nil {
+		t.Error("a token type header that is also the scopes header accepted")
+	}
+}

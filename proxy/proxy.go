@@ -36,6 +36,13 @@ type Config struct {
 	// ClaimHeaders are sent to the upstream on success. Every configured
 	// header is first deleted from the client's request, on every route.
 	ClaimHeaders []ClaimHeader
+	// TokenTypeHeader, if not empty, carries the scheme the token came with
+	// to the upstream: "Bearer" or "DPoP" ([middleware.Claims].TokenType),
+	// so that it knows whether possession of a key was proven. It is an
+	// identity header like ClaimHeaders: deleted from the client's request
+	// first, on every route. The key's thumbprint is a claim, cnf.jkt
+	// (ClaimHeaders: {Claim: "cnf.jkt", …}).
+	TokenTypeHeader string
 	// ScopesHeader, if not empty, carries the granted scopes
 	// (space-delimited) to the upstream.
 	ScopesHeader string
@@ -133,6 +140,16 @@ func newGuard(cfg Config) (*guard, error) {
 			errs = append(errs, fmt.Errorf("proxy: scopes header: %w", err))
 		}
 		cfg.ScopesHeader = http.CanonicalHeaderKey(cfg.ScopesHeader)
+	}
+	if cfg.TokenTypeHeader != "" {
+		k := http.CanonicalHeaderKey(cfg.TokenTypeHeader)
+		if slices.ContainsFunc(cfg.ClaimHeaders, func(c ClaimHeader) bool { return http.CanonicalHeaderKey(c.Header) == k }) ||
+			k == http.CanonicalHeaderKey(cfg.ScopesHeader) {
+			errs = append(errs, fmt.Errorf("proxy: token type header %q is also a claim or scopes header", cfg.TokenTypeHeader))
+		}
+		// An identity header like the claims' (stripped, set, named for
+		// removal), for a claim no token can have.
+		cfg.ClaimHeaders = append(slices.Clone(cfg.ClaimHeaders), ClaimHeader{Claim: tokenTypeClaim, Header: cfg.TokenTypeHeader})
 	}
 	for i, ch := range cfg.ClaimHeaders {
 		if err := checkHeaderName(ch.Header); err != nil {

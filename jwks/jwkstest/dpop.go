@@ -70,7 +70,6 @@ func (p *ProofKey) Key() *Key { return p.key }
 // proofSettings is what the ProofOptions change.
 type proofSettings struct {
 	header, claims map[string]any
-	now            time.Time
 }
 
 // A ProofOption changes a proof made by [ProofKey.Proof], to make the
