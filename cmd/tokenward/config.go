@@ -128,6 +128,7 @@ type Config struct {
 	DPoPReplayTimeout      time.Duration `env:"TOKENWARD_DPOP_REPLAY_TIMEOUT" envDefault:"250ms"`
 	PublicURL              string        `env:"TOKENWARD_PUBLIC_URL"`
 	ForwardDPoPProof       bool          `env:"TOKENWARD_FORWARD_DPOP_PROOF" envDefault:"false"`
+	TokenTypeHeader        string        `env:"TOKENWARD_TOKEN_TYPE_HEADER"`
 
 	// Derived by check from the fields above.
 	jwksURLs     map[string]string       // issuer → key set URL

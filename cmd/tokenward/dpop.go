@@ -9,6 +9,7 @@ import (
 
 	"github.com/tokenward/tokenward/dpop"
 	"github.com/tokenward/tokenward/middleware"
+	"github.com/tokenward/tokenward/proxy"
 )
 
 // dpopConfig is the DPoP configuration as checkDPoP derived it: the
@@ -92,6 +93,21 @@ func (c *Config) checkDPoP() []string {
 		add("TOKENWARD_DPOP_REPLAY_STORE: %s is not memory (the default), redis://host:port[/db] or rediss://host:port[/db]", redactStoreURL(c.DPoPReplayStore))
 	default:
 		c.dpop.redisURL = c.DPoPReplayStore
+	}
+
+	if c.TokenTypeHeader != "" {
+		// The same rules as claim headers, and not one of them.
+		if _, err := proxy.ParseClaimHeaders("token_type=" + c.TokenTypeHeader); err != nil {
+			add("TOKENWARD_TOKEN_TYPE_HEADER: %v", err)
+		}
+		for _, h := range c.claimHeaders {
+			if strings.EqualFold(h.Header, c.TokenTypeHeader) {
+				add("TOKENWARD_TOKEN_TYPE_HEADER: %q is also in TOKENWARD_CLAIM_HEADERS", c.TokenTypeHeader)
+			}
+		}
+		if strings.EqualFold(c.ScopesHeader, c.TokenTypeHeader) {
+			add("TOKENWARD_TOKEN_TYPE_HEADER: %q is also TOKENWARD_SCOPES_HEADER", c.TokenTypeHeader)
+		}
 	}
 
 	if mode == middleware.DPoPDisabled {

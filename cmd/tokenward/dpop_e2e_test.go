@@ -54,10 +54,11 @@ func (c dpopClient) withProof(proof string) func(*http.Request) {
 // the key thumbprint and the token type.
 func dpopEnv(iss *jwkstest.Issuer, upstream string, extra map[string]string) map[string]string {
 	return withDefaults(extra, map[string]string{
-		"TOKENWARD_UPSTREAM":      upstream,
-		"TOKENWARD_ISSUERS":       iss.URL(),
-		"TOKENWARD_AUDIENCES":     audience,
-		"TOKENWARD_CLAIM_HEADERS": "sub=X-Auth-Subject,cnf.jkt=X-Auth-DPoP-JKT,token_type=X-Auth-Token-Type",
+		"TOKENWARD_UPSTREAM":          upstream,
+		"TOKENWARD_ISSUERS":           iss.URL(),
+		"TOKENWARD_AUDIENCES":         audience,
+		"TOKENWARD_CLAIM_HEADERS":     "sub=X-Auth-Subject,cnf.jkt=X-Auth-DPoP-JKT",
+		"TOKENWARD_TOKEN_TYPE_HEADER": "X-Auth-Token-Type",
 	})
 }
 

@@ -315,6 +315,7 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 		AllowedOrigins:   cfg.AllowedOrigins,
 		DPoP:             dpopOpts,
 		ForwardDPoPProof: cfg.ForwardDPoPProof,
+		TokenTypeHeader:  cfg.TokenTypeHeader,
 	}
 	if cfg.Resource != "" {
 		if pc.Resource, err = resource.New(cfg.Resource, v, cfg.resourceOptions()); err != nil {
