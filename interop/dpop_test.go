@@ -184,9 +184,9 @@ func TestDPoPNodeClient(t *testing.T) {
 	challenge := func(resp *http.Response) string { return strings.Join(resp.Header.Values("WWW-Authenticate"), ", ") }
 
 	for _, tc := range []struct{ lib, alg string }{
-		{"dpop", "ES256"},  // dpop 2.x
-		{"dpop1", "ES256"}, // dpop 1.x
-		{"dpop1", "EdDSA"}, // dpop 1.x names Ed25519 proofs EdDSA (RFC 8037)
+		{"dpop", "ES256"},   // dpop 2.x
+		{"dpop1", "ES256"},  // dpop 1.x
+		{"dpop1", "EdDSA"},  // dpop 1.x names Ed25519 proofs EdDSA (RFC 8037)
 		{"dpop", "Ed25519"}, // dpop 2.x names them Ed25519 (RFC 9864)
 	} {
 		t.Run(tc.lib+"/"+tc.alg, func(t *testing.T) {
