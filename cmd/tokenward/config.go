@@ -126,6 +126,7 @@ type Config struct {
 	DPoPReplayStore        string        `env:"TOKENWARD_DPOP_REPLAY_STORE"`
 	DPoPReplayPasswordFile string        `env:"TOKENWARD_DPOP_REPLAY_PASSWORD_FILE"`
 	DPoPReplayTimeout      time.Duration `env:"TOKENWARD_DPOP_REPLAY_TIMEOUT" envDefault:"250ms"`
+	DPoPReplayCAFile       string        `env:"TOKENWARD_DPOP_REPLAY_CA_FILE"`
 	PublicURL              string        `env:"TOKENWARD_PUBLIC_URL"`
 	ForwardDPoPProof       bool          `env:"TOKENWARD_FORWARD_DPOP_PROOF" envDefault:"false"`
 	TokenTypeHeader        string        `env:"TOKENWARD_TOKEN_TYPE_HEADER"`

@@ -86,13 +86,21 @@ func (c *Config) checkDPoP() []string {
 	}
 	switch u, err := url.Parse(c.DPoPReplayStore); {
 	case c.DPoPReplayStore == "" || c.DPoPReplayStore == "memory":
-		if c.DPoPReplayPasswordFile != "" {
-			c.ignored = append(c.ignored, "TOKENWARD_DPOP_REPLAY_PASSWORD_FILE is ignored without a Redis TOKENWARD_DPOP_REPLAY_STORE")
+		for _, v := range []struct{ name, value string }{
+			{"TOKENWARD_DPOP_REPLAY_PASSWORD_FILE", c.DPoPReplayPasswordFile},
+			{"TOKENWARD_DPOP_REPLAY_CA_FILE", c.DPoPReplayCAFile},
+		} {
+			if v.value != "" {
+				c.ignored = append(c.ignored, v.name+" is ignored without a Redis TOKENWARD_DPOP_REPLAY_STORE")
+			}
 		}
 	case err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "":
 		add("TOKENWARD_DPOP_REPLAY_STORE: %s is not memory (the default), redis://host:port[/db] or rediss://host:port[/db]", redactStoreURL(c.DPoPReplayStore))
 	default:
 		c.dpop.redisURL = c.DPoPReplayStore
+		if c.DPoPReplayCAFile != "" && u.Scheme != "rediss" {
+			add("TOKENWARD_DPOP_REPLAY_CA_FILE: only used with a rediss:// (TLS) TOKENWARD_DPOP_REPLAY_STORE")
+		}
 	}
 
 	if c.TokenTypeHeader != "" {
