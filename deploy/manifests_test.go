@@ -34,7 +34,7 @@ import (
 const manifestDir = "kubernetes"
 
 // wantManifests are the files deploy/kubernetes/README.md describes.
-var wantManifests = []string{"sidecar.yaml", "sidecar-legacy.yaml", "forward-auth.yaml", "istio.yaml"}
+var wantManifests = []string{"sidecar.yaml", "sidecar-legacy.yaml", "forward-auth.yaml", "istio.yaml", "dpop-redis.yaml"}
 
 // kindKey names a Kubernetes type as a manifest does.
 type kindKey struct{ apiVersion, kind string }
