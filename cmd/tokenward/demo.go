@@ -168,12 +168,24 @@ func demoTries(iss *jwkstest.Issuer) ([]try, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A DPoP-bound token (cnf.jkt): a proof is single-use and valid for a
+	// minute, which a printed command cannot be, so the demo shows the
+	// refusal of the token sent without one.
+	key, err := jwkstest.NewProofKey("ES256")
+	if err != nil {
+		return nil, err
+	}
+	bound, err := iss.MintDPoP(iss.Claims(demoAudience, map[string]any{"sub": "auth0|alice", "scope": "read:contacts"}), key)
+	if err != nil {
+		return nil, err
+	}
 	return []try{
 		{200, "a valid token with read:contacts", "GET", "/api/contacts/", reader},
 		{401, "the same kind of token, expired an hour ago", "GET", "/api/contacts/", expired},
 		{401, "a token for another API (audience https://other-api.example.com)", "GET", "/api/contacts/", otherAud},
 		{403, "a valid token without write:contacts or admin (it has read:contacts only)", "POST", "/api/contacts/", reader},
 		{200, "a token with write:contacts (in Auth0's permissions claim)", "POST", "/api/contacts/", writer},
+		{401, "a DPoP-bound token (cnf.jkt) sent as Bearer, without its proof (RFC 9449: no downgrade)", "GET", "/api/contacts/", bound},
 		{401, "no token", "GET", "/api/contacts/", ""},
 		{200, "a public route, no token needed", "GET", "/status", ""},
 		{400, "a path Tomcat would serve as /api/contacts/ through the public /status rule (;params, then ..)", "GET", "/status/..;/api/contacts/", ""},
