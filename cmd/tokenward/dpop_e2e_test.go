@@ -3,12 +3,14 @@ package main
 import (
 	"crypto/rand"
 	"encoding/json"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokenward/tokenward/dpop"
+	"github.com/tokenward/tokenward/internal/nginxtest"
 	"github.com/tokenward/tokenward/jwks/jwkstest"
 )
 
@@ -420,5 +422,70 @@ func TestDPoPResourceMetadataE2E(t *testing.T) {
 				t.Errorf("dpop_bound_access_tokens_required %v, want %v (body %s)", got, tc.required, r.body)
 			}
 		})
+	}
+}
+
+// TestDPoPForwardAuthNGINX: DPoP through a real NGINX running the README's
+// forward-auth recipe with the README's DPoP lines added: a proof for the
+// URL the client used passes (TOKENWARD_PUBLIC_URL), the nonce challenge
+// reaches the client with its DPoP-Nonce, and the retry with that nonce
+// reaches the API with the key thumbprint and without the client's copy of
+// it.
+func TestDPoPForwardAuthNGINX(t *testing.T) {
+	t.Parallel()
+	bin := nginxtest.Require(t)
+	lines := codeBlock(t, readRepoFile(t, "README.md"), "## DPoP", "```nginx\n# location /, beside")
+	lines = "# location /, beside" + lines
+	recipe := readRepoFile(t, "proxy/testdata/nginx-forward-auth.conf")
+	anchor := "            auth_request_set $tokenward_sub $upstream_http_x_auth_subject;\n"
+	if !strings.Contains(recipe, anchor) {
+		t.Fatal("the recipe has changed: no X-Auth-Subject auth_request_set line to add the DPoP lines after")
+	}
+	recipe = strings.Replace(recipe, anchor, anchor+lines+
+		"            auth_request_set $tokenward_jkt $upstream_http_x_auth_dpop_jkt;\n"+
+		"            proxy_set_header X-Auth-DPoP-JKT $tokenward_jkt;\n", 1)
+
+	iss := newIssuer(t)
+	up := echoUpstream(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	twAddr := ln.Addr().String()
+	ln.Close() // tokenward listens there; NGINX must know it first
+	ngx := nginxtest.Start(t, bin, recipe, nginxtest.Vars{Tokenward: twAddr, API: strings.TrimPrefix(up.URL, "http://")})
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	srv := serveBinary(t, dpopEnv(iss, "", map[string]string{
+		"TOKENWARD_MODE":                   modeForwardAuth,
+		"TOKENWARD_LISTEN_ADDR":            twAddr,
+		"TOKENWARD_PUBLIC_URL":             ngx.URL,
+		"TOKENWARD_DPOP_NONCE":             "true",
+		"TOKENWARD_DPOP_NONCE_SECRET_FILE": writeFile(t, "nonce.key", string(secret)),
+	}))
+	c := newDPoPClient(t, iss, "ES256")
+	url := ngx.URL + "/api/contacts/7"
+
+	r := do(t, ngx.Client, "GET", url+"?page=2", c.withProof(c.proof(t, "GET", url)))
+	nonce := r.header.Get("DPoP-Nonce")
+	if r.status != 401 || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="use_dpop_nonce"`) || nonce == "" {
+		t.Fatalf("through NGINX without a nonce: status %d, WWW-Authenticate %q, DPoP-Nonce %q; want 401 use_dpop_nonce with a nonce",
+			r.status, r.header.Get("WWW-Authenticate"), nonce)
+	}
+	srv.stderr.waitLog(t, "request refused", "reason", "dpop_nonce")
+	r = do(t, ngx.Client, "GET", url+"?page=2", func(r *http.Request) {
+		c.withProof(c.proof(t, "GET", url, jwkstest.WithNonce(nonce)))(r)
+		r.Header.Set("X-Auth-DPoP-JKT", "forged")
+	})
+	if r.status != 200 {
+		t.Fatalf("through NGINX with the nonce: status %d; body %s", r.status, r.body)
+	}
+	if got := r.seen(t).Header.Values("X-Auth-Dpop-Jkt"); len(got) != 1 || got[0] != c.key.Thumbprint() {
+		t.Errorf("the API got X-Auth-DPoP-JKT %q, want the key's thumbprint only", got)
+	}
+	// A proof for tokenward's own address, not the one the client used.
+	r = do(t, ngx.Client, "GET", url, c.withProof(c.proof(t, "GET", "http://"+twAddr+"/api/contacts/7", jwkstest.WithNonce(nonce))))
+	if r.status != 401 || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_dpop_proof"`) {
+		t.Errorf("proof for tokenward's address: status %d, WWW-Authenticate %q; want 401 invalid_dpop_proof", r.status, r.header.Get("WWW-Authenticate"))
 	}
 }
