@@ -34,7 +34,10 @@ var (
 
 // Algorithms are the proof algorithms a [Verifier] can accept: asymmetric
 // only. "none" and HMAC (HS*) are never accepted: a proof must show
-// possession of a private key whose public half is in the proof.
+// possession of a private key whose public half is in the proof. "Ed25519"
+// is RFC 9864's fully-specified name for EdDSA with an Ed25519 key, which
+// DPoP clients now send (the npm package dpop does); each name must be
+// allowed on its own.
 var Algorithms = []string{"ES256", "ES384", "RS256", "PS256", "EdDSA", "Ed25519"}
 
 // DefaultAlgorithms is what a [Verifier] accepts when its options name none.
@@ -439,7 +442,7 @@ func parseJWK(b []byte, alg string) (crypto.PublicKey, string, error) {
 			return nil, "", errors.New("jwk is not a point on the curve")
 		}
 		pub = k
-	case "EdDSA", "Ed25519": // Ed25519 is RFC 9864's fully-specified name, which the npm dpop 2.x writes
+	case "EdDSA", "Ed25519":
 		if j.kty != "OKP" || j.crv != "Ed25519" {
 			return nil, "", errors.New("jwk is not an OKP Ed25519 key")
 		}

@@ -72,6 +72,19 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestParseEd25519Name: RFC 9864's "Ed25519" is EdDSA with an Ed25519 key,
+// accepted when allowed by that name, refused when only "EdDSA" is.
+func TestParseEd25519Name(t *testing.T) {
+	k := proofKey(t, "EdDSA")
+	p := mustProof(t, k, jwkstest.WithAlgorithm("Ed25519"))
+	if got, err := verifier(t, "Ed25519").Parse(p); err != nil || got.Algorithm != "Ed25519" || got.Thumbprint != k.Thumbprint() {
+		t.Errorf("Parse = %+v, %v", got, err)
+	}
+	if _, err := verifier(t, "EdDSA").Parse(p); !errors.Is(err, dpop.ErrAlgorithm) {
+		t.Errorf("Ed25519 proof with only EdDSA allowed: %v", err)
+	}
+}
+
 func TestParseRefusals(t *testing.T) {
 	v := verifier(t)
 	k := proofKey(t, "ES256")

@@ -9,10 +9,9 @@
 // it with the SDK's client: discovery through resource_metadata (RFC 9728)
 // with the SDK's own protected-resource metadata client, a tool listed and
 // called with streamed progress, refusals for another resource's token and
-// for a missing scope. The DPoP test sends, through the binary, proofs made
-// by panva's npm package dpop (1.x and 2.x; ES256, EdDSA and Ed25519) driven
-// by testdata/dpop-client/client.js, with tokens bound to the thumbprint that
-// package computes.
+// for a missing scope. The DPoP tests send proofs made by panva's npm package
+// dpop (testdata/dpopclient/client.js), with tokens bound to the thumbprint
+// that package computes, through the middleware and through the binary.
 //
 // It is its own module so that the main module's go test ./... stays quick
 // and free of these runtimes; make test (and so CI) runs it. The upstream

@@ -2,7 +2,7 @@ package interop_test
 
 import (
 	"bufio"
-	"crypto/rand"
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,233 +13,168 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/tokenward/tokenward/jwks/jwkstest"
+	"github.com/tokenward/tokenward/dpop"
+	"github.com/tokenward/tokenward/middleware"
 )
 
-// dpopClientDir holds client.js, which makes DPoP keys and proofs with
-// panva's npm package dpop (2.x, and 1.x as "dpop1"), installed by npm ci
-// from the lock file.
-const dpopClientDir = "testdata/dpop-client"
-
-// nodeDPoP is client.js running: one JSON request per line, one answer per
-// line.
-type nodeDPoP struct {
-	t   *testing.T
-	mu  sync.Mutex // guards in, out and id: one request at a time
-	in  io.Writer
-	out *bufio.Scanner
-	id  int
+// dpopClient is testdata/dpopclient/client.js: proofs made by the npm
+// package dpop (RFC 9449), a client we did not write.
+type dpopClient struct {
+	jkt    string
+	in     io.Writer
+	out    *bufio.Scanner
+	stderr *bytes.Buffer
 }
 
-func startNodeDPoP(t *testing.T) *nodeDPoP {
+func startDPoPClient(t *testing.T, alg string) *dpopClient {
 	t.Helper()
-	install := "apt-get install -y nodejs npm; cd interop/" + dpopClientDir + " && npm ci"
+	dir := filepath.Join("testdata", "dpopclient")
+	install := "apt-get install -y nodejs npm; cd interop/" + dir + " && npm ci"
 	node, err := exec.LookPath("node")
 	if err != nil {
 		missingRuntime(t, "node", install)
 	}
-	for _, m := range []string{"dpop", "dpop1"} {
-		if _, err := os.Stat(filepath.Join(dpopClientDir, "node_modules", m, "package.json")); err != nil {
-			missingRuntime(t, "npm package "+m, install)
-		}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "dpop", "package.json")); err != nil {
+		missingRuntime(t, "npm package dpop", install)
 	}
-	cmd := exec.Command(node, "client.js")
-	cmd.Dir = dpopClientDir
-	stdin, err := cmd.StdinPipe()
+	cmd := exec.Command(node, "client.js", alg)
+	cmd.Dir = dir
+	c := &dpopClient{stderr: &bytes.Buffer{}}
+	cmd.Stderr = c.stderr
+	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		stdin.Close() // client.js ends with its input
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("client.js stderr:\n%s", stderr)
+		in.Close() // the client ends with its input
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("dpop client: %v\n%s", err, c.stderr)
 		}
 	})
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	return &nodeDPoP{t: t, in: stdin, out: sc}
+	c.in, c.out = in, bufio.NewScanner(out)
+	line := c.line(t)
+	jkt, ok := strings.CutPrefix(line, "JKT ")
+	if !ok {
+		t.Fatalf("dpop client said %q\n%s", line, c.stderr)
+	}
+	c.jkt = jkt
+	return c
 }
 
-// call sends one request to client.js and decodes its answer into out.
-func (n *nodeDPoP) call(req map[string]any, out any) {
-	n.t.Helper()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.id++
-	req["id"] = n.id
-	line, _ := json.Marshal(req)
-	if _, err := n.in.Write(append(line, '\n')); err != nil {
-		n.t.Fatalf("client.js: %v", err)
+func (c *dpopClient) line(t *testing.T) string {
+	t.Helper()
+	if !c.out.Scan() {
+		t.Fatalf("dpop client: no output (%v)\n%s", c.out.Err(), c.stderr)
 	}
-	if !n.out.Scan() {
-		n.t.Fatalf("client.js ended: %v", n.out.Err())
-	}
-	var e struct {
-		ID    int    `json:"id"`
-		Error string `json:"error"`
-	}
-	if err := json.Unmarshal(n.out.Bytes(), &e); err != nil || e.ID != n.id {
-		n.t.Fatalf("client.js answered %q to request %d", n.out.Bytes(), n.id)
-	}
-	if e.Error != "" {
-		n.t.Fatalf("client.js: %s", e.Error)
-	}
-	if err := json.Unmarshal(n.out.Bytes(), out); err != nil {
-		n.t.Fatal(err)
-	}
+	return c.out.Text()
 }
 
-// key makes a key pair in node with lib ("dpop" or "dpop1") and alg, and
-// returns its name and its RFC 7638 thumbprint as the dpop package
-// computes it.
-func (n *nodeDPoP) key(lib, alg string) (name, jkt string) {
-	var out struct{ Key, JKT string }
-	n.call(map[string]any{"op": "key", "lib": lib, "alg": alg}, &out)
-	return out.Key, out.JKT
-}
-
-// proof has node make a proof with key.
-func (n *nodeDPoP) proof(key, method, htu, nonce, token string) string {
-	var out struct{ Proof string }
-	n.call(map[string]any{"op": "proof", "key": key, "htm": method, "htu": htu, "nonce": nonce, "token": token}, &out)
-	return out.Proof
-}
-
-// TestDPoPNodeClient: proofs made by panva's npm package dpop, which we did
-// not write, pass through the real binary, and its broken variants do not.
-// For each key type, node makes the key and computes its thumbprint, the
-// test issuer binds a token to that thumbprint (cnf.jkt), and:
-//   - a proof without a nonce gets 401 use_dpop_nonce and a DPoP-Nonce, and
-//     node's proof with that nonce passes (the dpop package's clients retry
-//     so), reaching the upstream with node's thumbprint and no proof header;
-//   - node's proof for another URL (htu) and for another method (htm) are
-//     refused with invalid_dpop_proof.
-//
-// Agreement is checked both ways: tokenward's thumbprint of the proof's jwk
-// must equal node's (the binding check), and tokenward's ath, htu and
-// signature checks must accept node's encodings.
-func TestDPoPNodeClient(t *testing.T) {
-	node := startNodeDPoP(t)
-	iss := newIssuer(t)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"jkt": r.Header.Get("X-Auth-DPoP-JKT"),
-			"type": r.Header.Get("X-Auth-Token-Type"), "proof": r.Header.Get("DPoP")})
-	}))
-	t.Cleanup(up.Close)
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	secretFile := filepath.Join(t.TempDir(), "nonce.key")
-	if err := os.WriteFile(secretFile, secret, 0o600); err != nil {
+// proof asks the client for a proof of a request.
+func (c *dpopClient) proof(t *testing.T, htm, htu, token, nonce string) string {
+	t.Helper()
+	q, _ := json.Marshal(map[string]string{"htm": htm, "htu": htu, "token": token, "nonce": nonce})
+	if _, err := c.in.Write(append(q, '\n')); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	startTokenward(t, map[string]string{
-		"TOKENWARD_ISSUERS":                iss.URL(),
-		"TOKENWARD_AUDIENCES":              audience,
-		"TOKENWARD_UPSTREAM":               up.URL,
-		"TOKENWARD_LISTEN_ADDR":            addr,
-		"TOKENWARD_DPOP_ALGORITHMS":        "ES256,EdDSA,Ed25519",
-		"TOKENWARD_DPOP_NONCE":             "true",
-		"TOKENWARD_DPOP_NONCE_SECRET_FILE": secretFile,
-		"TOKENWARD_CLAIM_HEADERS":          "cnf.jkt=X-Auth-DPoP-JKT",
-		"TOKENWARD_TOKEN_TYPE_HEADER":      "X-Auth-Token-Type",
-	})
-	client := &http.Client{Timeout: 20 * time.Second}
-	url := "http://" + addr + "/api/contacts/7"
-	send := func(method, token, proof string) (*http.Response, map[string]any) {
-		t.Helper()
-		req, err := http.NewRequest(method, url+"?page=2", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "DPoP "+token)
-		req.Header.Set("DPoP", proof)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body map[string]any
-		if resp.StatusCode == 200 {
-			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+	return c.line(t)
+}
+
+// TestDPoPIndependentClient: proofs made by the npm package dpop, for
+// tokens of the test issuer bound to its key (by its own RFC 7638
+// thumbprint), pass the middleware — ES256, Ed25519 (RFC 9864's name,
+// which that client sends) and PS256 — and its server nonce dance works;
+// the same client's proofs for another URL or method, replayed, or for
+// another token are refused, each for its reason.
+func TestDPoPIndependentClient(t *testing.T) {
+	iss := newIssuer(t)
+	v := newValidator(t, iss)
+	nonces, err := dpop.NewNonces([]byte(strings.Repeat("n", 32)), dpop.NonceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, alg := range []string{"ES256", "Ed25519", "PS256"} {
+		t.Run(alg, func(t *testing.T) {
+			client := startDPoPClient(t, alg)
+			var (
+				mu   sync.Mutex // guards last, written by the server
+				last middleware.Outcome
+			)
+			mw, err := middleware.New(v, middleware.Options{
+				DPoP: middleware.DPoPOptions{Algorithms: []string{alg}, Nonces: nonces},
+				Observe: func(_ *http.Request, o middleware.Outcome) {
+					mu.Lock()
+					last = o
+					mu.Unlock()
+				},
+			})
+			if err != nil {
 				t.Fatal(err)
 			}
-		}
-		return resp, body
-	}
-	challenge := func(resp *http.Response) string { return strings.Join(resp.Header.Values("WWW-Authenticate"), ", ") }
-
-	for _, tc := range []struct{ lib, alg string }{
-		{"dpop", "ES256"},   // dpop 2.x
-		{"dpop1", "ES256"},  // dpop 1.x
-		{"dpop1", "EdDSA"},  // dpop 1.x names Ed25519 proofs EdDSA (RFC 8037)
-		{"dpop", "Ed25519"}, // dpop 2.x names them Ed25519 (RFC 9864)
-	} {
-		t.Run(tc.lib+"/"+tc.alg, func(t *testing.T) {
-			key, jkt := node.key(tc.lib, tc.alg)
-			claims := iss.Claims(audience, map[string]any{"scope": "read:contacts", "cnf": map[string]any{"jkt": jkt}})
+			api := httptest.NewServer(mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, _ := middleware.ClaimsFrom(r.Context())
+				w.Write([]byte(c.TokenType))
+			})))
+			t.Cleanup(api.Close)
+			claims := iss.Claims(audience, map[string]any{"cnf": map[string]any{"jkt": client.jkt}})
 			token, err := iss.Mint(claims)
 			if err != nil {
 				t.Fatal(err)
 			}
-
-			// The nonce round trip.
-			resp, _ := send("GET", token, node.proof(key, "GET", url, "", token))
-			nonce := resp.Header.Get("DPoP-Nonce")
-			if resp.StatusCode != 401 || !strings.Contains(challenge(resp), `error="use_dpop_nonce"`) || nonce == "" {
-				t.Fatalf("no nonce: status %d, challenge %q, DPoP-Nonce %q; want 401 use_dpop_nonce with a nonce", resp.StatusCode, challenge(resp), nonce)
+			other, err := iss.Mint(iss.Claims(audience, map[string]any{"cnf": map[string]any{"jkt": client.jkt}, "jti": "other"}))
+			if err != nil {
+				t.Fatal(err)
 			}
-			proof := node.proof(key, "GET", url, nonce, token)
-			resp, body := send("GET", token, proof)
-			if resp.StatusCode != 200 {
-				t.Fatalf("with the nonce: status %d, challenge %q", resp.StatusCode, challenge(resp))
+			url := api.URL + "/contacts"
+			send := func(method, token, proof string) *http.Response {
+				t.Helper()
+				req, err := http.NewRequest(method, url+"?page=1", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Authorization", "DPoP "+token)
+				req.Header.Set("DPoP", proof)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				return resp
 			}
-			if body["jkt"] != jkt || body["type"] != "DPoP" || body["proof"] != "" {
-				t.Errorf("the upstream got %v; want node's thumbprint %s, type DPoP, no proof", body, jkt)
-			}
-			// The same proof again: a replay.
-			resp, _ = send("GET", token, proof)
-			if resp.StatusCode != 401 || !strings.Contains(challenge(resp), `error="invalid_dpop_proof"`) {
-				t.Errorf("replayed: status %d, challenge %q; want 401 invalid_dpop_proof", resp.StatusCode, challenge(resp))
-			}
-
-			// Node's proofs for another URL and another method.
-			for name, p := range map[string]string{
-				"htu": node.proof(key, "GET", "http://"+addr+"/api/contacts/8", nonce, token),
-				"htm": node.proof(key, "POST", url, nonce, token),
-			} {
-				resp, _ := send("GET", token, p)
-				if resp.StatusCode != 401 || !strings.Contains(challenge(resp), `error="invalid_dpop_proof"`) {
-					t.Errorf("wrong %s: status %d, challenge %q; want 401 invalid_dpop_proof", name, resp.StatusCode, challenge(resp))
+			refused := func(resp *http.Response, want middleware.Reason) {
+				t.Helper()
+				mu.Lock()
+				err := last.Err
+				mu.Unlock()
+				if resp.StatusCode != 401 || err == nil || err.Reason != want {
+					t.Errorf("status %d, reason %v; want 401 %s", resp.StatusCode, err, want)
 				}
 			}
-			// A token bound to another key.
-			other, err := jwkstest.NewProofKey("ES256")
-			if err != nil {
-				t.Fatal(err)
+
+			// Without a nonce: 401 use_dpop_nonce with one, which the
+			// client then puts in its proof.
+			resp := send("GET", token, client.proof(t, "GET", url, token, ""))
+			refused(resp, middleware.ReasonDPoPNonce)
+			nonce := resp.Header.Get("DPoP-Nonce")
+			if nonce == "" {
+				t.Fatal("no DPoP-Nonce")
 			}
-			foreign, err := iss.MintDPoP(iss.Claims(audience, nil), other)
-			if err != nil {
-				t.Fatal(err)
+			proof := client.proof(t, "GET", url, token, nonce)
+			if resp := send("GET", token, proof); resp.StatusCode != 200 {
+				t.Fatalf("the client's proof with the nonce: %d", resp.StatusCode)
 			}
-			resp, _ = send("GET", foreign, node.proof(key, "GET", url, nonce, foreign))
-			if resp.StatusCode != 401 || !strings.Contains(challenge(resp), `error="invalid_token"`) {
-				t.Errorf("token bound to another key: status %d, challenge %q; want 401 invalid_token", resp.StatusCode, challenge(resp))
-			}
+			refused(send("GET", token, proof), middleware.ReasonDPoPReplay)
+			refused(send("GET", token, client.proof(t, "POST", url, token, nonce)), middleware.ReasonDPoPMethod)
+			refused(send("GET", token, client.proof(t, "GET", api.URL+"/other", token, nonce)), middleware.ReasonDPoPURL)
+			refused(send("GET", other, client.proof(t, "GET", url, token, nonce)), middleware.ReasonDPoPATH)
+			refused(send("GET", token, client.proof(t, "GET", url, token, "stale")), middleware.ReasonDPoPNonce)
 		})
 	}
 }

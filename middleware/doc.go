@@ -91,8 +91,8 @@
 // its size (8 KiB by default) before anything is decoded; a compact JWS of
 // strict base64url, each JSON object walked once for at most 24 members,
 // none twice in any case and no escaped member name; typ "dpop+jwt"; alg
-// from the allow-list (ES256 by default; ES384, RS256, PS256, EdDSA
-// configurable; never none or HMAC, which [NewGuard] refuses to
+// from the allow-list (ES256 by default; ES384, RS256, PS256, EdDSA and
+// its RFC 9864 name Ed25519 configurable; never none or HMAC, which [NewGuard] refuses to
 // configure); a jwk header that is a public key of alg's type (an EC point
 // on the curve, an RSA modulus of 2048–8192 bits), with no private or
 // symmetric member (d, p, q, dp, dq, qi, oth, k); the signature, with that

@@ -81,8 +81,8 @@ type DPoPOptions struct {
 	// Mode says which schemes are accepted. Zero is DPoPAllowed.
 	Mode DPoPMode
 	// Algorithms are the proof algorithms accepted, from dpop.Algorithms
-	// (ES256 ES384 RS256 PS256 EdDSA; never none or HMAC). Nil means
-	// ES256.
+	// (ES256 ES384 RS256 PS256 EdDSA Ed25519; never none or HMAC). Nil
+	// means ES256.
 	Algorithms []string
 	// MaxAge is how old a proof's iat may be. Zero means 60 s.
 	MaxAge time.Duration

@@ -49,8 +49,8 @@
 //     that a client cannot choose the URL its stolen proof is checked
 //     against; in forward-auth, the gateway's original-request headers
 //     (X-Forwarded-Host or X-Original-URL's host, X-Forwarded-Proto or
-//     X-Original-URL's scheme, which must agree or the question is a 400;
-//     "http" when neither is sent) and, from Envoy's gRPC ext_authz, the
+//     X-Original-URL's scheme, which must agree and name http or https, or
+//     no proof's htu matches; "http" when neither is sent) and, from Envoy's gRPC ext_authz, the
 //     request's scheme attribute. The DPoP header is removed before the
 //     upstream (reverse proxy) and named for Envoy to remove (forward-auth)
 //     unless [Config].ForwardDPoPProof. A fresh DPoP-Nonce is set on a

@@ -209,11 +209,30 @@ func TestDPoPForwardAuth(t *testing.T) {
 	if resp, body := do(t, srv, request{path: "/auth", header: h}); resp.StatusCode != 200 {
 		t.Errorf("X-Original-URL: %d %s", resp.StatusCode, body)
 	}
-	// The gateway's headers disagree on the scheme: not judged.
-	h = traefik(makeProof(t, key, "GET", htu, tok, jwkstest.WithNonce(nonce)))
-	h["X-Original-Url"] = []string{"http://api.example.com/api/contacts/1?x=1"}
-	if resp, _ := do(t, srv, request{path: "/auth", header: h}); resp.StatusCode != 400 {
-		t.Errorf("schemes disagree: %d, want 400", resp.StatusCode)
+	// The gateway's headers disagree on the scheme, or name a list: no
+	// proof's htu matches, whatever its scheme; a bearer token is judged
+	// as before.
+	for _, bad := range []http.Header{
+		{"X-Original-Url": {"http://api.example.com/api/contacts/1?x=1"}},
+		{"X-Forwarded-Proto": {"https, http"}},
+	} {
+		for _, scheme := range []string{"https", "http"} {
+			h = traefik(makeProof(t, key, "GET", scheme+"://api.example.com/api/contacts/1", tok, jwkstest.WithNonce(nonce)))
+			for k, v := range bad {
+				h[k] = v
+			}
+			resp, _ := do(t, srv, request{path: "/auth", header: h})
+			if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "htu") {
+				t.Errorf("%v, proof for %s: %d %q, want 401 for htu", bad, scheme, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+			}
+		}
+		h = http.Header{"X-Forwarded-Method": {"GET"}, "X-Forwarded-Uri": {"/api/contacts/1?x=1"}, "X-Forwarded-Host": {"api.example.com"}}
+		for k, v := range bad {
+			h[k] = v
+		}
+		if resp, body := do(t, srv, request{path: "/auth", token: withScope(t, iss, "api read:contacts"), header: h}); resp.StatusCode != 200 {
+			t.Errorf("%v, bearer: %d %s", bad, resp.StatusCode, body)
+		}
 	}
 }
 

@@ -101,13 +101,7 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The connection is the gateway's: the client's certificate, if any,
 	// comes in a header, read only if the gateway is a trusted proxy. The
 	// gateway's own TLS certificate is not the client's.
-	scheme, ok := originalScheme(r.Header)
-	if !ok {
-		f.g.log.Info("request refused", "reason", "bad_original_uri", "status", http.StatusBadRequest, "client", r.RemoteAddr)
-		f.g.badRequestAnswer(w, "original request scheme is ambiguous")
-		return
-	}
-	allowed, rm := f.judge(w, r, target, r.Header, middleware.Peer{Addr: r.RemoteAddr}, scheme)
+	allowed, rm := f.judge(w, r, target, r.Header, middleware.Peer{Addr: r.RemoteAddr}, originalScheme(r.Header))
 	if !allowed {
 		return
 	}
@@ -310,28 +304,34 @@ func (f *ForwardAuth) requestLine(r *http.Request) (*http.Request, bool) {
 // originalScheme is the scheme of the original request, for DPoP's htu:
 // that of X-Original-URL (ingress-nginx) or X-Forwarded-Proto (Traefik,
 // Envoy, or an NGINX told to send it), which must agree when both are
-// there; "http" when neither is. false when they disagree or name another
-// scheme: a gateway sets one value.
-func originalScheme(h http.Header) (string, bool) {
+// there; "http" when neither is. When they disagree, or name something else
+// (a list, another scheme), it is unknownScheme.
+func originalScheme(h http.Header) string {
 	var schemes []string
 	for _, raw := range h.Values("X-Original-Url") {
 		u, err := url.Parse(raw)
 		if err != nil {
-			return "", false
+			return unknownScheme
 		}
 		schemes = append(schemes, u.Scheme)
 	}
 	schemes = append(schemes, h.Values("X-Forwarded-Proto")...)
 	if len(schemes) == 0 {
-		return "http", true
+		return "http"
 	}
 	s, ok := agreed(schemes)
 	s = strings.ToLower(strings.TrimSpace(s))
 	if !ok || s != "http" && s != "https" {
-		return "", false
+		return unknownScheme
 	}
-	return s, true
+	return s
 }
+
+// unknownScheme stands for a scheme the gateway did not name clearly. It
+// is neither http nor https, so that no DPoP proof's htu matches a URL with
+// it (dpop_url: fail closed), while a bearer token, which names no URL, is
+// judged as before.
+const unknownScheme = "unknown"
 
 // joinNames adds name to a comma-separated list of header names.
 func joinNames(list, name string) string {

@@ -86,14 +86,12 @@ func (f *ForwardAuth) Check(ctx context.Context, q Question) Answer {
 	}
 	target := (&http.Request{Method: q.Method, URL: u, Host: q.Host, Header: http.Header{}, RemoteAddr: q.Gateway}).WithContext(ctx)
 	scheme := strings.ToLower(q.Scheme)
-	if scheme == "" {
-		var ok bool
-		if scheme, ok = originalScheme(http.Header{"X-Forwarded-Proto": h.Values("X-Forwarded-Proto")}); !ok {
-			return f.BadRequest(ctx, q.Gateway, "bad_original_uri", "original request scheme is ambiguous")
-		}
-	}
-	if scheme != "http" && scheme != "https" {
-		return f.BadRequest(ctx, q.Gateway, "bad_original_uri", "original request scheme is not http or https")
+	switch scheme {
+	case "http", "https":
+	case "":
+		scheme = originalScheme(http.Header{"X-Forwarded-Proto": h.Values("X-Forwarded-Proto")})
+	default:
+		scheme = unknownScheme
 	}
 	allowed, rm := f.judge(&aw, target, target, h, middleware.Peer{Addr: q.Gateway}, scheme)
 	if !allowed {
