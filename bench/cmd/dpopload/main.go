@@ -40,8 +40,9 @@ func main() {
 	requests := flag.Int("requests", 20000, "measured requests per run")
 	concurrencies := flag.String("concurrency", "1,16", "client connections, comma-separated: one run each")
 	rounds := flag.Int("rounds", 3, "interleaved rounds of memory, redis and bearer runs")
+	stores := flag.String("stores", "memory,redis", "replay stores to measure, comma-separated")
 	flag.Parse()
-	if err := run(*requests, *concurrencies, *rounds); err != nil {
+	if err := run(*requests, *concurrencies, *rounds, strings.Split(*stores, ",")); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -114,7 +115,7 @@ func waitTCP(addr string) error {
 	return fmt.Errorf("nothing listens on %s", addr)
 }
 
-func run(requests int, concurrencies string, rounds int) error {
+func run(requests int, concurrencies string, rounds int, stores []string) error {
 	redis, err := exec.LookPath("redis-server")
 	if err != nil {
 		return errors.New("redis-server not found: apt-get install -y redis-server")
@@ -180,7 +181,7 @@ func run(requests int, concurrencies string, rounds int) error {
 		dpop bool
 	}
 	var targets []target
-	for _, store := range []string{"memory", "redis"} {
+	for _, store := range stores {
 		listen, err := freeAddr()
 		if err != nil {
 			return err
