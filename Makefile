@@ -53,6 +53,7 @@ fuzz:
 	go test -run='^$$' -fuzz='^FuzzParseProfile$$' -fuzztime=$(FUZZTIME) ./opaque/
 	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./denylist/
 	go test -run='^$$' -fuzz='^FuzzCheck$$' -fuzztime=$(FUZZTIME) ./extauthz/
+	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./dpop/
 
 # Benchmarks are never timed tests; CI runs each once to prove it still works.
 # bench/ is its own module (it depends on the peers it is compared with).

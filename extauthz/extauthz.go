@@ -220,7 +220,7 @@ func question(req *authv3.CheckRequest) (q proxy.Question, reason, why string) {
 		// first, so only a hand-made question gets here.
 		return q, "headers_too_large", "request headers too large"
 	}
-	q = proxy.Question{Method: hr.GetMethod(), URI: hr.GetPath(), Host: hr.GetHost(), Header: h}
+	q = proxy.Question{Method: hr.GetMethod(), URI: hr.GetPath(), Host: hr.GetHost(), Scheme: hr.GetScheme(), Header: h}
 	if sa := attrs.GetSource().GetAddress().GetSocketAddress(); sa != nil && sa.GetAddress() != "" {
 		q.Peer = middleware.Peer{Addr: net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10))}
 	}
@@ -279,7 +279,7 @@ func response(a proxy.Answer) *authv3.CheckResponse {
 			}},
 		}
 	}
-	ok := &authv3.OkHttpResponse{Headers: options(a.Header)}
+	ok := &authv3.OkHttpResponse{Headers: options(a.Header), ResponseHeadersToAdd: options(a.ResponseHeader)}
 	for _, name := range a.Remove {
 		// Envoy's header names are lower-case; removal is case-insensitive.
 		ok.HeadersToRemove = append(ok.HeadersToRemove, strings.ToLower(name))

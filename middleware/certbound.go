@@ -170,17 +170,17 @@ func (g *Guard) presented(req Request) (sum [sha256.Size]byte, ok bool, detail s
 	return sum, true, ""
 }
 
-// confirm checks the proof a bound token needs (c is its cnf) against the
-// request: a client certificate with the token's x5t#S256. It runs on every
-// request, cache hits included: the binding is the request's, not the
-// token's.
+// confirm checks the certificate binding of a bound token (c is its cnf)
+// against the request: a client certificate with the token's x5t#S256. It
+// runs on every request, cache hits included: the binding is the
+// request's, not the token's. A cnf.jkt binding is checked by checkProof,
+// after this; Check has refused a cnf.jkt token without the DPoP scheme.
 func (g *Guard) confirm(req Request, c *Confirmation) *Error {
 	switch {
-	case c.KeyThumbprint != "":
-		return &Error{Reason: ReasonUnsupportedBinding, Description: "token is bound to a DPoP key (cnf.jkt); DPoP is not supported here",
-			Detail: "cnf.jkt: DPoP-bound tokens are refused until DPoP proofs are checked"}
-	case c.Unsupported || c.CertThumbprint == "":
-		return &Error{Reason: ReasonUnsupportedBinding, Detail: "cnf has no x5t#S256, or a member other than x5t#S256 and jkt"}
+	case c.Unsupported || c.CertThumbprint == "" && c.KeyThumbprint == "":
+		return &Error{Reason: ReasonUnsupportedBinding, Detail: "cnf has neither x5t#S256 nor jkt, or a member other than those"}
+	case c.CertThumbprint == "":
+		return nil
 	}
 	want, err := base64.RawURLEncoding.Strict().DecodeString(c.CertThumbprint)
 	if err != nil || len(want) != sha256.Size {

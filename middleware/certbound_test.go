@@ -32,7 +32,7 @@ func newClientCert(t testing.TB, cn string) clientCert { return certtest.NewClie
 // TestCertificateBoundToken: a token with cnf.x5t#S256 passes only with the
 // client certificate it names — from the TLS connection, or from a trusted
 // proxy's Client-Cert or X-Forwarded-Client-Cert — and is never taken for
-// a bearer token; other cnf methods (DPoP's jkt, jwk) are refused.
+// a bearer token; a DPoP-bound one (jkt) sent as Bearer is a downgrade, and other cnf methods (jwk) are refused.
 func TestCertificateBoundToken(t *testing.T) {
 	key := newKey(t, "RS256")
 	v := staticFixture(t, key, middleware.ValidatorOptions{})
@@ -83,8 +83,8 @@ func TestCertificateBoundToken(t *testing.T) {
 		{"untrusted header beside a TLS certificate", bound, middleware.Peer{Addr: untrusted, Certificate: mallory.Cert}, http.Header{"Client-Cert": {alice.ClientCertHeader()}}, middleware.ErrCertificateMismatch},
 
 		// Bindings tokenward cannot check are refused, not ignored.
-		{"DPoP-bound (jkt)", tok(map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}), middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, middleware.ErrUnsupportedBinding},
-		{"both x5t#S256 and jkt", tok(map[string]any{"x5t#S256": alice.X5T(), "jkt": "x"}), middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, middleware.ErrUnsupportedBinding},
+		{"DPoP-bound (jkt)", tok(map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}), middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, middleware.ErrDPoPDowngrade},
+		{"both x5t#S256 and jkt", tok(map[string]any{"x5t#S256": alice.X5T(), "jkt": "x"}), middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, middleware.ErrDPoPDowngrade},
 		{"cnf.jwk", tok(map[string]any{"jwk": map[string]any{"kty": "EC"}}), middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, middleware.ErrUnsupportedBinding},
 		{"x5t#S256 beside an unknown member", tok(map[string]any{"x5t#S256": alice.X5T(), "kid": "k"}), middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, middleware.ErrUnsupportedBinding},
 		{"empty cnf", tok(map[string]any{}), middleware.Peer{Addr: direct, Certificate: alice.Cert}, nil, middleware.ErrUnsupportedBinding},

@@ -33,23 +33,29 @@ type Claims struct {
 	// no cnf: a bearer token. [Guard.Check] refuses a token with one unless
 	// the request proves it (see [Confirmation]).
 	Confirmation *Confirmation
+	// TokenType is the scheme the token was presented with:
+	// TokenTypeBearer ("Bearer") or TokenTypeDPoP ("DPoP"), set by
+	// [Guard.Check]; "" from [Validator.Validate].
+	TokenType string
 
-	raw []byte // the claims JSON, for Decode
+	raw       []byte // the claims JSON, for Decode
+	dpopNonce string // the nonce of the request's DPoP proof, for Guard.NonceHeader
 }
 
 // Confirmation is a token's cnf claim (RFC 7800): what a request must prove
 // to use the token. [Guard.Check] accepts a token with a Confirmation only
-// when CertThumbprint is set, KeyThumbprint is empty, Unsupported is false,
-// and the request's client certificate has that thumbprint (RFC 8705 §3).
-// Everything else is refused, never taken for a bearer token.
+// when Unsupported is false and the request proves each binding it names:
+// a client certificate with the CertThumbprint (RFC 8705 §3), and the DPoP
+// scheme with a proof by the key of KeyThumbprint (RFC 9449). Everything
+// else is refused, never taken for a bearer token.
 type Confirmation struct {
 	// CertThumbprint is x5t#S256 (RFC 8705 §3.1): the base64url
 	// (unpadded) SHA-256 of the DER of the client certificate the token
 	// is bound to. "" when absent.
 	CertThumbprint string
 	// KeyThumbprint is jkt (RFC 9449 §6.1): the token is bound to a DPoP
-	// key. tokenward does not check DPoP proofs yet, so such a token is
-	// refused (reason unsupported_binding). "" when absent.
+	// key, and [Guard.Check] accepts it only with the DPoP scheme and a
+	// proof signed by that key. "" when absent.
 	KeyThumbprint string
 	// Unsupported is true when cnf has a member other than x5t#S256 and
 	// jkt (RFC 7800's jwk, jwe, jku, kid, or any other), or no member at

@@ -69,9 +69,9 @@
 // presents a client certificate whose SHA-256 thumbprint matches (compared
 // in constant time), on every request, cache hits included: the cache keeps
 // the token, never the proof. Without a certificate the reason is
-// no_certificate, with another certificate_mismatch. Every other binding —
-// "jkt" (DPoP, not checked yet), any other cnf member, an empty cnf — is
-// refused (unsupported_binding); a cnf that is not an object of strings
+// no_certificate, with another certificate_mismatch. A "jkt" binding is
+// DPoP's (below). Every other binding — any other cnf member, an empty cnf —
+// is refused (unsupported_binding); a cnf that is not an object of strings
 // makes the token malformed, and two x5t#S256 (in any spelling
 // encoding/json folds together) are refused as duplicates. The certificate
 // is the TLS connection's ([Peer].Certificate), or, only when [Peer].Addr
@@ -83,6 +83,42 @@
 // spelling) before the next handler. No proxy is trusted by default, and a
 // prefix of every address is refused. [Validator.Validate] checks tokens,
 // not requests: its callers must check a Confirmation themselves.
+//
+// DPoP (RFC 9449; [GuardOptions].DPoP). A token bound to a key (cnf.jkt,
+// from a JWT or an introspection answer) is accepted only with the DPoP
+// scheme, "Authorization: DPoP <token>", and exactly one DPoP header
+// holding a proof that passes every check of RFC 9449 §4.3, in this order:
+// its size (8 KiB by default) before anything is decoded; a compact JWS of
+// strict base64url, each JSON object walked once for at most 24 members,
+// none twice in any case and no escaped member name; typ "dpop+jwt"; alg
+// from the allow-list (ES256 by default; ES384, RS256, PS256, EdDSA and
+// its RFC 9864 name Ed25519 configurable; never none or HMAC, which [NewGuard] refuses to
+// configure); a jwk header that is a public key of alg's type (an EC point
+// on the curve, an RSA modulus of 2048–8192 bits), with no private or
+// symmetric member (d, p, q, dp, dq, qi, oth, k); the signature, with that
+// key; htm equal to the method; htu equal to the request URL without query
+// and fragment, both compared after RFC 3986 §6 normalization (scheme and
+// host case, default port, percent-encoding, dot segments), the URL's
+// scheme and authority being [DPoPOptions].PublicURL's when set, else
+// [Request].Scheme and Host — which the middleware takes from
+// X-Forwarded-Proto and X-Forwarded-Host only from a trusted proxy
+// ([Guard.ForwardedFrom]); iat within MaxAge back and MaxFuture ahead
+// (60 s and 5 s, plus Leeway); jti present; ath equal to base64url(SHA-256
+// of the token); the RFC 7638 thumbprint of the jwk equal to cnf.jkt
+// (constant-time); the server nonce, when [DPoPOptions].Nonces is set
+// (stateless, see package dpop); and last the replay store, keyed by the
+// SHA-256 of thumbprint and jti, remembered until the proof is too old
+// anyway, so that only proofs that passed everything else take room in it.
+// The proof is never cached: every request proves possession again, cache
+// hits of the token included. A store that cannot answer refuses the
+// request with 503 and Retry-After (dpop_store_unavailable), never an
+// unchecked proof. Each check has its own reason (dpop_*). A cnf.jkt token
+// sent as Bearer is refused in every mode (dpop_downgrade, RFC 9449 §7.2);
+// the DPoP scheme with a token without cnf.jkt is refused (dpop_binding);
+// the required mode refuses Bearer with the DPoP challenge alone
+// (dpop_required); the disabled mode refuses the DPoP scheme
+// (dpop_disabled). Refusal texts name the check, never the proof or the
+// token.
 //
 // A realm must be printable ASCII without '"' or '\' ([CheckRealm]),
 // checked once when a [Guard] is built, so that it sits unescaped in the

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"net/http"
+	"slices"
 )
 
 // Reason says why a request or token was refused. It is safe to log and to use
@@ -35,7 +36,28 @@ const (
 	// Sender-constrained tokens (cnf, RFC 7800): never accepted as bearer tokens.
 	ReasonNoCertificate       Reason = "no_certificate"       // certificate-bound token (RFC 8705), no client certificate
 	ReasonCertificateMismatch Reason = "certificate_mismatch" // certificate-bound token, another client certificate
-	ReasonUnsupportedBinding  Reason = "unsupported_binding"  // bound to a key we cannot check (DPoP jkt, jwk, …)
+	ReasonUnsupportedBinding  Reason = "unsupported_binding"  // bound to a key we cannot check (cnf jwk, jku, …)
+
+	// DPoP (RFC 9449): the scheme, the mode and the proof.
+	ReasonDPoPProofMissing     Reason = "dpop_proof_missing"     // DPoP scheme with no DPoP header, or several
+	ReasonDPoPProofMalformed   Reason = "dpop_proof_malformed"   // not a compact JWS of JSON objects, claims of the wrong types
+	ReasonDPoPProofTooLarge    Reason = "dpop_proof_too_large"   // proof over the size limit
+	ReasonDPoPType             Reason = "dpop_type"              // typ not dpop+jwt
+	ReasonDPoPAlgorithm        Reason = "dpop_algorithm"         // alg not in the allow-list
+	ReasonDPoPKey              Reason = "dpop_key"               // jwk missing, private, or not usable with alg
+	ReasonDPoPSignature        Reason = "dpop_signature"         // proof signature does not verify with its jwk
+	ReasonDPoPMethod           Reason = "dpop_method"            // htm is not the request method
+	ReasonDPoPURL              Reason = "dpop_url"               // htu is not the request URL
+	ReasonDPoPIAT              Reason = "dpop_iat"               // iat missing or outside the window
+	ReasonDPoPJTI              Reason = "dpop_jti"               // jti missing
+	ReasonDPoPReplay           Reason = "dpop_replay"            // jti seen before (the replay store)
+	ReasonDPoPATH              Reason = "dpop_ath"               // ath is not the hash of the token
+	ReasonDPoPBinding          Reason = "dpop_binding"           // proof key is not the token's cnf.jkt, or a token without cnf.jkt
+	ReasonDPoPNonce            Reason = "dpop_nonce"             // no current server nonce in the proof
+	ReasonDPoPDowngrade        Reason = "dpop_downgrade"         // a cnf.jkt token presented as Bearer
+	ReasonDPoPRequired         Reason = "dpop_required"          // Bearer where DPoP is required
+	ReasonDPoPDisabled         Reason = "dpop_disabled"          // DPoP scheme where DPoP is disabled
+	ReasonDPoPStoreUnavailable Reason = "dpop_store_unavailable" // the replay store could not answer
 )
 
 // answer is how one reason is answered over HTTP (RFC 6750 §3.1).
@@ -72,6 +94,26 @@ var answers = map[Reason]answer{
 	ReasonNoCertificate:       {http.StatusUnauthorized, "invalid_token", "token is bound to a client certificate and none was presented"},
 	ReasonCertificateMismatch: {http.StatusUnauthorized, "invalid_token", "client certificate does not match the token"},
 	ReasonUnsupportedBinding:  {http.StatusUnauthorized, "invalid_token", "token is sender-constrained with a proof this API does not check"},
+
+	ReasonDPoPProofMissing:     {http.StatusUnauthorized, "invalid_dpop_proof", "one DPoP proof header is required"},
+	ReasonDPoPProofMalformed:   {http.StatusUnauthorized, "invalid_dpop_proof", "DPoP proof malformed"},
+	ReasonDPoPProofTooLarge:    {http.StatusUnauthorized, "invalid_dpop_proof", "DPoP proof too large"},
+	ReasonDPoPType:             {http.StatusUnauthorized, "invalid_dpop_proof", "DPoP proof typ is not dpop+jwt"},
+	ReasonDPoPAlgorithm:        {http.StatusUnauthorized, "invalid_dpop_proof", "DPoP proof algorithm not accepted"},
+	ReasonDPoPKey:              {http.StatusUnauthorized, "invalid_dpop_proof", "DPoP proof key missing, private or not usable"},
+	ReasonDPoPSignature:        {http.StatusUnauthorized, "invalid_dpop_proof", "DPoP proof signature invalid"},
+	ReasonDPoPMethod:           {http.StatusUnauthorized, "invalid_dpop_proof", "DPoP proof htm does not match the request method"},
+	ReasonDPoPURL:              {http.StatusUnauthorized, "invalid_dpop_proof", "DPoP proof htu does not match the request URL"},
+	ReasonDPoPIAT:              {http.StatusUnauthorized, "invalid_dpop_proof", "DPoP proof iat missing or outside the accepted window"},
+	ReasonDPoPJTI:              {http.StatusUnauthorized, "invalid_dpop_proof", "DPoP proof jti missing"},
+	ReasonDPoPReplay:           {http.StatusUnauthorized, "invalid_dpop_proof", "DPoP proof already used"},
+	ReasonDPoPATH:              {http.StatusUnauthorized, "invalid_dpop_proof", "DPoP proof ath does not match the access token"},
+	ReasonDPoPBinding:          {http.StatusUnauthorized, "invalid_token", "access token is not bound to the DPoP proof key"},
+	ReasonDPoPNonce:            {http.StatusUnauthorized, "use_dpop_nonce", "DPoP proof must carry the server nonce"},
+	ReasonDPoPDowngrade:        {http.StatusUnauthorized, "invalid_token", "DPoP-bound token presented as a bearer token"},
+	ReasonDPoPRequired:         {http.StatusUnauthorized, "invalid_token", "DPoP-bound token and proof required"},
+	ReasonDPoPDisabled:         {http.StatusUnauthorized, "invalid_token", "DPoP is not accepted here"},
+	ReasonDPoPStoreUnavailable: {http.StatusServiceUnavailable, "", "DPoP replay store unavailable"},
 }
 
 // Sentinels to test an error's reason with [errors.Is]:
@@ -103,7 +145,37 @@ var (
 	ErrNoCertificate       = &Error{Reason: ReasonNoCertificate}
 	ErrCertificateMismatch = &Error{Reason: ReasonCertificateMismatch}
 	ErrUnsupportedBinding  = &Error{Reason: ReasonUnsupportedBinding}
+
+	ErrDPoPProofMissing     = &Error{Reason: ReasonDPoPProofMissing}
+	ErrDPoPProofMalformed   = &Error{Reason: ReasonDPoPProofMalformed}
+	ErrDPoPProofTooLarge    = &Error{Reason: ReasonDPoPProofTooLarge}
+	ErrDPoPType             = &Error{Reason: ReasonDPoPType}
+	ErrDPoPAlgorithm        = &Error{Reason: ReasonDPoPAlgorithm}
+	ErrDPoPKey              = &Error{Reason: ReasonDPoPKey}
+	ErrDPoPSignature        = &Error{Reason: ReasonDPoPSignature}
+	ErrDPoPMethod           = &Error{Reason: ReasonDPoPMethod}
+	ErrDPoPURL              = &Error{Reason: ReasonDPoPURL}
+	ErrDPoPIAT              = &Error{Reason: ReasonDPoPIAT}
+	ErrDPoPJTI              = &Error{Reason: ReasonDPoPJTI}
+	ErrDPoPReplay           = &Error{Reason: ReasonDPoPReplay}
+	ErrDPoPATH              = &Error{Reason: ReasonDPoPATH}
+	ErrDPoPBinding          = &Error{Reason: ReasonDPoPBinding}
+	ErrDPoPNonce            = &Error{Reason: ReasonDPoPNonce}
+	ErrDPoPDowngrade        = &Error{Reason: ReasonDPoPDowngrade}
+	ErrDPoPRequired         = &Error{Reason: ReasonDPoPRequired}
+	ErrDPoPDisabled         = &Error{Reason: ReasonDPoPDisabled}
+	ErrDPoPStoreUnavailable = &Error{Reason: ReasonDPoPStoreUnavailable}
 )
+
+// Reasons returns every reason, for metrics that pre-register their labels.
+func Reasons() []Reason {
+	out := make([]Reason, 0, len(answers))
+	for r := range answers {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
+}
 
 // Error is why a request or token was refused. What a client may see
 // (Reason, Description, Scope) is kept apart from what only a log may see
@@ -122,6 +194,10 @@ type Error struct {
 	Detail string
 	// Err is the underlying cause, for logs only.
 	Err error
+
+	// dpop is set when the request used the DPoP scheme (or the refusal
+	// is about its proof): the challenge carrying the error is DPoP's.
+	dpop bool
 }
 
 func (e *Error) Error() string {

@@ -12,31 +12,52 @@ import (
 // token after "Bearer", more than one token, or characters a token cannot
 // have.
 func ExtractBearer(h http.Header) (string, error) {
-	values := h["Authorization"]
+	token, scheme, err := extractAuthorization(h["Authorization"])
+	if err != nil {
+		return "", err
+	}
+	if scheme != TokenTypeBearer {
+		return "", &Error{Reason: ReasonNoToken}
+	}
+	return token, nil
+}
+
+// extractAuthorization returns the token of the Authorization header's
+// lines and its scheme, TokenTypeBearer or TokenTypeDPoP (RFC 9449 §7.1:
+// the same token syntax). Another scheme is no token.
+func extractAuthorization(values []string) (token, scheme string, e *Error) {
 	switch len(values) {
 	case 0:
-		return "", &Error{Reason: ReasonNoToken}
+		return "", "", &Error{Reason: ReasonNoToken}
 	case 1:
 	default:
-		return "", fail(ReasonInvalidRequest, "more than one Authorization header")
+		return "", "", fail(ReasonInvalidRequest, "more than one Authorization header")
 	}
-	scheme, rest, _ := strings.Cut(strings.TrimLeft(values[0], " "), " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		if scheme == "" {
-			return "", fail(ReasonInvalidRequest, "empty Authorization header")
-		}
-		return "", &Error{Reason: ReasonNoToken}
+	s, rest, _ := strings.Cut(strings.TrimLeft(values[0], " "), " ")
+	switch {
+	case strings.EqualFold(s, TokenTypeBearer):
+		scheme = TokenTypeBearer
+	case strings.EqualFold(s, TokenTypeDPoP):
+		scheme = TokenTypeDPoP
+	case s == "":
+		return "", "", fail(ReasonInvalidRequest, "empty Authorization header")
+	default:
+		return "", "", &Error{Reason: ReasonNoToken}
 	}
-	token := strings.Trim(rest, " ")
+	token = strings.Trim(rest, " ")
 	switch {
 	case isB64Token(token):
-		return token, nil
+		return token, scheme, nil
 	case token == "":
-		return "", fail(ReasonInvalidRequest, "no token after Bearer")
+		return "", "", fail(ReasonInvalidRequest, "no token after "+scheme)
 	case strings.ContainsAny(token, " ,"):
-		return "", fail(ReasonInvalidRequest, "more than one token")
+		return "", "", fail(ReasonInvalidRequest, "more than one token")
 	}
-	return "", fail(ReasonInvalidRequest, "token has characters a bearer token cannot have")
+	kind := "bearer"
+	if scheme == TokenTypeDPoP {
+		kind = "DPoP"
+	}
+	return "", "", fail(ReasonInvalidRequest, "token has characters a "+kind+" token cannot have")
 }
 
 // isB64Token reports whether s is an RFC 6750 b64token:

@@ -19,11 +19,18 @@ import (
 // that the gateway sends with the client's headers.
 type Request struct {
 	// Method, URL and Host are the request being judged (for forward-auth,
-	// the original one). Check does not read them yet: proofs bound to the
-	// request, such as DPoP's htm and htu (RFC 9449), will.
+	// the original one), as the client sent it. Check compares DPoP
+	// proofs' htm and htu (RFC 9449) with them: URL's path, Host (URL.Host
+	// when Host is "") — unless [DPoPOptions].PublicURL names the scheme
+	// and authority.
 	Method string
 	URL    *url.URL
 	Host   string
+	// Scheme is "http" or "https": the scheme the client used, for the
+	// URL a DPoP proof's htu must name. "" means "http". [RequestOf] sets
+	// it from the connection; [Guard.ForwardedFrom] from a trusted proxy's
+	// X-Forwarded-Proto.
+	Scheme string
 	// Header holds the client's headers; the token comes from its
 	// Authorization field.
 	Header http.Header
@@ -54,7 +61,10 @@ type Peer struct {
 
 // RequestOf returns the parts of r that a decision reads.
 func RequestOf(r *http.Request) Request {
-	req := Request{Method: r.Method, URL: r.URL, Host: r.Host, Header: r.Header, Peer: Peer{Addr: r.RemoteAddr}}
+	req := Request{Method: r.Method, URL: r.URL, Host: r.Host, Header: r.Header, Scheme: "http", Peer: Peer{Addr: r.RemoteAddr}}
+	if r.TLS != nil {
+		req.Scheme = "https"
+	}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		req.Peer.Certificate = r.TLS.PeerCertificates[0]
 	}
@@ -83,6 +93,9 @@ type GuardOptions struct {
 	// authorization server. Empty means no such parameter. It must pass
 	// [CheckResourceMetadata].
 	ResourceMetadata string
+	// DPoP tunes DPoP-bound tokens (RFC 9449). The zero value accepts
+	// both schemes (see [DPoPOptions]).
+	DPoP DPoPOptions
 }
 
 // Guard is the one decision every front end makes: the middleware ([New],
@@ -95,6 +108,7 @@ type Guard struct {
 	realm    string
 	metadata string         // resource_metadata of challenges; "" for none
 	proxies  []netip.Prefix // TrustedProxies
+	dpop     *dpopConfig
 }
 
 // NewGuard returns a guard that validates tokens with v.
@@ -117,10 +131,14 @@ func NewGuard(v *Validator, opts GuardOptions) (*Guard, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
+	dp, err := newDPoPConfig(opts.DPoP)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Guard{v: v, realm: realm, metadata: opts.ResourceMetadata, proxies: proxies}, nil
+	return &Guard{v: v, realm: realm, metadata: opts.ResourceMetadata, proxies: proxies, dpop: dp}, nil
 }
 
 // Realm is the realm to answer refusals with: WriteError(w, g.Realm(), err).
@@ -130,16 +148,24 @@ func (g *Guard) Realm() string { return g.realm }
 // guard's realm, and resource_metadata in the challenge when the guard has
 // one ([GuardOptions].ResourceMetadata).
 func (g *Guard) WriteError(w http.ResponseWriter, err *Error) {
-	writeError(w, g.realm, g.metadata, err)
+	writeError(w, g.challenge(), err)
 }
 
-// Check decides whether req may pass with required scopes: one bearer token
-// (the Authorization header, else req.Token), validated ([Validator.Validate]),
-// with its proof if it is sender-constrained ([Claims].Confirmation: the
-// client certificate of a certificate-bound token, on every request, cache
-// hits included), granting required. It returns the verified claims and a
-// nil error, or an [*Error] saying why not, which [WriteError] turns into
-// the answer.
+// challenge is what the guard's challenges say.
+func (g *Guard) challenge() challenge {
+	return challenge{realm: g.realm, metadata: g.metadata, mode: g.dpop.mode, algs: g.dpop.algs}
+}
+
+// Check decides whether req may pass with required scopes: one token (the
+// Authorization header, Bearer or DPoP by the guard's [DPoPMode], else
+// req.Token as a bearer token), validated ([Validator.Validate]), with its
+// proof if it is sender-constrained ([Claims].Confirmation: a DPoP proof
+// for a cnf.jkt token, which must come with the DPoP scheme; the client
+// certificate of a certificate-bound token), on every request, cache hits
+// included, granting required. It returns the verified claims and a nil
+// error, or an [*Error] saying why not, which [Guard.WriteError] turns into
+// the answer; [Guard.NonceHeader] adds the DPoP-Nonce either answer may
+// need.
 //
 // When the token is valid but lacks the scopes, the claims are returned with
 // the insufficient_scope error, for logs: a request may pass only when the
@@ -148,27 +174,52 @@ func (g *Guard) WriteError(w http.ResponseWriter, err *Error) {
 // required should have passed [scopes.Requirement.Validate] at configuration
 // time.
 func (g *Guard) Check(ctx context.Context, req Request, required scopes.Requirement) (*Claims, *Error) {
-	token, err := ExtractBearer(req.Header)
-	if err != nil {
-		// Another scheme (Basic) is no token, and no reason to look
-		// elsewhere: only a request without Authorization may use req.Token.
-		if req.Token == "" || len(req.Header["Authorization"]) > 0 {
-			return nil, asError(err)
-		}
-		token = req.Token
+	token, scheme, e := g.credentials(req)
+	if e != nil {
+		return nil, e
 	}
-	claims, err := g.v.Validate(ctx, token)
-	if err != nil {
-		return nil, asError(err)
-	}
-	// Never a bound token as a bearer token: refused before the scopes,
-	// as an invalid token (401), not an insufficient one.
-	if c := claims.Confirmation; c != nil {
-		if e := g.confirm(req, c); e != nil {
+	var proof string
+	if scheme == TokenTypeDPoP {
+		// The proof's presence and size before any work on the token.
+		if proof, e = g.proofHeader(req); e != nil {
 			return nil, e
 		}
 	}
+	claims, err := g.v.Validate(ctx, token)
+	if err != nil {
+		e := asError(err)
+		if scheme == TokenTypeBearer && g.dpop.mode == DPoPRequired {
+			return nil, &Error{Reason: ReasonDPoPRequired, Detail: "the bearer token is also refused: " + string(e.Reason)}
+		}
+		if scheme == TokenTypeDPoP {
+			c := *e
+			c.dpop = true
+			e = &c
+		}
+		return nil, e
+	}
+	// Never a bound token as a bearer token: refused before the scopes,
+	// as an invalid token (401), not an insufficient one.
+	c := claims.Confirmation
+	if e := g.checkScheme(scheme, c); e != nil {
+		return nil, e
+	}
+	if c != nil {
+		if e := g.confirm(req, c); e != nil {
+			e.dpop = scheme == TokenTypeDPoP
+			return nil, e
+		}
+	}
+	if scheme == TokenTypeDPoP {
+		nonce, e := g.checkProof(ctx, req, proof, token, c.KeyThumbprint)
+		if e != nil {
+			return nil, e
+		}
+		claims.dpopNonce = nonce
+	}
+	claims.TokenType = scheme
 	if e := authorize(claims, required); e != nil {
+		e.dpop = scheme == TokenTypeDPoP
 		return claims, e
 	}
 	return claims, nil

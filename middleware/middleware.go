@@ -39,6 +39,13 @@ type Options struct {
 	// resource_metadata in every challenge. Empty means none. It must pass
 	// [CheckResourceMetadata].
 	ResourceMetadata string
+	// DPoP tunes DPoP-bound tokens (RFC 9449); see [DPoPOptions]. The
+	// zero value accepts both schemes. A proof's htu is checked against
+	// the URL the request came to: https when r.TLS is set, else http, and
+	// r.Host — or, from one of TrustedProxies, X-Forwarded-Proto and
+	// X-Forwarded-Host ([Guard.ForwardedFrom]) — unless DPoP.PublicURL is
+	// set.
+	DPoP DPoPOptions
 	// TokenFrom is another place to find a token (see [FromCookie]),
 	// consulted only when the request has no Authorization header. Nil means
 	// the Authorization header only.
@@ -74,7 +81,8 @@ type handler struct {
 // header, 403 for missing scopes, 503 with Retry-After while the issuer's
 // keys have never been loaded.
 func New(v *Validator, opts Options) (func(http.Handler) http.Handler, error) {
-	g, err := NewGuard(v, GuardOptions{Realm: opts.Realm, ResourceMetadata: opts.ResourceMetadata, TrustedProxies: opts.TrustedProxies})
+	g, err := NewGuard(v, GuardOptions{Realm: opts.Realm, ResourceMetadata: opts.ResourceMetadata, TrustedProxies: opts.TrustedProxies,
+		DPoP: opts.DPoP})
 	if rerr := opts.Required.Validate(); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
@@ -89,6 +97,7 @@ func New(v *Validator, opts Options) (func(http.Handler) http.Handler, error) {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
 			req := RequestOf(r)
+			h.g.ForwardedFrom(&req)
 			if !h.g.trusted(req.Peer.Addr) {
 				// A certificate a client asserts itself is no one's: not
 				// for Check, nor for the handlers behind.
@@ -103,6 +112,7 @@ func New(v *Validator, opts Options) (func(http.Handler) http.Handler, error) {
 			if h.opts.Observe != nil {
 				h.opts.Observe(r, Outcome{Claims: claims, Err: err, Duration: time.Since(start)})
 			}
+			h.g.NonceHeader(w.Header(), claims, err)
 			if err != nil {
 				h.onError(w, r, err)
 				return
@@ -148,7 +158,7 @@ func Require(req scopes.Requirement, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, ok := r.Context().Value(authKey).(*auth)
 		if !ok || a == nil || a.claims == nil {
-			WriteError(w, DefaultRealm, ErrNoToken)
+			WriteError(w, DefaultRealm, &Error{Reason: ReasonNoToken})
 			return
 		}
 		if err := authorize(a.claims, req); err != nil {
@@ -162,44 +172,76 @@ func Require(req scopes.Requirement, next http.Handler) http.Handler {
 	})
 }
 
-// WriteError answers a refused request as RFC 6750 §3 says, with a small JSON
-// body. It is the one place where an [*Error] becomes an HTTP answer:
+// WriteError answers a refused request as RFC 6750 §3 and RFC 9449 §7.1
+// say, with a small JSON body. It is the one place where an [*Error]
+// becomes an HTTP answer:
 //
 //	401 no token:       WWW-Authenticate: Bearer realm="api"
 //	400, 401, 403:      WWW-Authenticate: Bearer realm="api", error="…", error_description="…"[, scope="…"]
+//	401 DPoP:           WWW-Authenticate: DPoP realm="api", algs="ES256", error="invalid_dpop_proof", error_description="…"
 //	503 no keys:        Retry-After: 5
 //
 // The description never contains the token or an internal error.
 // [Guard.WriteError] adds resource_metadata="…" (RFC 9728 §5.1) to each
-// challenge.
+// challenge, and challenges by its [DPoPMode], always in one header line:
+// in the allowed mode, the refusal of a request that used the DPoP scheme
+// (or of a DPoP-bound token sent as Bearer) carries the DPoP challenge with
+// the error, then a bare Bearer one; any other refusal carries the Bearer
+// challenge alone, as without DPoP (RFC 9728 metadata advertises DPoP). In
+// the required mode every refusal carries DPoP's alone; in the disabled
+// mode Bearer's alone. WriteError itself answers as a guard in the disabled
+// mode would, but with DPoP's challenge (algs="ES256") for DPoP refusals.
 func WriteError(w http.ResponseWriter, realm string, err *Error) {
-	writeError(w, realm, "", err)
+	writeError(w, challenge{realm: realm, mode: DPoPDisabled, algs: "ES256", guardless: true}, err)
 }
 
-// writeError is WriteError with a resource_metadata URL ("" for none),
-// checked by CheckResourceMetadata.
-func writeError(w http.ResponseWriter, realm, metadata string, err *Error) {
+// challenge is what a guard's challenges say.
+type challenge struct {
+	realm, metadata string // metadata: resource_metadata, "" for none; checked by CheckResourceMetadata
+	mode            DPoPMode
+	algs            string // accepted proof algorithms, space-separated
+	guardless       bool   // WriteError's: a DPoP refusal still gets a DPoP challenge
+}
+
+// writeError is WriteError with a guard's challenge.
+func writeError(w http.ResponseWriter, ch challenge, err *Error) {
 	rm := ""
-	if metadata != "" {
-		rm = `, resource_metadata="` + metadata + `"`
+	if ch.metadata != "" {
+		rm = `, resource_metadata="` + ch.metadata + `"`
 	}
 	h := w.Header()
 	status := err.Status()
 	code := err.Code()
 	desc := err.ClientDescription()
+	params := ""
+	if code != "" && status != http.StatusServiceUnavailable {
+		params = `, error="` + code + `", error_description="` + quote(desc) + `"`
+		if err.Scope != "" {
+			params += `, scope="` + quote(err.Scope) + `"`
+		}
+	}
+	bearer := `Bearer realm="` + ch.realm + `"`
+	dpopCh := `DPoP realm="` + ch.realm + `", algs="` + ch.algs + `"`
+	onDPoP := (err.dpop || err.Reason == ReasonDPoPDowngrade || err.Reason == ReasonDPoPRequired) && err.Reason != ReasonDPoPDisabled
 	switch {
 	case status == http.StatusServiceUnavailable:
 		h.Set("Retry-After", RetryAfterSeconds)
 		code = "temporarily_unavailable"
-	case code == "":
-		h.Set("WWW-Authenticate", `Bearer realm="`+realm+`"`+rm)
-		code = "unauthorized"
+	case ch.mode == DPoPRequired:
+		h.Set("WWW-Authenticate", dpopCh+params+rm)
+	case ch.mode == DPoPDisabled && onDPoP && ch.guardless:
+		h.Set("WWW-Authenticate", dpopCh+params+rm)
+	case ch.mode == DPoPDisabled:
+		h.Set("WWW-Authenticate", bearer+params+rm)
+	case onDPoP:
+		// One field line with both challenges, the one with the error
+		// first: gateways pass a single WWW-Authenticate on.
+		h.Set("WWW-Authenticate", dpopCh+params+rm+", "+bearer+rm)
 	default:
-		v := `Bearer realm="` + realm + `", error="` + code + `", error_description="` + quote(desc) + `"`
-		if err.Scope != "" {
-			v += `, scope="` + quote(err.Scope) + `"`
-		}
-		h.Set("WWW-Authenticate", v+rm)
+		h.Set("WWW-Authenticate", bearer+params+rm)
+	}
+	if code == "" {
+		code = "unauthorized"
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

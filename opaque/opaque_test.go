@@ -177,7 +177,7 @@ func TestIntrospectionThroughMiddleware(t *testing.T) {
 		{name: "answer names another issuer", token: mint(map[string]any{"iss": "https://evil.example.com/"}), status: 401, errCode: "invalid_token", desc: "issuer not trusted"},
 		{name: "introspector's issuer not trusted", token: mint(nil), trusted: "https://other-tenant.example.com/", status: 401, desc: "issuer not trusted"},
 		{name: "refresh token", token: mint(map[string]any{"token_type": "refresh_token"}), status: 401, desc: "token not active"},
-		{name: "DPoP-bound token", token: mint(map[string]any{"cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}), status: 401, errCode: "invalid_token", desc: "token is bound to a DPoP key (cnf.jkt); DPoP is not supported here"},
+		{name: "DPoP-bound token as Bearer", token: mint(map[string]any{"cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}), status: 401, errCode: "invalid_token", desc: "DPoP-bound token presented as a bearer token"},
 		{name: "certificate-bound token without a certificate", token: mint(map[string]any{"cnf": map[string]any{"x5t#S256": strings.Repeat("A", 43)}}), status: 401, errCode: "invalid_token", desc: "token is bound to a client certificate and none was presented"},
 		{name: "malformed cnf", token: mint(map[string]any{"cnf": "x"}), status: 503},
 		{name: "not yet valid", token: mint(map[string]any{"nbf": time.Now().Add(time.Hour).Unix()}), status: 401, desc: "token not yet valid"},

@@ -234,9 +234,9 @@ func TestOneDecisionEveryFrontEnd(t *testing.T) {
 		{"certificate-bound, another certificate", bearer(bound), withCert(mallory), 401,
 			`Bearer realm="contacts", error="invalid_token", error_description="client certificate does not match the token"` + rm, "",
 			"invalid_token", "client certificate does not match the token"},
-		{"DPoP-bound", bearer(dpop), withCert(alice), 401,
-			`Bearer realm="contacts", error="invalid_token", error_description="token is bound to a DPoP key (cnf.jkt); DPoP is not supported here"` + rm, "",
-			"invalid_token", "token is bound to a DPoP key (cnf.jkt); DPoP is not supported here"},
+		{"DPoP-bound as Bearer", bearer(dpop), withCert(alice), 401,
+			`DPoP realm="contacts", algs="ES256", error="invalid_token", error_description="DPoP-bound token presented as a bearer token"` + rm + `, Bearer realm="contacts"` + rm, "",
+			"invalid_token", "DPoP-bound token presented as a bearer token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,9 +19,10 @@
 //
 // # Security
 //
-//   - Every configured identity header is deleted from the client's request
-//     before anything else, on every route, public ones included; on success
-//     it is set from the verified claims only.
+//   - Every configured identity header ([Config].ClaimHeaders, ScopesHeader,
+//     TokenTypeHeader) is deleted from the client's request before anything
+//     else, on every route, public ones included; on success it is set from
+//     the verified claims only.
 //   - Headers that assert the client's address or the proxy chain —
 //     Forwarded, every X-Forwarded-*, X-Real-IP, True-Client-IP, X-Client-IP,
 //     CF-Connecting-IP, Fastly-Client-IP, X-Cluster-Client-IP,
@@ -39,6 +40,25 @@
 //     connection (HTTP) or gRPC peer ([Question].Gateway); the Question's
 //     Peer is never read for the decision. From any other address the
 //     headers count for nothing (see package middleware's Security).
+//   - DPoP (RFC 9449; [Config].DPoP) is checked by package middleware's
+//     Guard, as for the library. The URL a proof's htu must name is
+//     [middleware.DPoPOptions].PublicURL's scheme and authority when set.
+//     Otherwise, in the reverse proxy, the connection's scheme (TLS or not)
+//     and the Host header — X-Forwarded-Proto and X-Forwarded-Host count
+//     only from an address in [Config].TrustedProxies, one value each, so
+//     that a client cannot choose the URL its stolen proof is checked
+//     against; in forward-auth, the gateway's original-request headers
+//     (X-Forwarded-Host or X-Original-URL's host, X-Forwarded-Proto or
+//     X-Original-URL's scheme, which must agree and name http or https, or
+//     no proof's htu matches; "http" when neither is sent) and, from Envoy's gRPC ext_authz, the
+//     request's scheme attribute. The DPoP header is removed before the
+//     upstream (reverse proxy) and named for Envoy to remove (forward-auth)
+//     unless [Config].ForwardDPoPProof. A fresh DPoP-Nonce is set on a
+//     DPoP refusal and on a success whose proof's nonce rotated; through
+//     forward-auth it is on the answer to the gateway (a refusal's passes
+//     to the client like WWW-Authenticate; on a 200 the gateway must copy
+//     it to the client's answer, and ext_authz gets it as a response header
+//     to add).
 //   - The scopes header carries only RFC 6749 scope-tokens without a comma,
 //     whole, within 4,096 bytes: a granted scope with a space or comma (a
 //     "permissions" member "profile:edit admin") would be split by the

@@ -101,10 +101,11 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The connection is the gateway's: the client's certificate, if any,
 	// comes in a header, read only if the gateway is a trusted proxy. The
 	// gateway's own TLS certificate is not the client's.
-	allowed, rm := f.judge(w, r, target, r.Header, middleware.Peer{Addr: r.RemoteAddr})
+	allowed, rm := f.judge(w, r, target, r.Header, middleware.Peer{Addr: r.RemoteAddr}, originalScheme(r.Header))
 	if !allowed {
 		return
 	}
+
 	h := w.Header()
 	// Envoy's ext_authz copies only the headers an answer has
 	// (allowed_upstream_headers): it must be told to remove a client's copy
@@ -113,11 +114,12 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// judged here (Envoy passes a client's copies on; it sends us only the
 	// headers its allowed_headers names, so we cannot tell whether there
 	// are any). The other gateways ignore this header.
-	if rm != "" {
-		h[envoyHeadersToRemove] = []string{rm + ", " + routeHeadersToRemove}
-	} else {
-		h[envoyHeadersToRemove] = []string{routeHeadersToRemove}
+	// And the DPoP proof, verified, unless it is to be forwarded.
+	remove := joinNames(rm, routeHeadersToRemove)
+	if !f.g.cfg.ForwardDPoPProof {
+		remove += ", DPoP"
 	}
+	h[envoyHeadersToRemove] = []string{remove}
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 }
@@ -127,7 +129,9 @@ func (f *ForwardAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // normalization contract, then the guard. A refusal is written to w whole;
 // an allow only sets the identity headers in w.Header(), and rm lists those
 // it lacks, comma-separated. r gives the log its context and client address.
-func (f *ForwardAuth) judge(w http.ResponseWriter, r, target *http.Request, h http.Header, peer middleware.Peer) (allowed bool, rm string) {
+//
+// scheme is the original request's ("http", "https"), for DPoP's htu.
+func (f *ForwardAuth) judge(w http.ResponseWriter, r, target *http.Request, h http.Header, peer middleware.Peer, scheme string) (allowed bool, rm string) {
 	// The same contract as the proxy's, on the original request: the gateway
 	// passes the client's headers (a method override among them) on to us.
 	// The gateway sends no body: whether the original had one is unknown,
@@ -141,7 +145,11 @@ func (f *ForwardAuth) judge(w http.ResponseWriter, r, target *http.Request, h ht
 		f.g.badRequest(w, r, refused)
 		return false, ""
 	}
-	d := f.g.decide(r.Context(), rules, target, override, h, peer)
+	d := f.g.decide(r.Context(), rules, target, override, h, peer, scheme, "")
+	// On a refusal the gateway passes the answer (DPoP-Nonce with it) to
+	// the client; on an allow, a gateway told to copies it to the
+	// client's answer (see the README).
+	f.g.mw.NonceHeader(w.Header(), d.claims, d.err)
 	if d.err != nil {
 		f.g.refuse(w, r, d, target.Method, target.URL.Path)
 		return false, ""
@@ -291,6 +299,46 @@ func (f *ForwardAuth) requestLine(r *http.Request) (*http.Request, bool) {
 		return nil, false
 	}
 	return &http.Request{Method: r.Method, URL: u, Host: r.Host, Header: http.Header{}}, true
+}
+
+// originalScheme is the scheme of the original request, for DPoP's htu:
+// that of X-Original-URL (ingress-nginx) or X-Forwarded-Proto (Traefik,
+// Envoy, or an NGINX told to send it), which must agree when both are
+// there; "http" when neither is. When they disagree, or name something else
+// (a list, another scheme), it is unknownScheme.
+func originalScheme(h http.Header) string {
+	var schemes []string
+	for _, raw := range h.Values("X-Original-Url") {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return unknownScheme
+		}
+		schemes = append(schemes, u.Scheme)
+	}
+	schemes = append(schemes, h.Values("X-Forwarded-Proto")...)
+	if len(schemes) == 0 {
+		return "http"
+	}
+	s, ok := agreed(schemes)
+	s = strings.ToLower(strings.TrimSpace(s))
+	if !ok || s != "http" && s != "https" {
+		return unknownScheme
+	}
+	return s
+}
+
+// unknownScheme stands for a scheme the gateway did not name clearly. It
+// is neither http nor https, so that no DPoP proof's htu matches a URL with
+// it (dpop_url: fail closed), while a bearer token, which names no URL, is
+// judged as before.
+const unknownScheme = "unknown"
+
+// joinNames adds name to a comma-separated list of header names.
+func joinNames(list, name string) string {
+	if list == "" {
+		return name
+	}
+	return list + ", " + name
 }
 
 // agreed returns the one value all of vs share; false when vs is empty or

@@ -244,7 +244,7 @@ func TestForwardAuthEnvoyHeadersToRemove(t *testing.T) {
 	// Every allow also names the headers an upstream may read as the
 	// request's host or path: Envoy passes a client's copies on.
 	const route = "X-Forwarded-Host, Forwarded, X-Original-URL, X-Rewrite-URL, " +
-		"X-Original-URI, X-Original-Method, X-Forwarded-Uri, X-Forwarded-Method"
+		"X-Original-URI, X-Original-Method, X-Forwarded-Uri, X-Forwarded-Method, DPoP"
 	tests := []struct {
 		name   string
 		req    request

@@ -262,11 +262,16 @@ func headerScopes(s string) bool {
 	return true
 }
 
+// tokenTypeClaim names [Config].TokenTypeHeader's value among the claim
+// headers: not a claim name any configuration spells (it starts with a NUL,
+// which no environment variable can hold).
+const tokenTypeClaim = "\x00token_type"
+
 // typedClaim serves the common claims without decoding the JSON again. With
 // c nil it only reports whether the claim is one of them.
 func typedClaim(c *middleware.Claims, name string) (string, bool) {
 	switch name {
-	case "sub", "iss", "jti", "client_id":
+	case "sub", "iss", "jti", "client_id", tokenTypeClaim:
 	default:
 		return "", false
 	}
@@ -280,6 +285,8 @@ func typedClaim(c *middleware.Claims, name string) (string, bool) {
 		return c.Issuer, true
 	case "jti":
 		return c.ID, true
+	case tokenTypeClaim:
+		return c.TokenType, true
 	default:
 		return c.ClientID, true
 	}

@@ -36,6 +36,13 @@ type Config struct {
 	// ClaimHeaders are sent to the upstream on success. Every configured
 	// header is first deleted from the client's request, on every route.
 	ClaimHeaders []ClaimHeader
+	// TokenTypeHeader, if not empty, carries the scheme the token came with
+	// to the upstream: "Bearer" or "DPoP" ([middleware.Claims].TokenType),
+	// so that it knows whether possession of a key was proven. It is an
+	// identity header like ClaimHeaders: deleted from the client's request
+	// first, on every route. The key's thumbprint is a claim, cnf.jkt
+	// (ClaimHeaders: {Claim: "cnf.jkt", …}).
+	TokenTypeHeader string
 	// ScopesHeader, if not empty, carries the granted scopes
 	// (space-delimited) to the upstream.
 	ScopesHeader string
@@ -59,6 +66,19 @@ type Config struct {
 	// Client-Cert. Whatever a client sent itself is removed all the same.
 	// False means the upstream gets no certificate header.
 	ForwardClientCert bool
+	// DPoP tunes DPoP-bound tokens (RFC 9449; [middleware.DPoPOptions]):
+	// the mode, the proof algorithms and window, server nonces, the replay
+	// store and the public URL. The zero value accepts both schemes. The
+	// htu a proof must name is DPoP.PublicURL's scheme and authority when
+	// set; otherwise the reverse proxy takes them from the connection (TLS
+	// or not) and the Host header, or from X-Forwarded-Proto and
+	// X-Forwarded-Host when the peer is one of TrustedProxies, and
+	// forward-auth from the gateway's original-request headers.
+	DPoP middleware.DPoPOptions
+	// ForwardDPoPProof passes the client's DPoP header on to the upstream
+	// (proxy mode). False, the default, removes it once verified: the
+	// upstream has no use for a proof, and one less copy of it travels.
+	ForwardDPoPProof bool
 	// Logger gets one line per refused request (never the token). Nil discards.
 	Logger *slog.Logger
 	// AccessLog adds one line per allowed request.
@@ -98,7 +118,7 @@ type guard struct {
 
 func newGuard(cfg Config) (*guard, error) {
 	var errs []error
-	gopts := middleware.GuardOptions{Realm: cfg.Realm, TrustedProxies: cfg.TrustedProxies}
+	gopts := middleware.GuardOptions{Realm: cfg.Realm, TrustedProxies: cfg.TrustedProxies, DPoP: cfg.DPoP}
 	if cfg.Resource != nil {
 		gopts.ResourceMetadata = cfg.Resource.MetadataURL()
 	}
@@ -120,6 +140,16 @@ func newGuard(cfg Config) (*guard, error) {
 			errs = append(errs, fmt.Errorf("proxy: scopes header: %w", err))
 		}
 		cfg.ScopesHeader = http.CanonicalHeaderKey(cfg.ScopesHeader)
+	}
+	if cfg.TokenTypeHeader != "" {
+		k := http.CanonicalHeaderKey(cfg.TokenTypeHeader)
+		if slices.ContainsFunc(cfg.ClaimHeaders, func(c ClaimHeader) bool { return http.CanonicalHeaderKey(c.Header) == k }) ||
+			k == http.CanonicalHeaderKey(cfg.ScopesHeader) {
+			errs = append(errs, fmt.Errorf("proxy: token type header %q is also a claim or scopes header", cfg.TokenTypeHeader))
+		}
+		// An identity header like the claims' (stripped, set, named for
+		// removal), for a claim no token can have.
+		cfg.ClaimHeaders = append(slices.Clone(cfg.ClaimHeaders), ClaimHeader{Claim: tokenTypeClaim, Header: cfg.TokenTypeHeader})
 	}
 	for i, ch := range cfg.ClaimHeaders {
 		if err := checkHeaderName(ch.Header); err != nil {
@@ -157,7 +187,11 @@ type decision struct {
 // if none) gets the stricter of the routes of both methods: an upstream may
 // honour the override for some methods only. One that may become any method
 // (anyMethod) gets the stricter of the routes of every method.
-func (g *guard) decide(ctx context.Context, rules *Rules, target *http.Request, override string, h http.Header, peer middleware.Peer) decision {
+//
+// scheme and host are those the client sent the request to, for the htu of
+// a DPoP proof: host "" means target.Host.
+func (g *guard) decide(ctx context.Context, rules *Rules, target *http.Request, override string, h http.Header, peer middleware.Peer,
+	scheme, host string) decision {
 	g.identity.strip(h)
 	route := rules.Match(target)
 	switch {
@@ -172,7 +206,10 @@ func (g *guard) decide(ctx context.Context, rules *Rules, target *http.Request, 
 		return decision{route: route}
 	}
 	start := time.Now()
-	claims, err := g.mw.Check(ctx, middleware.Request{Method: target.Method, URL: target.URL, Host: target.Host,
+	if host == "" {
+		host = target.Host
+	}
+	claims, err := g.mw.Check(ctx, middleware.Request{Method: target.Method, URL: target.URL, Host: host, Scheme: scheme,
 		Header: h, Peer: peer}, route.Required)
 	if g.cfg.Metrics != nil {
 		g.cfg.Metrics.ObserveValidation(time.Since(start))
@@ -321,7 +358,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.g.badRequest(w, r, refused)
 		return
 	}
-	d := p.g.decide(r.Context(), rules, r, override, r.Header, middleware.RequestOf(r).Peer)
+	// The URL the client used, for DPoP's htu: the connection's scheme and
+	// the Host, or a trusted proxy's X-Forwarded-Proto and -Host.
+	req := middleware.RequestOf(r)
+	p.g.mw.ForwardedFrom(&req)
+	d := p.g.decide(r.Context(), rules, r, override, r.Header, req.Peer, req.Scheme, req.Host)
+	p.g.mw.NonceHeader(w.Header(), d.claims, d.err)
+	if !p.g.cfg.ForwardDPoPProof {
+		// Verified (or not needed): the upstream has no use for it.
+		delete(r.Header, "Dpop")
+	}
 	if d.err != nil {
 		p.g.refuse(w, r, d, r.Method, r.URL.Path)
 		return

@@ -18,6 +18,10 @@ type Question struct {
 	Method string
 	URI    string
 	Host   string
+	// Scheme is the original request's, "http" or "https" (Envoy's
+	// attributes.request.http.scheme), for DPoP's htu. "" means the
+	// X-Forwarded-Proto in Header, else "http".
+	Scheme string
 	// Header holds the client's headers with canonical keys
 	// (http.CanonicalHeaderKey), without pseudo-headers. Check removes the
 	// identity headers from it.
@@ -53,6 +57,9 @@ type Answer struct {
 	Remove []string
 	// Body is the JSON body of a refusal; nil on 200.
 	Body []byte
+	// ResponseHeader, on 200, holds headers for the answer to the client
+	// (DPoP-Nonce, when a DPoP client's nonce rotated). Nil when none.
+	ResponseHeader http.Header
 }
 
 // Check decides about q exactly as ServeHTTP decides about a request with
@@ -78,11 +85,27 @@ func (f *ForwardAuth) Check(ctx context.Context, q Question) Answer {
 		}
 	}
 	target := (&http.Request{Method: q.Method, URL: u, Host: q.Host, Header: http.Header{}, RemoteAddr: q.Gateway}).WithContext(ctx)
-	allowed, rm := f.judge(&aw, target, target, h, middleware.Peer{Addr: q.Gateway})
+	scheme := strings.ToLower(q.Scheme)
+	switch scheme {
+	case "http", "https":
+	case "":
+		scheme = originalScheme(http.Header{"X-Forwarded-Proto": h.Values("X-Forwarded-Proto")})
+	default:
+		scheme = unknownScheme
+	}
+	allowed, rm := f.judge(&aw, target, target, h, middleware.Peer{Addr: q.Gateway}, scheme)
 	if !allowed {
 		return Answer{Status: aw.status, Header: aw.h, Body: aw.body}
 	}
 	a := Answer{Status: http.StatusOK, Header: aw.h}
+	if n, ok := aw.h[http.CanonicalHeaderKey(middleware.DPoPNonceHeader)]; ok {
+		a.ResponseHeader = http.Header{http.CanonicalHeaderKey(middleware.DPoPNonceHeader): n}
+		delete(aw.h, http.CanonicalHeaderKey(middleware.DPoPNonceHeader))
+	}
+	if _, sent := h["Dpop"]; sent && !f.g.cfg.ForwardDPoPProof {
+		// Verified (or not needed): the upstream has no use for it.
+		a.Remove = append(a.Remove, "DPoP")
+	}
 	for name := range strings.SplitSeq(rm, ", ") {
 		if name != "" {
 			a.Remove = append(a.Remove, name)

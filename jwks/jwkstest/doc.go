@@ -24,6 +24,12 @@
 // requests ([Issuer.JWKSRequests]), and tests wait on the count
 // ([Issuer.WaitJWKSRequests]) rather than sleep.
 //
+// For DPoP (RFC 9449), [NewProofKey] makes a client's key,
+// [Issuer.MintDPoP] a token bound to it (cnf.jkt), and [ProofKey.Proof] a
+// proof for one request; its options ([WithNonce], [WithIssuedAt],
+// [WithJTI], [WithType], [WithAlgorithm], [WithHeader], [WithClaims]) make
+// the proofs a server must refuse.
+//
 // For opaque access tokens the issuer also serves /userinfo
 // ([Issuer.UserInfoURL]) and an RFC 7662 introspection endpoint
 // ([Issuer.IntrospectionURL]), both listed in its discovery document.

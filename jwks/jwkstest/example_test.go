@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenward/tokenward/dpop"
 	"github.com/tokenward/tokenward/jwks/jwkstest"
 )
 
@@ -248,4 +249,59 @@ func getJSON(url string, v any) error {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// ExampleIssuer_MintDPoP makes a DPoP-bound token and its proofs (RFC 9449),
+// as a DPoP client would: one proof per request, for its method and URL.
+// Options make the proofs a server must refuse.
+func ExampleIssuer_MintDPoP() {
+	iss := jwkstest.NewIssuer()
+	defer iss.Close()
+
+	key, err := jwkstest.NewProofKey("ES256")
+	if err != nil {
+		log.Fatal(err)
+	}
+	token, err := iss.MintDPoP(iss.Claims("https://api.example.com", nil), key)
+	if err != nil {
+		log.Fatal(err)
+	}
+	proof, err := key.Proof(http.MethodGet, "https://api.example.com/contacts", token)
+	if err != nil {
+		log.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodGet, "https://api.example.com/contacts", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	req.Header.Set("Authorization", "DPoP "+token)
+	req.Header.Set("DPoP", proof)
+
+	// What a server reads of the proof (package dpop parses it).
+	v, err := dpop.NewVerifier(dpop.VerifierOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := v.Parse(req.Header.Get("DPoP"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(p.Method, p.URL)
+	fmt.Println("bound to the proof key:", p.Thumbprint == key.Thumbprint())
+	fmt.Println("ath matches:", p.TokenHash == dpop.TokenHash(token))
+
+	// Proofs a server must refuse: stale, and of the wrong typ.
+	stale, _ := key.Proof(http.MethodGet, "https://api.example.com/contacts", token,
+		jwkstest.WithIssuedAt(time.Now().Add(-time.Hour)))
+	p, _ = v.Parse(stale)
+	fmt.Println("stale proof issued", time.Since(p.IssuedAt).Round(time.Hour), "ago")
+	wrongType, _ := key.Proof(http.MethodGet, "https://api.example.com/contacts", token, jwkstest.WithType("JWT"))
+	_, err = v.Parse(wrongType)
+	fmt.Println(errors.Is(err, dpop.ErrType))
+	// Output:
+	// GET https://api.example.com/contacts
+	// bound to the proof key: true
+	// ath matches: true
+	// stale proof issued 1h0m0s ago
+	// true
 }

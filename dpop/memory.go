@@ -1,0 +1,130 @@
+package dpop
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// The default bounds of a [MemoryStore].
+const (
+	DefaultMemoryEntries = 100_000
+	DefaultMemoryBytes   = 16 << 20
+)
+
+// memoryEntryBytes is what one remembered proof costs, counted against
+// [MemoryOptions].MaxBytes: the id, its expiry, the heap slot and the map
+// slot, rounded up.
+const memoryEntryBytes = 128
+
+// MemoryOptions bounds a [MemoryStore]. The zero value is
+// [DefaultMemoryEntries] entries and [DefaultMemoryBytes] bytes.
+type MemoryOptions struct {
+	// MaxEntries bounds the proofs remembered. Zero means
+	// DefaultMemoryEntries.
+	MaxEntries int
+	// MaxBytes bounds the memory they take. Zero means DefaultMemoryBytes.
+	MaxBytes int64
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// MemoryStore is a [Store] in this process's memory: it stops a replay at
+// the replica that saw the proof, not at the others (use package redisstore
+// for that). Each id is remembered until its ttl passes. When full, it
+// forgets the ids closest to expiry first — an id is forgotten before its
+// ttl only when the store is full, never while there is room. Safe for
+// concurrent use.
+type MemoryStore struct {
+	max int
+	now func() time.Time
+
+	mu  sync.Mutex // guards ids and exp
+	ids map[[32]byte]*memoryEntry
+	exp expiryHeap
+}
+
+type memoryEntry struct {
+	id    [32]byte
+	until int64 // Unix nanoseconds
+	index int   // in exp
+}
+
+// NewMemoryStore returns an empty store.
+func NewMemoryStore(opts MemoryOptions) *MemoryStore {
+	n := opts.MaxEntries
+	if n <= 0 {
+		n = DefaultMemoryEntries
+	}
+	b := opts.MaxBytes
+	if b <= 0 {
+		b = DefaultMemoryBytes
+	}
+	n = int(min(int64(n), max(b/memoryEntryBytes, 1)))
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &MemoryStore{max: n, now: now, ids: make(map[[32]byte]*memoryEntry)}
+}
+
+// Seen implements [Store]. It never fails.
+func (s *MemoryStore) Seen(_ context.Context, id [32]byte, ttl time.Duration) (bool, error) {
+	if ttl <= 0 {
+		return false, errors.New("dpop: non-positive ttl")
+	}
+	now := s.now().UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Forget what has expired.
+	for len(s.exp) > 0 && s.exp[0].until <= now {
+		e := heap.Pop(&s.exp).(*memoryEntry)
+		delete(s.ids, e.id)
+	}
+	if _, ok := s.ids[id]; ok {
+		return true, nil
+	}
+	if len(s.exp) >= s.max {
+		e := heap.Pop(&s.exp).(*memoryEntry)
+		delete(s.ids, e.id)
+	}
+	e := &memoryEntry{id: id, until: now + int64(ttl)}
+	heap.Push(&s.exp, e)
+	s.ids[id] = e
+	return false, nil
+}
+
+// Len returns how many ids the store holds, expired ones not yet forgotten
+// included.
+func (s *MemoryStore) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.exp)
+}
+
+// Cap returns how many ids the store holds at most, from its bounds.
+func (s *MemoryStore) Cap() int { return s.max }
+
+// expiryHeap orders entries by expiry, soonest first.
+type expiryHeap []*memoryEntry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].until < h[j].until }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *expiryHeap) Push(x any) {
+	e := x.(*memoryEntry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
+}

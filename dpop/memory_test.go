@@ -1,0 +1,149 @@
+package dpop_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokenward/tokenward/dpop"
+)
+
+func id(i int) [32]byte {
+	var b [32]byte
+	b[0], b[1], b[2] = byte(i), byte(i>>8), byte(i>>16)
+	return b
+}
+
+// TestMemoryStoreBounds: an id is a replay until its ttl passes; when full,
+// the store forgets the id closest to expiry, never one with more time left;
+// expired ids make room first; the bytes bound caps the entries too.
+func TestMemoryStoreBounds(t *testing.T) {
+	ctx := context.Background()
+	var clock atomic.Int64
+	s := dpop.NewMemoryStore(dpop.MemoryOptions{MaxEntries: 3, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	seen := func(i int, ttl time.Duration) bool {
+		t.Helper()
+		r, err := s.Seen(ctx, id(i), ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if seen(1, 10*time.Second) || !seen(1, 10*time.Second) {
+		t.Fatal("id 1: not remembered")
+	}
+	seen(2, 30*time.Second)
+	seen(3, 20*time.Second)
+	// Full: 4 evicts 1 (closest to expiry), not 2 or 3.
+	if seen(4, 40*time.Second) {
+		t.Fatal("id 4 taken for a replay")
+	}
+	if s.Len() != 3 {
+		t.Fatalf("Len %d, want 3", s.Len())
+	}
+	if !seen(2, time.Second) || !seen(3, time.Second) || !seen(4, time.Second) {
+		t.Fatal("an id with more time left was forgotten")
+	}
+	// After its ttl, an id is new again, and expired ids make room.
+	clock.Add(int64(25 * time.Second)) // 3 (20 s) expired
+	if seen(3, 10*time.Second) {
+		t.Fatal("id 3 still remembered after its ttl")
+	}
+	if !seen(2, time.Second) {
+		t.Fatal("id 2 forgotten before its ttl")
+	}
+	// Bytes bound: 1 KiB holds fewer than 100 entries.
+	small := dpop.NewMemoryStore(dpop.MemoryOptions{MaxEntries: 100, MaxBytes: 1024})
+	if small.Cap() >= 100 || small.Cap() < 1 {
+		t.Fatalf("Cap %d under a 1 KiB bound", small.Cap())
+	}
+	for i := range 1000 {
+		small.Seen(ctx, id(i), time.Minute)
+	}
+	if small.Len() > small.Cap() {
+		t.Fatalf("Len %d over Cap %d", small.Len(), small.Cap())
+	}
+	if d := dpop.NewMemoryStore(dpop.MemoryOptions{}); d.Cap() != dpop.DefaultMemoryEntries {
+		t.Errorf("default Cap %d", d.Cap())
+	}
+}
+
+// TestMemoryStoreConcurrent: of many calls with the same id at once,
+// exactly one is not a replay.
+func TestMemoryStoreConcurrent(t *testing.T) {
+	s := dpop.NewMemoryStore(dpop.MemoryOptions{})
+	var fresh atomic.Int32
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			if r, _ := s.Seen(context.Background(), id(7), time.Minute); !r {
+				fresh.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if fresh.Load() != 1 {
+		t.Fatalf("%d calls saw the id as new, want 1", fresh.Load())
+	}
+}
+
+func TestNonces(t *testing.T) {
+	secret := []byte(strings.Repeat("x", 32))
+	n, err := dpop.NewNonces(secret, dpop.NonceOptions{Window: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1_800_000_000, 0)
+	cur := n.Current(t0)
+	if !n.Valid(cur, t0) || !n.Valid(cur, t0.Add(time.Minute)) {
+		t.Error("current or previous window's nonce refused")
+	}
+	if n.Valid(cur, t0.Add(2*time.Minute)) {
+		t.Error("a nonce two windows old accepted")
+	}
+	if n.Current(t0.Add(time.Minute)) == cur {
+		t.Error("the nonce did not rotate")
+	}
+	// Another replica with the same secret agrees; another secret does not.
+	same, _ := dpop.NewNonces(secret, dpop.NonceOptions{Window: time.Minute})
+	if !same.Valid(cur, t0) {
+		t.Error("a replica sharing the secret refuses the nonce")
+	}
+	other, _ := dpop.NewNonces([]byte(strings.Repeat("y", 32)), dpop.NonceOptions{Window: time.Minute})
+	if other.Valid(cur, t0) {
+		t.Error("a nonce under another secret accepted")
+	}
+	for _, bad := range []string{"", "x", cur[:len(cur)-1] + "A", strings.Repeat("A", 22)} {
+		if bad != cur && n.Valid(bad, t0) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, err := dpop.NewNonces([]byte("short"), dpop.NonceOptions{}); err == nil {
+		t.Error("a short secret accepted")
+	}
+}
+
+func TestReadSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	b, err := dpop.ReadSecretFile(write("ok", strings.Repeat("s", 40)+"\n"))
+	if err != nil || len(b) != 40 {
+		t.Errorf("ReadSecretFile = %d bytes, %v", len(b), err)
+	}
+	for _, p := range []string{write("short", "abc\n"), write("huge", strings.Repeat("s", 5000)), filepath.Join(dir, "missing")} {
+		if _, err := dpop.ReadSecretFile(p); err == nil {
+			t.Errorf("%s accepted", p)
+		}
+	}
+}
