@@ -1,11 +1,13 @@
-// Package processtest runs a server program we did not write (NGINX, Caddy)
-// for one test: on a free loopback port, stopped gracefully when the test
-// ends, its output printed if the test failed.
+// Package processtest runs a server program we did not write (NGINX, Caddy,
+// Redis) for one test: on a free loopback port, stopped gracefully when the
+// test ends (or earlier, to simulate an outage), its output printed if the
+// test failed.
 package processtest
 
 import (
 	"net"
 	"os/exec"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +34,22 @@ func FreeAddr(t testing.TB) string {
 // the program wrote elsewhere (NGINX's error.log) to the failure output.
 func Serve(t testing.TB, name string, cmd *exec.Cmd, addr string, logs func() string) {
 	t.Helper()
+	Start(t, name, cmd, addr, logs)
+}
+
+// Process is a program started by [Start].
+type Process struct {
+	name   string
+	cmd    *exec.Cmd
+	exited chan error // receives cmd.Wait's result once
+	once   sync.Once  // the stop runs once: from Stop or from the cleanup
+}
+
+// Start is [Serve] for a test that also stops the program before it ends
+// (an outage): it returns the running program, whose Stop the test may
+// call. A program can be started again on the same addr with a new cmd.
+func Start(t testing.TB, name string, cmd *exec.Cmd, addr string, logs func() string) *Process {
+	t.Helper()
 	var output syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Start(); err != nil {
@@ -44,16 +62,10 @@ func Serve(t testing.TB, name string, cmd *exec.Cmd, addr string, logs func() st
 		}
 		return s
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	p := &Process{name: name, cmd: cmd, exited: make(chan error, 1)}
+	go func() { p.exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) // graceful stop
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
+		p.Stop()
 		if t.Failed() {
 			t.Logf("%s output:\n%s", name, dump())
 		}
@@ -66,15 +78,30 @@ func Serve(t testing.TB, name string, cmd *exec.Cmd, addr string, logs func() st
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			conn.Close()
-			return
+			return p
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s did not listen on %s within 10s: %v\n%s", name, addr, err, dump())
 		}
 		select {
-		case err := <-exited:
+		case err := <-p.exited:
+			p.exited <- err // for Stop
 			t.Fatalf("%s exited: %v\n%s", name, err, dump())
 		case <-tick.C:
 		}
 	}
+}
+
+// Stop stops the program gracefully (SIGTERM, then SIGKILL after 10 s) and
+// returns once it has exited. Calling it again does nothing.
+func (p *Process) Stop() {
+	p.once.Do(func() {
+		p.cmd.Process.Signal(syscall.SIGTERM) // graceful stop
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
 }
