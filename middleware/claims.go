@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"math"
@@ -34,7 +35,8 @@ type Claims struct {
 	// the request proves it (see [Confirmation]).
 	Confirmation *Confirmation
 
-	raw []byte // the claims JSON, for Decode
+	raw     []byte // the claims JSON, for Decode
+	payload string // or, on a cache hit, the token's claims segment (base64url): see entry.go
 }
 
 // Confirmation is a token's cnf claim (RFC 7800): what a request must prove
@@ -116,18 +118,34 @@ func (wc *wireClaims) claims(raw []byte) *Claims {
 //	}
 //	err := claims.Decode(&custom)
 func (c *Claims) Decode(v any) error {
-	if c == nil || c.raw == nil {
+	raw, owned := c.json()
+	if raw == nil && !owned {
 		return errors.New("tokenward: no claims")
 	}
-	return json.Unmarshal(c.raw, v)
+	return json.Unmarshal(raw, v)
 }
 
 // JSON returns a copy of the claims JSON as it was in the token.
 func (c *Claims) JSON() []byte {
-	if c == nil {
-		return nil
+	raw, owned := c.json()
+	if owned || raw == nil {
+		return raw
 	}
-	return append([]byte(nil), c.raw...)
+	return append([]byte(nil), raw...)
+}
+
+// json returns the claims JSON: raw, or the payload of a cache hit decoded
+// (owned: a fresh copy). The payload was verified when the token was
+// cached, and a hit has the same SHA-256: it decodes.
+func (c *Claims) json() (raw []byte, owned bool) {
+	switch {
+	case c == nil:
+		return nil, false
+	case c.raw == nil && c.payload != "":
+		b, err := base64.RawURLEncoding.Strict().DecodeString(c.payload)
+		return b, err == nil
+	}
+	return c.raw, false
 }
 
 // registered are the claim names the validator acts on; duplicates of these
@@ -182,7 +200,7 @@ func (wc *wireClaims) decodeFast(b []byte) bool {
 		return false
 	}
 	// The strings are substrings of b, which the caller never modifies
-	// (it becomes Claims.raw): newEntry (entry.go) finds them in it by address.
+	// (it becomes Claims.raw).
 	text := unsafe.String(unsafe.SliceData(b), len(b))
 	str := func(vs, ve int) (string, bool) {
 		if !simpleString(b[vs:ve]) {
