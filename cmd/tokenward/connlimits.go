@@ -13,7 +13,7 @@ import (
 // and time to send its request or take its answer (README, "Memory"). In
 // the environment 0 means no bound; proxy's options take -1 for that.
 type ConnLimits struct {
-	MaxConnections    int           `env:"TOKENWARD_MAX_CONNECTIONS" envDefault:"10000"`
+	MaxConnections    *int          `env:"TOKENWARD_MAX_CONNECTIONS"` // nil: maxConnections' default
 	ReadHeaderTimeout time.Duration `env:"TOKENWARD_READ_HEADER_TIMEOUT" envDefault:"10s"`
 	BodyReadTimeout   time.Duration `env:"TOKENWARD_BODY_READ_TIMEOUT" envDefault:"60s"`
 	SendTimeout       time.Duration `env:"TOKENWARD_SEND_TIMEOUT" envDefault:"60s"`
@@ -27,8 +27,8 @@ const adminMaxConnections = 256
 
 func (c ConnLimits) check() []string {
 	var problems []string
-	if c.MaxConnections < 0 {
-		problems = append(problems, fmt.Sprintf("TOKENWARD_MAX_CONNECTIONS: %d is negative; use 0 for no bound", c.MaxConnections))
+	if c.MaxConnections != nil && *c.MaxConnections < 0 {
+		problems = append(problems, fmt.Sprintf("TOKENWARD_MAX_CONNECTIONS: %d is negative; use 0 for no bound", *c.MaxConnections))
 	}
 	for _, d := range []struct {
 		name string
@@ -62,11 +62,37 @@ func (c ConnLimits) serverOptions() proxy.ServerOptions {
 	}
 }
 
-// listenerOptions bound the main listener. Plain HTTP gets a 503 over the
-// bound; TLS a close, without the handshake.
-func (c ConnLimits) listenerOptions(tls bool) proxy.ListenerOptions {
+// connectionBytes is what an idle keep-alive connection holds: 18.8 KiB of
+// RSS measured with 10,000 of them (BENCHMARKS.md, "Connections"), rounded
+// up. A connection with a request in flight holds more, for that time.
+const connectionBytes = 20 << 10
+
+// maxConnections is TOKENWARD_MAX_CONNECTIONS (0: no bound), or by default
+// proxy.DefaultMaxConnections, fewer in a container whose memory limit
+// cannot hold that many idle connections on top of what the soft memory
+// limit (memlimit.go) gives the caches (at least the limit's allowance for
+// the rest, when the container's limit caps it): a flood of connections
+// then meets the bound before the kernel's OOM killer. from says which.
+func (c ConnLimits) maxConnections(caches, container int64) (n int, from string) {
+	if c.MaxConnections != nil {
+		return *c.MaxConnections, "TOKENWARD_MAX_CONNECTIONS"
+	}
+	if container <= 0 {
+		return proxy.DefaultMaxConnections, "default"
+	}
+	limit, _ := softMemoryLimit(caches, container)
+	room := container/100*containerPercent - (limit - otherMemory)
+	if n := room / connectionBytes; n < proxy.DefaultMaxConnections {
+		return int(n), "container memory limit"
+	}
+	return proxy.DefaultMaxConnections, "default"
+}
+
+// listenerOptions bound the main listener to max connections (0: none).
+// Plain HTTP gets a 503 over the bound; TLS a close, without the handshake.
+func (c ConnLimits) listenerOptions(max int, tls bool) proxy.ListenerOptions {
 	return proxy.ListenerOptions{
-		MaxConnections: none(c.MaxConnections),
+		MaxConnections: none(max),
 		Answer503:      !tls,
 		SendTimeout:    none(c.SendTimeout),
 	}

@@ -89,7 +89,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 			return fmt.Errorf("TOKENWARD_GRPC_ADDR: %w", err)
 		}
 	}
-	mainLn := proxy.NewListener(ln, cfg.listenerOptions(g.tls != nil))
+	verified, opaqueTokens := cfg.cacheBounds()
+	maxConns, from := cfg.maxConnections(add(verified, opaqueTokens), containerMemoryLimit(os.ReadFile))
+	log.Info("connection bound", "max_connections", maxConns, "from", from) // 0: none
+	mainLn := proxy.NewListener(ln, cfg.listenerOptions(maxConns, g.tls != nil))
 	adminBounded := proxy.NewListener(adminLn, proxy.ListenerOptions{MaxConnections: adminMaxConnections, Answer503: true})
 	ln, adminLn = mainLn, adminBounded
 	registerConnMetrics(g.registry, map[string]*proxy.Listener{"main": mainLn, "admin": adminBounded})
