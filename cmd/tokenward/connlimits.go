@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"math"
+	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,5 +116,58 @@ func registerConnMetrics(reg prometheus.Registerer, listeners map[string]*proxy.
 				Help: "Client connections refused at once for being over the listener's bound (TOKENWARD_MAX_CONNECTIONS for main).",
 			}, func() float64 { return float64(l.Refused()) }),
 		)
+	}
+}
+
+// The soft memory limit (memlimit.go) allows 16 MiB for everything but the
+// caches; 10,000 idle connections hold 190 MiB. Past the limit the collector
+// runs every few hundred kilobytes of allocation, and each cycle scans every
+// connection's goroutine: 20 collections in 2,000 requests, p99 latency ×7
+// (BENCHMARKS.md, "Connections"). So the limit follows the connections open,
+// connectionBytes each, up to the container's share (memlimit.go).
+
+// connectionStep is how many connections open or closed move the limit, so
+// that it is not set at every connection.
+const connectionStep = 256
+
+// limitWithConnections is the soft limit for base (without connections) and
+// open connections, at most ceiling.
+func limitWithConnections(base, ceiling, open int64) int64 {
+	return min(ceiling, add(base, open/connectionStep*connectionStep*connectionBytes))
+}
+
+// followConnections raises (and lowers) the soft memory limit that
+// setMemoryLimit set with the connections open, checked every interval,
+// until stop is called. It does nothing when the operator set GOMEMLIMIT.
+func followConnections(getenv func(string) string, readFile func(string) ([]byte, error), open func() int64, interval time.Duration) (stop func()) {
+	if getenv("GOMEMLIMIT") != "" {
+		return func() {}
+	}
+	base := debug.SetMemoryLimit(-1) // reads it
+	ceiling := int64(math.MaxInt64)
+	if container := containerMemoryLimit(readFile); container > 0 {
+		ceiling = max(base, container/100*containerPercent)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		last := base
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if l := limitWithConnections(base, ceiling, open()); l != last {
+					debug.SetMemoryLimit(l)
+					last = l
+				}
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -58,6 +59,23 @@ func TestMaxConnections(t *testing.T) {
 	for _, p := range ce.problems {
 		if !strings.Contains(p, "negative") {
 			t.Errorf("problem %q", p)
+		}
+	}
+}
+
+func TestLimitWithConnections(t *testing.T) {
+	const base = 40 << 20
+	for _, tc := range []struct {
+		open, ceiling, want int64
+	}{
+		{0, math.MaxInt64, base},
+		{connectionStep - 1, math.MaxInt64, base},
+		{connectionStep, math.MaxInt64, base + connectionStep*connectionBytes},
+		{10000, math.MaxInt64, base + 10000/connectionStep*connectionStep*connectionBytes},
+		{10000, 100 << 20, 100 << 20},
+	} {
+		if got := limitWithConnections(base, tc.ceiling, tc.open); got != tc.want {
+			t.Errorf("%d connections, ceiling %d: %d, want %d", tc.open, tc.ceiling, got, tc.want)
 		}
 	}
 }
