@@ -8,10 +8,10 @@ import (
 )
 
 // DefaultMaxConnections is [ListenerOptions.MaxConnections] when zero: an
-// idle keep-alive connection costs about 10 KiB of heap and goroutine stack
-// (BENCHMARKS.md, "Connections"), so 10,000 of them about 100 MiB, well
-// under the descriptor limit Go raises itself to (the hard limit, usually
-// 2^20 in a container).
+// idle keep-alive connection of tokenward holds about 19 KiB (goroutine
+// stack, buffers; BENCHMARKS.md, "Connections"), so 10,000 of them about
+// 190 MiB, and need 10,000 descriptors, under the limit Go raises itself to
+// (the hard limit, usually 2^20 in a container).
 const DefaultMaxConnections = 10000
 
 // DefaultSendTimeout is [ListenerOptions.SendTimeout] when zero, nginx's

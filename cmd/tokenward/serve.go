@@ -96,7 +96,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	adminBounded := proxy.NewListener(adminLn, proxy.ListenerOptions{MaxConnections: adminMaxConnections, Answer503: true})
 	ln, adminLn = mainLn, adminBounded
 	registerConnMetrics(g.registry, map[string]*proxy.Listener{"main": mainLn, "admin": adminBounded})
-	defer followConnections(getenv, os.ReadFile, mainLn.Open, time.Second)()
+	defer followConnections(getenv, os.ReadFile, mainLn.Open, 250*time.Millisecond)()
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srv := proxy.NewServerWith(cfg.ListenAddr, g.handler, cfg.serverOptions())
 	srv.ErrorLog = errorLog

@@ -42,6 +42,12 @@ import (
 
 const api = "https://api.bench.tokenward.example"
 
+// settle is how long the connections are held before anything is measured:
+// the binary's soft memory limit follows the connections open four times a
+// second (README, "Memory"); what is measured is connections held, not
+// their arrival.
+const settle = time.Second
+
 func main() {
 	bin := flag.String("bin", "", "tokenward binary (default: built from ../cmd/tokenward)")
 	conns := flag.Int("conns", 10000, "keep-alive connections held at once")
@@ -125,6 +131,7 @@ func run(bin string, conns, tokens, probes int, hold time.Duration) error {
 		p.stop()
 		return err
 	}
+	time.Sleep(settle)
 	withConns := p.sample()
 	loaded, err := latency(p.addr, probeToken, probes)
 	if err != nil {
@@ -191,6 +198,7 @@ func run(bin string, conns, tokens, probes int, hold time.Duration) error {
 	if held, err = holdConns(p.addr, probeToken, conns); err != nil {
 		return err
 	}
+	time.Sleep(settle)
 	both := p.sample()
 	loaded, err = latency(p.addr, probeToken, probes)
 	if err != nil {
