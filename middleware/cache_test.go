@@ -238,12 +238,22 @@ func TestCacheReturnsCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	c1.Subject = "mallory"
+	// Entries of a key share their audiences: a hit's list is its own.
+	c1.Audience[0] = "https://other.example.com"
 	c2, err := v.Validate(context.Background(), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c2.Subject == "mallory" {
+	if c2.Subject == "mallory" || c2.Audience[0] != audience {
 		t.Fatal("a caller's change to its claims reached the cache")
+	}
+	c2.Audience[0] = "https://other.example.com"
+	// Another token of the same key and shape, verified then a hit.
+	other := mintFor(t, iss, map[string]any{"sub": "other"})
+	for range 2 {
+		if c, err := v.Validate(context.Background(), other); err != nil || c.Audience[0] != audience {
+			t.Fatalf("a caller's change to a hit's audiences reached another token's: %v %v", c, err)
+		}
 	}
 }
 

@@ -228,11 +228,28 @@ func (d entryView) times() (exp, nbf, iat time.Time, next int) {
 	return exp, nbf, iat, next
 }
 
-// claims builds the Claims of an entry in one allocation (a bound token's
-// Confirmation takes a second). The strings point into d, the key and the
-// shape; payload is the token's claims segment, decoded by Claims.Decode.
+// hitClaims is a Claims with room for its audiences, so that a hit builds it
+// in one allocation.
+type hitClaims struct {
+	Claims
+	aud [2]string
+}
+
+// claims builds the Claims of an entry in one allocation (with up to two
+// audiences; a bound token's Confirmation takes a second). The strings point
+// into d, the key and the shape; the audience list is the hit's own, since a
+// caller may write to it and the shape is shared. payload is the token's
+// claims segment, decoded by Claims.Decode.
 func (d entryView) claims(e *cacheEntry, payload string) *Claims {
-	c := &Claims{Audience: e.shape.aud, Scopes: e.shape.scopes, payload: payload}
+	h := &hitClaims{}
+	c := &h.Claims
+	c.Scopes, c.payload = e.shape.scopes, payload
+	if n := len(e.shape.aud); n <= len(h.aud) {
+		c.Audience = h.aud[:n:n]
+	} else {
+		c.Audience = make([]string, n)
+	}
+	copy(c.Audience, e.shape.aud)
 	var next int
 	c.ExpiresAt, c.NotBefore, c.IssuedAt, next = d.times()
 	flags := d[eFlags]
