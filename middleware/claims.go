@@ -29,14 +29,16 @@ type Claims struct {
 	// Kind says where the claims come from: a verified JWT, an RFC 7662
 	// introspection answer, or a /userinfo profile.
 	Kind Kind
+	// b64Raw: raw is the claims segment of a cache hit's token, which
+	// Decode decodes (see entry.go). Here, it fits in Kind's padding.
+	b64Raw bool
 	// Confirmation is the cnf claim (RFC 7800): the token is
 	// sender-constrained, usable only with the proof it names. Nil means
 	// no cnf: a bearer token. [Guard.Check] refuses a token with one unless
 	// the request proves it (see [Confirmation]).
 	Confirmation *Confirmation
 
-	raw     []byte // the claims JSON, for Decode
-	payload string // or, on a cache hit, the token's claims segment (base64url): see entry.go
+	raw []byte // the claims JSON, for Decode; base64url with b64Raw
 }
 
 // Confirmation is a token's cnf claim (RFC 7800): what a request must prove
@@ -141,9 +143,13 @@ func (c *Claims) json() (raw []byte, owned bool) {
 	switch {
 	case c == nil:
 		return nil, false
-	case c.raw == nil && c.payload != "":
-		b, err := base64.RawURLEncoding.Strict().DecodeString(c.payload)
-		return b, err == nil
+	case c.b64Raw:
+		b := make([]byte, base64.RawURLEncoding.DecodedLen(len(c.raw)))
+		n, err := base64.RawURLEncoding.Strict().Decode(b, c.raw)
+		if err != nil {
+			return nil, false
+		}
+		return b[:n], true
 	}
 	return c.raw, false
 }

@@ -243,7 +243,9 @@ type hitClaims struct {
 func (d entryView) claims(e *cacheEntry, payload string) *Claims {
 	h := &hitClaims{}
 	c := &h.Claims
-	c.Scopes, c.payload = e.shape.scopes, payload
+	c.Scopes = e.shape.scopes
+	// Only ever read (Decode and JSON decode it), like the token it is in.
+	c.raw, c.b64Raw = unsafe.Slice(unsafe.StringData(payload), len(payload)), true
 	if n := len(e.shape.aud); n <= len(h.aud) {
 		c.Audience = h.aud[:n:n]
 	} else {
