@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 )
@@ -107,8 +110,16 @@ func (s *stallReader) Read(p []byte) (int, error) {
 	s.arm()
 	n, err := s.ReadCloser.Read(p)
 	s.done = err != nil
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		err = fmt.Errorf("%w: %w", errBodyStalled, err)
+	}
 	return n, err
 }
+
+// errBodyStalled is a read of a request body cut by BodyReadTimeout: the
+// proxy answers it 408, not as an upstream failure.
+var errBodyStalled = errors.New("proxy: the client sent nothing of its body for BodyReadTimeout")
 
 // arm sets the connection's read deadline d from now. An error means the
 // connection cannot take one (a test recorder): reads go on without it.
