@@ -5,24 +5,22 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
-	"encoding/binary"
+	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/tokenward/tokenward/internal/tokenhash"
 	"github.com/tokenward/tokenward/internal/ttlcache"
-	"github.com/tokenward/tokenward/scopes"
 )
 
 // entryOverhead is the memory an entry costs beyond its data block and its
-// own scope list: its map slot in the cache (32-byte key, 56-byte item, at
-// the map's average load) and the rounding of the block up to its
-// allocation size class. The interned key reference, and the scope list
-// when it is shared (see [keyRef.sharedScopes]), are shared by many entries
-// and not counted. TestCacheEntryBytes holds the estimate to within 20% of
-// the heap measured: about 590 bytes per entry for an Auth0-shaped token
-// with 329-byte claims JSON (a 396-byte data block, four scopes shared).
-const entryOverhead = 176
+// own shape: its map slot in the cache (32-byte key, 40-byte item, at the
+// map's average load) and the rounding of the block up to its allocation
+// size class. The interned key reference, and the shape when it is shared
+// (see [keyRef.shape]), are shared by many entries and not counted.
+// TestCacheEntryBytes holds the estimate to within 20% of the heap
+// measured: about 250 bytes per entry for an Auth0-shaped token (a
+// 120-byte data block, audiences and scopes shared).
+const entryOverhead = 130
 
 // tokenCache remembers verified tokens by the SHA-256 of the whole token
 // (the token itself is never stored), until exp plus the leeway.
@@ -37,8 +35,8 @@ type keyRef struct {
 	pub  publicKey // a hit requires the issuer still publishes it
 	alg  string    // the key's published alg then; a hit requires it unchanged
 
-	mu   sync.Mutex            // guards sets
-	sets map[string]scopes.Set // by scopeSetKey; at most maxSharedSets
+	mu     sync.Mutex        // guards shapes
+	shapes map[string]*shape // by shapeKey; at most maxSharedShapes
 }
 
 // publicKey is what every crypto public key type implements.
@@ -79,8 +77,8 @@ func tokenKey(token string) ttlcache.Key { return tokenhash.Sum(token) }
 
 func (e cacheEntry) size() int64 {
 	n := int64(len(e.data)) + entryOverhead
-	if e.data[eFlags]&flagSharedScopes == 0 {
-		n += int64(e.scopes.Len()) * int64(unsafe.Sizeof(""))
+	if e.data[eFlags]&flagSharedShape == 0 {
+		n += ownShapeBytes(e.shape)
 	}
 	return n
 }
@@ -117,7 +115,9 @@ func (r *keyRefs) get(iss string, keys KeySet, kid, alg string, pub publicKey) *
 			return k
 		}
 	}
-	k := &keyRef{iss: iss, keys: keys, kid: kid, alg: alg, pub: pub}
+	// iss and kid may point into a token's claims or header: copied, so
+	// that the reference keeps no token's memory alive.
+	k := &keyRef{iss: strings.Clone(iss), keys: keys, kid: strings.Clone(kid), alg: alg, pub: pub}
 	if len(r.list) == maxKeyRefs {
 		r.list = append(r.list[:0], r.list[1:]...)
 	}
@@ -125,68 +125,40 @@ func (r *keyRefs) get(iss string, keys KeySet, kid, alg string, pub publicKey) *
 	return k
 }
 
-// Scope sets repeat across tokens (one per client or role, typically), so
-// entries share them: a shared list saves an entry its own list (64 of the
-// 625 bytes an Auth0-shaped entry took), and the collector the list's
-// pointers into the entry's data (40 to 60% of its work on such an entry,
-// which a full cache makes it do at every cycle). Only small sets are shared,
-// at most maxSharedSets a key, so that what is shared, not counted in the
-// cache's bytes, stays small: maxKeyRefs × maxSharedSets × 512 bytes of key.
-// Other sets are the entry's own.
+// Audiences and scopes repeat across tokens (one API, and one scope set per
+// client or role, typically), so entries share them: a shared shape saves
+// an entry its own copy of both, and the collector the pointers into it,
+// which a full cache makes it follow at every cycle. Only small shapes are
+// shared, at most maxSharedShapes a key, so that what is shared, not counted
+// in the cache's bytes, stays small: maxKeyRefs × maxSharedShapes × 512
+// bytes of key. Other shapes are the entry's own.
 const (
-	maxSharedSets     = 64
-	maxSharedSetBytes = 512 // of scopeSetKey
+	maxSharedShapes     = 64
+	maxSharedShapeBytes = 512 // of shapeKey
 )
 
-// sharedScopes returns the set of list (sorted and without duplicates, as
-// [scopes.Set.List] returns it) shared by the entries of r's tokens, or
-// ok=false when it is not shared: empty, too large, or r already shares as
-// many sets as it may.
-func (r *keyRef) sharedScopes(list []string) (set scopes.Set, ok bool) {
-	if r == nil || len(list) == 0 {
-		return scopes.Set{}, false
-	}
-	var buf [maxSharedSetBytes]byte
-	k, ok := scopeSetKey(buf[:0], list)
-	if !ok {
-		return scopes.Set{}, false
+// shape returns the shape of aud and scopeList (sorted and without
+// duplicates, as [scopes.Set.List] returns it), shared by the entries of r's
+// tokens when it can be (shared=true), else the entry's own. r may be nil.
+func (r *keyRef) shape(aud, scopeList []string) (sh *shape, shared bool) {
+	var buf [maxSharedShapeBytes]byte
+	k := shapeKey(buf[:0], aud, scopeList)
+	if r == nil || len(k) > maxSharedShapeBytes {
+		return newShape(string(k)), false
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if set, ok := r.sets[string(k)]; ok {
-		return set, true
+	if sh, ok := r.shapes[string(k)]; ok {
+		return sh, true
 	}
-	if len(r.sets) >= maxSharedSets {
-		return scopes.Set{}, false
+	if len(r.shapes) >= maxSharedShapes {
+		return newShape(string(k)), false
 	}
-	// The scopes are substrings of the map key, a copy: a shared set
-	// keeps no entry's data alive.
 	owned := string(k)
-	parts := make([]string, 0, len(list))
-	for off := 0; off < len(k); {
-		n, w := binary.Uvarint(k[off:])
-		off += w
-		parts = append(parts, owned[off:off+int(n)])
-		off += int(n)
+	sh = newShape(owned)
+	if r.shapes == nil {
+		r.shapes = make(map[string]*shape)
 	}
-	set = scopes.New(parts...)
-	if r.sets == nil {
-		r.sets = make(map[string]scopes.Set)
-	}
-	r.sets[owned] = set
-	return set, true
-}
-
-// scopeSetKey appends to b each scope of list preceded by its length, which
-// no two different lists share (scopes may contain spaces or any byte). ok
-// is false when the key would be longer than maxSharedSetBytes.
-func scopeSetKey(b []byte, list []string) (key []byte, ok bool) {
-	for _, s := range list {
-		if len(b)+binary.MaxVarintLen64+len(s) > maxSharedSetBytes {
-			return nil, false
-		}
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	return b, true
+	r.shapes[owned] = sh
+	return sh, true
 }

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"math"
@@ -28,6 +29,9 @@ type Claims struct {
 	// Kind says where the claims come from: a verified JWT, an RFC 7662
 	// introspection answer, or a /userinfo profile.
 	Kind Kind
+	// b64Raw: raw is the claims segment of a cache hit's token, which
+	// Decode decodes (see entry.go). Here, it fits in Kind's padding.
+	b64Raw bool
 	// Confirmation is the cnf claim (RFC 7800): the token is
 	// sender-constrained, usable only with the proof it names. Nil means
 	// no cnf: a bearer token. [Guard.Check] refuses a token with one unless
@@ -38,7 +42,7 @@ type Claims struct {
 	// [Guard.Check]; "" from [Validator.Validate].
 	TokenType string
 
-	raw       []byte // the claims JSON, for Decode
+	raw       []byte // the claims JSON, for Decode; base64url with b64Raw
 	dpopNonce string // the nonce of the request's DPoP proof, for Guard.NonceHeader
 }
 
@@ -122,18 +126,38 @@ func (wc *wireClaims) claims(raw []byte) *Claims {
 //	}
 //	err := claims.Decode(&custom)
 func (c *Claims) Decode(v any) error {
-	if c == nil || c.raw == nil {
+	raw, owned := c.json()
+	if raw == nil && !owned {
 		return errors.New("tokenward: no claims")
 	}
-	return json.Unmarshal(c.raw, v)
+	return json.Unmarshal(raw, v)
 }
 
 // JSON returns a copy of the claims JSON as it was in the token.
 func (c *Claims) JSON() []byte {
-	if c == nil {
-		return nil
+	raw, owned := c.json()
+	if owned || raw == nil {
+		return raw
 	}
-	return append([]byte(nil), c.raw...)
+	return append([]byte(nil), raw...)
+}
+
+// json returns the claims JSON: raw, or the payload of a cache hit decoded
+// (owned: a fresh copy). The payload was verified when the token was
+// cached, and a hit has the same SHA-256: it decodes.
+func (c *Claims) json() (raw []byte, owned bool) {
+	switch {
+	case c == nil:
+		return nil, false
+	case c.b64Raw:
+		b := make([]byte, base64.RawURLEncoding.DecodedLen(len(c.raw)))
+		n, err := base64.RawURLEncoding.Strict().Decode(b, c.raw)
+		if err != nil {
+			return nil, false
+		}
+		return b[:n], true
+	}
+	return c.raw, false
 }
 
 // registered are the claim names the validator acts on; duplicates of these
@@ -188,7 +212,7 @@ func (wc *wireClaims) decodeFast(b []byte) bool {
 		return false
 	}
 	// The strings are substrings of b, which the caller never modifies
-	// (it becomes Claims.raw): newEntry (entry.go) finds them in it by address.
+	// (it becomes Claims.raw).
 	text := unsafe.String(unsafe.SliceData(b), len(b))
 	str := func(vs, ve int) (string, bool) {
 		if !simpleString(b[vs:ve]) {

@@ -135,6 +135,10 @@
 // more for logs, never the token. A token failure is never a 500.
 //
 // Claims returned by this package share no memory with a caller's input
-// ([ParseClaims] parses a copy). Cache entries are immutable blocks, packed
-// and read in one file (entry.go), whose round trip a fuzz target checks.
+// ([ParseClaims] parses a copy), except that the claims of a cache hit keep
+// the token's claims segment, an immutable string, for [Claims.Decode]: a
+// hit has the SHA-256 of the token that was verified, so that segment is
+// the JSON that was verified. Cache entries are immutable blocks, packed and
+// read in one file (entry.go), whose round trip a fuzz target checks; they
+// hold no claims JSON and never the token.
 package middleware

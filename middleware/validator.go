@@ -71,9 +71,10 @@ type ValidatorOptions struct {
 	// the token's exp (and the leeway) are evicted first. Keyed by SHA-256
 	// of the token; the token is not stored.
 	CacheSize int
-	// CacheMaxBytes bounds the cache's estimated memory (about 600 bytes
-	// per entry for an Auth0 access token; a token whose entry would exceed
-	// 64 KiB is not cached). Zero means [DefaultCacheMaxBytes].
+	// CacheMaxBytes bounds the cache's estimated memory (about 250 bytes
+	// per entry for an Auth0 access token whose audiences and scopes other
+	// tokens share; a token whose entry would exceed 64 KiB is not cached).
+	// Zero means [DefaultCacheMaxBytes].
 	CacheMaxBytes int64
 	// Revoked, if set, is asked about every verified token, cached or not; a
 	// true answer refuses the token with reason revoked (a deny list).
@@ -366,7 +367,7 @@ func (v *Validator) validate(ctx context.Context, token string) (*Claims, error)
 	}
 	key := tokenKey(token)
 	if e, _, ok := v.cache.Get(&key); ok {
-		if c, err, ok := v.fromCache(ctx, &key, e); ok {
+		if c, err, ok := v.fromCache(ctx, &key, e, token); ok {
 			return c, err
 		}
 	}
@@ -397,15 +398,15 @@ type usedKey struct {
 
 // fromCache answers from a cache entry, or reports ok=false when the token
 // must be verified again (the key changed, or it is not yet valid).
-func (v *Validator) fromCache(ctx context.Context, key *ttlcache.Key, e cacheEntry) (c *Claims, err error, ok bool) {
+func (v *Validator) fromCache(ctx context.Context, key *ttlcache.Key, e cacheEntry, token string) (c *Claims, err error, ok bool) {
 	d := entryView(e.data)
 	now := v.now()
-	exp := d.date(eExp, eExpNs)
+	exp, nbf, _, _ := d.times()
 	if !now.Before(exp.Add(v.leeway)) { // as in verify
 		v.cache.Remove(key)
 		return nil, &Error{Reason: ReasonExpired, Detail: "expired " + ago(now.Sub(exp)) + " ago"}, true
 	}
-	if d[eFlags]&flagNbf != 0 && d.date(eNbf, eNbfNs).After(now.Add(v.leeway)) {
+	if !nbf.IsZero() && nbf.After(now.Add(v.leeway)) {
 		return nil, nil, false
 	}
 	k, kerr := e.key.keys.Key(ctx, e.key.kid)
@@ -416,7 +417,11 @@ func (v *Validator) fromCache(ctx context.Context, key *ttlcache.Key, e cacheEnt
 		return nil, nil, false
 	}
 	v.cache.Hit(key)
-	return d.claims(exp, e.scopes), nil, true
+	// The claims segment, for Claims.Decode: a cached token was verified,
+	// so it has its two dots.
+	_, payload, _ := strings.Cut(token, ".")
+	payload, _, _ = strings.Cut(payload, ".")
+	return d.claims(&e, payload), nil, true
 }
 
 // checkOpaque asks the opaque-token checker, then holds its answer to the

@@ -124,7 +124,13 @@
 //     and a trailing dot (patterns must be written in lower case), so
 //     ADMIN.example.com. cannot fall through to a weaker or public rule.
 //   - Header size is bounded ([MaxHeaderBytes], 431 beyond), headers must
-//     arrive within ReadHeaderTimeout ([NewServer]).
+//     arrive within ReadHeaderTimeout, each read of a request body waits at
+//     most BodyReadTimeout, also for what net/http reads of a body the
+//     handler left ([NewServerWith]), and each write to a client at most
+//     SendTimeout ([Listener]). A [Listener] refuses connections over its
+//     bound at once (a 503, or a close under TLS) rather than queueing
+//     them, so that neither a flood of connections nor slow clients hold
+//     unbounded memory.
 //   - Upstream failures answer 502 (504 on timeout) with a fixed JSON body;
 //     refusals never echo the token or an internal error.
 //   - On the lean upstream path, a connection is pooled only after an answer

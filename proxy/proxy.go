@@ -422,6 +422,16 @@ func clientAddressHeader(name string) bool {
 // upstreamError answers when the upstream could not be reached or failed
 // mid-response: 502 (504 on timeout) with a JSON body and no internal detail.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errBodyStalled) {
+		// The client stopped sending its body (server.go): not the
+		// upstream's fault, and no one is likely to read the answer.
+		if p.g.cfg.Metrics != nil {
+			p.g.cfg.Metrics.ObserveUpstreamError("client_gone")
+		}
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusRequestTimeout)
+		return
+	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The client went away; there is no one to answer.
 		if p.g.cfg.Metrics != nil {

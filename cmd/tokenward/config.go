@@ -131,6 +131,8 @@ type Config struct {
 	ForwardDPoPProof       bool          `env:"TOKENWARD_FORWARD_DPOP_PROOF" envDefault:"false"`
 	TokenTypeHeader        string        `env:"TOKENWARD_TOKEN_TYPE_HEADER"`
 
+	ConnLimits // connections and client timeouts (connlimits.go)
+
 	// Derived by check from the fields above.
 	jwksURLs     map[string]string       // issuer → key set URL
 	keyFiles     map[string]*jwks.Static // file:// key set URL → the set read from it
@@ -478,6 +480,7 @@ func (c *Config) checkServing() []string {
 	if c.UpstreamTransport != "lean" && c.UpstreamTransport != "standard" {
 		add("TOKENWARD_UPSTREAM_TRANSPORT: %q is neither lean nor standard", c.UpstreamTransport)
 	}
+	problems = append(problems, c.ConnLimits.check()...)
 	problems = append(problems, c.checkResource()...)
 	problems = append(problems, c.checkOpaque()...)
 	problems = append(problems, c.checkDenyList()...)

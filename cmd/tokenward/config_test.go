@@ -91,6 +91,10 @@ func TestEnvKeys(t *testing.T) {
 		"TOKENWARD_UPSTREAM_TRANSPORT",
 		"TOKENWARD_USERINFO_URL",
 	}
+	// Connections and client timeouts (connlimits.go).
+	want = append(want, "TOKENWARD_MAX_CONNECTIONS", "TOKENWARD_READ_HEADER_TIMEOUT",
+		"TOKENWARD_BODY_READ_TIMEOUT", "TOKENWARD_SEND_TIMEOUT", "TOKENWARD_IDLE_TIMEOUT")
+	slices.Sort(want)
 	got := envKeys()
 	slices.Sort(got)
 	if !slices.Equal(got, want) {

@@ -15,8 +15,8 @@ import (
 
 // The binary gives the Go runtime a soft memory limit (what GOMEMLIMIT sets)
 // unless the operator set GOMEMLIMIT. Without one, the collector lets the
-// heap grow to twice what is live: with a full verified-token cache (100,000
-// entries, about 50 MiB), 120 to 140 MiB of RSS. The limit is what the
+// heap grow to twice what is live, a full verified-token cache (100,000
+// entries, about 23 MiB) included. The limit is what the
 // process may legitimately hold: the bounds of its caches, room for the
 // collector, and an allowance for the rest; never more than a share of the
 // container's memory limit, so that the collector works harder before the
@@ -25,11 +25,12 @@ import (
 // spiral.
 const (
 	// verifiedEntryBytes is the heap an entry of the verified-token cache
-	// takes for an Auth0 access token whose scopes other tokens share:
-	// about 560 bytes (middleware's TestCacheEntryBytes), rounded up.
+	// takes for an Auth0 access token whose audiences and scopes other
+	// tokens share: about 235 bytes (middleware's TestCacheEntryBytes),
+	// rounded up.
 	// TestMemoryFiguresCoverTheCaches holds it above the cache's own
 	// estimate. Larger entries only shrink the collector's room.
-	verifiedEntryBytes = 600
+	verifiedEntryBytes = 256
 	// activeEntryBytes is an opaque-token cache entry of an active answer:
 	// opaque's 384-byte estimate of the entry and a claim set of a few
 	// hundred bytes.

@@ -47,10 +47,10 @@ func TestSoftMemoryLimit(t *testing.T) {
 			limit:     otherMemory + defaultVerified*(100+gcRoomPercent)/100,
 		},
 		{
-			name:      "defaults in a 64 MiB container",
-			container: 64 * mib64,
+			name:      "defaults in a 48 MiB container",
+			container: 48 * mib64,
 			verified:  defaultVerified,
-			limit:     64 * mib64 * containerPercent / 100,
+			limit:     48 * mib64 * containerPercent / 100,
 			capped:    true,
 		},
 		{

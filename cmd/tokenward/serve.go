@@ -95,8 +95,16 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 			return fmt.Errorf("TOKENWARD_GRPC_ADDR: %w", err)
 		}
 	}
+	verified, opaqueTokens := cfg.cacheBounds()
+	maxConns, from := cfg.maxConnections(add(verified, opaqueTokens), containerMemoryLimit(os.ReadFile))
+	log.Info("connection bound", "max_connections", maxConns, "from", from) // 0: none
+	mainLn := proxy.NewListener(ln, cfg.listenerOptions(maxConns, g.tls != nil))
+	adminBounded := proxy.NewListener(adminLn, proxy.ListenerOptions{MaxConnections: adminMaxConnections, Answer503: true})
+	ln, adminLn = mainLn, adminBounded
+	registerConnMetrics(g.registry, map[string]*proxy.Listener{"main": mainLn, "admin": adminBounded})
+	defer followConnections(getenv, os.ReadFile, mainLn.Open, 250*time.Millisecond)()
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
-	srv := proxy.NewServer(cfg.ListenAddr, g.handler)
+	srv := proxy.NewServerWith(cfg.ListenAddr, g.handler, cfg.serverOptions())
 	srv.ErrorLog = errorLog
 	adminSrv := &http.Server{
 		Handler:           admin.NewHandler(g.gatherer, g.keys, g.ready...),
@@ -216,6 +224,7 @@ type gateway struct {
 	replay         dpop.Store   // the DPoP replay store
 	closeReplay    func() error // nil for the memory store
 	ready          []admin.Dependency
+	registry       prometheus.Registerer // of gatherer, for what serve adds
 }
 
 // close stops the background work: key set refreshes, deny list, rules and
@@ -347,7 +356,7 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 	if err != nil {
 		return nil, asConfigError(err)
 	}
-	g.handler, g.gatherer = h, reg
+	g.handler, g.gatherer, g.registry = h, reg, reg
 	return g, nil
 }
 
