@@ -199,3 +199,42 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestDPoPMembers: the DPoP members of RFC 9728 §2 are listed as given, left
+// out when DPoP is not accepted, and "required" without an algorithm is a
+// configuration error.
+func TestDPoPMembers(t *testing.T) {
+	v := newValidator(t, "https://idp.example.com/")
+	for _, tc := range []struct {
+		opts resource.Options
+		want []string // substrings of the document
+		not  []string
+	}{
+		{resource.Options{DPoPAlgorithms: []string{"ES256", "EdDSA"}, DPoPRequired: true},
+			[]string{`"dpop_signing_alg_values_supported":["ES256","EdDSA"]`, `"dpop_bound_access_tokens_required":true`}, nil},
+		{resource.Options{DPoPAlgorithms: []string{"ES256"}},
+			[]string{`"dpop_signing_alg_values_supported":["ES256"]`}, []string{"dpop_bound_access_tokens_required"}},
+		{resource.Options{}, nil, []string{"dpop_"}},
+	} {
+		h, err := resource.New("https://api.example.com", v, tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", resource.WellKnownPath, nil))
+		body := rec.Body.String()
+		for _, w := range tc.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%+v: document %s lacks %s", tc.opts, body, w)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(body, n) {
+				t.Errorf("%+v: document %s has %s", tc.opts, body, n)
+			}
+		}
+	}
+	if _, err := resource.New("https://api.example.com", v, resource.Options{DPoPRequired: true}); err == nil {
+		t.Error("New accepted DPoP required with no algorithm")
+	}
+}
