@@ -13,7 +13,11 @@
 //     opaque-check result outside the known ones is counted under a known
 //     one, not made a label value.
 //   - /readyz lists each issuer's state (loaded, key count, last refresh,
-//     last error), never key material.
+//     last error), never key material; and each [Dependency] (the shared
+//     DPoP replay store) as up or down with its fixed Problem text, never
+//     the check's error, which could name an address or a credential. A
+//     dependency down makes /readyz 503: the pod leaves the Service rather
+//     than answer DPoP requests with 503.
 //   - The handler has no authentication: serve it on its own address
 //     (TOKENWARD_ADMIN_ADDR), reachable by the scraper and the kubelet only.
 package admin
