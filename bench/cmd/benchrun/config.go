@@ -18,8 +18,8 @@ import (
 // config is the run's settings, from BENCH_* environment variables.
 type config struct {
 	smoke      bool
-	fixedRate  bool // the fixed-rate latency runner instead of the suite
-	frWorkers  int  // connections of the fixed-rate generator
+	fixedRate  bool   // the fixed-rate latency runner instead of the suite
+	frWorkers  int    // connections of the fixed-rate generator
 	benchDir   string // this module's directory
 	repoDir    string // the main module's directory
 	resultsDir string
