@@ -112,6 +112,14 @@ func (s *soak) evaluate(end time.Duration, final map[string]float64, mErr, stopE
 	r.add("JWKS requests bounded (first fetch + one per min interval for unknown kids + background refreshes + retries after failures)",
 		r.jwks <= r.jwksBound, fmt.Sprintf("%d requests in %s (bound %d; min interval %s)", r.jwks, end.Round(time.Second), r.jwksBound, s.cfg.minRefresh))
 	r.add("discovery fetched at start only", r.disc <= 3, fmt.Sprintf("%d requests", r.disc))
+	var opaqueSent int64
+	for _, k := range []*kind{kMadeUp, kOpaque} {
+		for _, n := range r.counts[k] {
+			opaqueSent += n
+		}
+	}
+	r.add("introspection requests at most one per opaque request (no amplification; cached answers cost none)", r.in <= opaqueSent,
+		fmt.Sprintf("%d introspection requests for %d opaque-token requests", r.in, opaqueSent))
 	// 6. The faults ran and took effect.
 	for _, ev := range s.events {
 		switch {
