@@ -22,8 +22,9 @@ type fixedRun struct {
 	share, rate float64
 	hist        loadgen.Histogram
 	stats       loadgen.Stats
-	errors      int64 // transport errors and answers other than 200
-	cpuUSPerReq float64
+	errors       int64 // transport errors and answers other than 200
+	cpuUSPerReq  float64
+	foreignCores float64 // cores busy with processes other than the run's
 }
 
 type fixedReport struct {
@@ -75,18 +76,18 @@ func runFixedRate(ctx context.Context, cfg *config, work string, fix *fixture.Fi
 		rate := fr.capacity * share
 		for _, t := range fr.targets {
 			reqs := requests(t.url, s.tokens)
-			if _, err := constantRate(ctx, t, reqs, rate, cfg.warmup, cfg.frWorkers); err != nil {
+			if _, err := constantRate(ctx, t, s.backend, reqs, rate, cfg.warmup, cfg.frWorkers); err != nil {
 				return nil, s.rep, err
 			}
-			run, err := constantRate(ctx, t, reqs, rate, cfg.duration, cfg.frWorkers)
+			run, err := constantRate(ctx, t, s.backend, reqs, rate, cfg.duration, cfg.frWorkers)
 			if err != nil {
 				return nil, s.rep, err
 			}
 			run.share = share
 			fr.runs[t.key] = append(fr.runs[t.key], run)
-			logf("fixed rate: %3.0f%% %7.0f req/s (%s) %-28s p50 %6d µs  p99 %6d µs  p99.9 %6d µs  errors %d  late slots %d (max lag %v)  CPU %.1f µs/req",
+			logf("fixed rate: %3.0f%% %7.0f req/s (%s) %-28s p50 %6d µs  p99 %6d µs  p99.9 %6d µs  errors %d  late slots %d (max lag %v)  CPU %.1f µs/req  other load %.2f cores",
 				share*100, rate, t.key, t.name, us(run.hist.Quantile(0.5)), us(run.hist.Quantile(0.99)), us(run.hist.Quantile(0.999)),
-				run.errors, run.stats.Late, run.stats.MaxLag.Round(time.Microsecond), run.cpuUSPerReq)
+				run.errors, run.stats.Late, run.stats.MaxLag.Round(time.Microsecond), run.cpuUSPerReq, run.foreignCores)
 		}
 	}
 	return fr, s.rep, nil
@@ -105,7 +106,7 @@ func requests(baseURL string, tokens []string) [][]byte {
 }
 
 // constantRate sends rate requests/s to t for d, round robin over reqs.
-func constantRate(ctx context.Context, t *target, reqs [][]byte, rate float64, d time.Duration, workers int) (*fixedRun, error) {
+func constantRate(ctx context.Context, t *target, backend *proc, reqs [][]byte, rate float64, d time.Duration, workers int) (*fixedRun, error) {
 	host := strings.TrimPrefix(t.url, "http://")
 	conns := make([]*loadgen.Conn, workers)
 	hists := make([]loadgen.Histogram, workers)
@@ -122,6 +123,9 @@ func constantRate(ctx context.Context, t *target, reqs [][]byte, rate float64, d
 	if err != nil {
 		return nil, err
 	}
+	self0, _ := cpuTicks(os.Getpid())
+	up0, _ := cpuTicks(backend.pid())
+	busy0, _ := busyTicks()
 	st := loadgen.Run(ctx, loadgen.Config{Rate: rate, Duration: d, Workers: workers}, func(ctx context.Context, w int, slot int64, at time.Time) {
 		resp, err := conns[w].Do(reqs[slot%int64(len(reqs))])
 		hists[w].Record(time.Since(at))
@@ -136,7 +140,12 @@ func constantRate(ctx context.Context, t *target, reqs [][]byte, rate float64, d
 	if err != nil {
 		return nil, fmt.Errorf("(%s) %s is gone: %w", t.key, t.name, err)
 	}
+	self1, _ := cpuTicks(os.Getpid())
+	up1, _ := cpuTicks(backend.pid())
+	busy1, _ := busyTicks()
 	run := &fixedRun{rate: rate, stats: st}
+	ours := (cpu1 - cpu0) + (self1 - self0) + (up1 - up0)
+	run.foreignCores = max(0, float64(busy1-busy0-ours)/ticksPerSecond/st.Elapsed.Seconds())
 	for i := range hists {
 		run.hist.Merge(&hists[i])
 		run.errors += errs[i]
@@ -159,7 +168,8 @@ func (fr *fixedReport) markdown(cfg *config, m machine, started time.Time, elaps
 	p("- capacity of (b), the bare httputil.ReverseProxy, measured first in this run: **%.0f req/s** (wrk, %d connections, %s)\n", fr.capacity, cfg.connections, cfg.duration)
 	p("- each cell: %s at a constant rate after a %s warm-up at the same rate, %d distinct tokens round robin, %d connections; latency from each request's scheduled send time (coordinated-omission-correct), log-linear histogram (≤ 1.6%% error); rates interleaved across the servers\n", fr.duration, cfg.warmup, cfg.tokens, fr.workers)
 	p("- total time %s\n\n", elapsed.Round(time.Second))
-	p("| rate | server | p50 µs | p99 µs | p99.9 µs | max µs | CPU µs/req | errors | late slots |\n|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	p("Late slots: the share of requests the generator started over 1 ms after their scheduled time, and the longest delay. Other load: cores used by processes other than the run's (server, generator, upstream) during the cell, from /proc/stat.\n\n")
+	p("| rate | server | p50 µs | p99 µs | p99.9 µs | max µs | CPU µs/req | errors | late slots (max lag) | other load, cores |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for i, share := range fixedShares {
 		for _, t := range fr.targets {
 			runs := fr.runs[t.key]
@@ -167,8 +177,9 @@ func (fr *fixedReport) markdown(cfg *config, m machine, started time.Time, elaps
 				continue
 			}
 			r := runs[i]
-			p("| %.0f%% (%.0f/s) | (%s) %s | %d | %d | %d | %d | %.1f | %d | %d |\n", share*100, r.rate, t.key, t.name,
-				us(r.hist.Quantile(0.5)), us(r.hist.Quantile(0.99)), us(r.hist.Quantile(0.999)), us(r.hist.Max()), r.cpuUSPerReq, r.errors, r.stats.Late)
+			p("| %.0f%% (%.0f/s) | (%s) %s | %d | %d | %d | %d | %.1f | %d | %.1f%% (%s) | %.2f |\n", share*100, r.rate, t.key, t.name,
+				us(r.hist.Quantile(0.5)), us(r.hist.Quantile(0.99)), us(r.hist.Quantile(0.999)), us(r.hist.Max()), r.cpuUSPerReq, r.errors,
+				r.stats.LateShare()*100, r.stats.MaxLag.Round(time.Millisecond), r.foreignCores)
 		}
 	}
 	p("\n")
