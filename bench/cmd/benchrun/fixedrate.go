@@ -19,9 +19,9 @@ var fixedShares = []float64{0.25, 0.50, 0.80}
 
 // fixedRun is one constant-rate run against one server.
 type fixedRun struct {
-	share, rate float64
-	hist        loadgen.Histogram
-	stats       loadgen.Stats
+	share, rate  float64
+	hist         loadgen.Histogram
+	stats        loadgen.Stats
 	errors       int64 // transport errors and answers other than 200
 	cpuUSPerReq  float64
 	foreignCores float64 // cores busy with processes other than the run's
