@@ -94,7 +94,7 @@ func (p *picker) from(pl *pool) string {
 	return pl.tokens[i]
 }
 
-// pick chooses the request of slot: per 10,000, 8,490 valid on the API (25
+// pick chooses a request: per 10,000, 8,550 valid on the API (25
 // of them slow, 25 streamed), 200 public, 100 without the route's scope,
 // 50 on the route the rules update changes, 1,000 invalid (200 each of
 // expired, wrong audience, bad signature, unknown kid, revoked), 50 made-up
