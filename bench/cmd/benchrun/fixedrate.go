@@ -168,7 +168,7 @@ func (fr *fixedReport) markdown(cfg *config, m machine, started time.Time, elaps
 	p("- capacity of (b), the bare httputil.ReverseProxy, measured first in this run: **%.0f req/s** (wrk, %d connections, %s)\n", fr.capacity, cfg.connections, cfg.duration)
 	p("- each cell: %s at a constant rate after a %s warm-up at the same rate, %d distinct tokens round robin, %d connections; latency from each request's scheduled send time (coordinated-omission-correct), log-linear histogram (≤ 1.6%% error); rates interleaved across the servers\n", fr.duration, cfg.warmup, cfg.tokens, fr.workers)
 	p("- total time %s\n\n", elapsed.Round(time.Second))
-	p("Late slots: the share of requests the generator started over 1 ms after their scheduled time, and the longest delay. Other load: cores used by processes other than the run's (server, generator, upstream) during the cell, from /proc/stat.\n\n")
+	p("Late slots: the share of requests the generator started over 1 ms after their scheduled time, and the longest delay (no slot is ever dropped: a late one is sent late, and its latency counts from its scheduled time). Other load: cores used by processes other than the run's (server, generator, upstream) during the cell, from /proc/stat.\n\n")
 	p("| rate | server | p50 µs | p99 µs | p99.9 µs | max µs | CPU µs/req | errors | late slots (max lag) | other load, cores |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for i, share := range fixedShares {
 		for _, t := range fr.targets {
