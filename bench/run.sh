@@ -7,6 +7,9 @@
 #
 #   bench/run.sh            full run, about 5 minutes
 #   bench/run.sh -smoke     under a minute, for CI (also BENCH_SMOKE=1)
+#   bench/run.sh -fixedrate fixed-rate tail latency (issue 15): the bare proxy's
+#                           capacity, then (b), (c), (e) at 25/50/80% of it;
+#                           about 2.5 minutes; writes results/fixedrate-latest.md
 #
 # Knobs (environment): BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_ROUNDS (3),
 # BENCH_CONNECTIONS (32), BENCH_THREADS (2), BENCH_TOKENS (300),
@@ -23,11 +26,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 smoke=0
+fixedrate=0
 for arg in "$@"; do
 	case "$arg" in
 	-smoke | --smoke) smoke=1 ;;
+	-fixedrate | --fixedrate) fixedrate=1 ;;
 	-h | -help | --help)
-		sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -88,6 +93,7 @@ trap 'exit 130' INT TERM
 go build -o "$tmp/benchrun" ./cmd/benchrun
 args=()
 if ((smoke)); then args+=(-smoke); fi
+if ((fixedrate)); then args+=(-fixedrate); fi
 "$tmp/benchrun" "${args[@]}" &
 pid=$!
 wait "$pid"

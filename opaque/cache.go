@@ -44,12 +44,17 @@ type cache struct {
 }
 
 func newCache(maxEntries int, maxBytes int64, now func() time.Time) *cache {
-	return &cache{
+	c := &cache{
 		pos: ttlcache.New(maxEntries, maxBytes, (*entry).cost, now),
 		// A negative answer costs nothing against the byte bound: the
 		// entry bound alone holds them (a few hundred bytes each).
 		neg: ttlcache.New(maxEntries, math.MaxInt64, func(*entry) int64 { return 0 }, now),
 	}
+	// An expired refusal is never used (only active answers serve past
+	// their expiry, for StaleIfBusy): drop them as they expire, so that a
+	// trickle of made-up tokens does not fill the cache with dead ones.
+	c.neg.DropExpired()
+	return c
 }
 
 // get returns the unexpired answer for k, or nil.

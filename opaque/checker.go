@@ -164,6 +164,7 @@ type core struct {
 
 	calls, hits, misses, errors, busy, stale atomic.Uint64
 	busyLogged                               atomic.Int64 // unix nanoseconds of the last busy warning
+	failLogged                               atomic.Int64 // unix nanoseconds (by now) of the last failure warning; 0: none yet
 }
 
 func newCore(what, endpoint string, s settings, fetch fetchFunc) *core {
@@ -267,9 +268,8 @@ func (c *core) call(ctx context.Context, token string, k *key) (*middleware.Clai
 		}
 		return claims, nil
 	case err.Reason == middleware.ReasonIssuerUnavailable:
-		c.errors.Add(1)
-		c.log.LogAttrs(ctx, slog.LevelWarn, "opaque: issuer check failed",
-			slog.String("check", c.what), slog.String("endpoint", c.endpoint), slog.String("error", err.Error()))
+		n := c.errors.Add(1)
+		c.warnFailed(ctx, now, err, n)
 		return nil, err
 	default:
 		if c.negTTL > 0 {
@@ -277,6 +277,24 @@ func (c *core) call(ctx context.Context, token string, k *key) (*middleware.Clai
 		}
 		return nil, err
 	}
+}
+
+// failLogEvery spaces the warnings that the issuer could not be asked: an
+// issuer outage under a flood of made-up tokens (each a new call) would
+// otherwise log one line per token.
+const failLogEvery = time.Minute
+
+// warnFailed logs a failed call to the issuer: the first one at once, then
+// at most once per failLogEvery, with the count of failures so far.
+func (c *core) warnFailed(ctx context.Context, now time.Time, err error, failures uint64) {
+	ns := now.UnixNano()
+	last := c.failLogged.Load()
+	if last != 0 && ns-last < int64(failLogEvery) || !c.failLogged.CompareAndSwap(last, ns) {
+		return
+	}
+	c.log.LogAttrs(ctx, slog.LevelWarn, "opaque: issuer check failed",
+		slog.String("check", c.what), slog.String("endpoint", c.endpoint), slog.String("error", err.Error()),
+		slog.Uint64("failures_so_far", failures), slog.Duration("next_warning_after", failLogEvery))
 }
 
 // busyLogEvery spaces the warnings that the bound on calls is reached: a

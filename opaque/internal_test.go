@@ -300,3 +300,38 @@ func FuzzParseProfile(f *testing.F) {
 		}
 	})
 }
+
+// Refusals of made-up tokens, each refused once and cached for the negative
+// TTL, must not pile up until the refusal bound (100,000 by default): at the
+// mix of the soak of issue 15, a 20-minute run refuses about 50,000, and
+// every one stayed, the process's memory growing all the while. Expired
+// refusals are dropped as new ones come (expired active answers stay, for
+// StaleIfBusy).
+func TestExpiredRefusalsDoNotPileUp(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { return now }
+	c := newCache(100_000, 64<<20, clock)
+	const made, perTTL = 50_000, 100 // 100 made-up tokens per negative TTL
+	for i := range made {
+		if i%perTTL == 0 {
+			now = now.Add(10 * time.Second)
+		}
+		k := tokenKey(fmt.Sprint("made-up-", i))
+		c.put(&k, &entry{err: middleware.ErrInactive}, now.Add(10*time.Second))
+	}
+	// A shard keeps up to about twice its live refusals (at least 64).
+	if n := c.neg.Len(); n > 64*2*64 {
+		t.Errorf("%d refusals cached after %d made-up tokens, %d of them unexpired: expired ones pile up", n, made, perTTL)
+	}
+	// An expired active answer stays for StaleIfBusy.
+	active := tokenKey("real")
+	c.put(&active, &entry{claims: &middleware.Claims{}, size: 100, staleUntil: now.Add(time.Hour)}, now.Add(time.Minute))
+	now = now.Add(2 * time.Minute)
+	for i := range 1000 {
+		k := tokenKey(fmt.Sprint("later-", i))
+		c.put(&k, &entry{err: middleware.ErrInactive}, now.Add(10*time.Second))
+	}
+	if e, fresh := c.lookup(&active, now); e == nil || fresh {
+		t.Errorf("the expired active answer: %v (fresh %v), want it kept, not fresh", e, fresh)
+	}
+}

@@ -839,3 +839,47 @@ func TestReadSecretFile(t *testing.T) {
 		t.Error("missing secret file accepted")
 	}
 }
+
+// An issuer outage under a flood of made-up tokens (each a new call) must
+// not log one warning per token: the first failure is logged at once, then
+// at most one line a minute, counting the failures (the soak of issue 15
+// saw 333 lines in 4 s of outage).
+func TestIssuerFailureWarningsSpaced(t *testing.T) {
+	iss := newIssuer(t)
+	clk := newClock()
+	var logs syncbuf.Buffer
+	in := newIntrospector(t, iss, opaque.IntrospectorOptions{Now: clk.Now, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	iss.SetDown(true)
+	var tokens []string
+	fail := func() {
+		t.Helper()
+		tok := randomToken(t)
+		tokens = append(tokens, tok)
+		if _, err := in.CheckOpaque(context.Background(), tok); !errors.Is(err, middleware.ErrIssuerUnavailable) {
+			t.Fatalf("issuer down: %v, want issuer_unavailable", err)
+		}
+	}
+	warnings := func() int { return strings.Count(logs.String(), `"msg":"opaque: issuer check failed"`) }
+	for range 20 {
+		fail()
+	}
+	if n := warnings(); n != 1 {
+		t.Errorf("%d warnings for 20 failed calls within a minute, want 1:\n%s", n, logs.String())
+	}
+	clk.Advance(time.Minute)
+	fail()
+	if n := warnings(); n != 2 {
+		t.Errorf("%d warnings after a minute more, want 2:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), `"failures_so_far":21`) {
+		t.Errorf("the second warning does not count the failures:\n%s", logs.String())
+	}
+	if st := in.Stats(); st.Errors != 21 {
+		t.Errorf("Stats.Errors %d, want every failure counted: 21", st.Errors)
+	}
+	for _, tok := range tokens {
+		if strings.Contains(logs.String(), tok) {
+			t.Fatal("a token was logged")
+		}
+	}
+}

@@ -28,6 +28,8 @@
 // the caller's rule (opaque serves an active answer past its TTL while the
 // issuer is busy, never past the token's own exp; the middleware never
 // does).
+// A cache whose callers never use an expired entry can have them dropped
+// before the bounds need the room: [Cache.DropExpired] (opaque's refusals).
 //
 // # Security
 //
@@ -67,13 +69,15 @@ type Cache[V any] struct {
 	maxBytes   int64 // per shard
 	cost       func(V) int64
 	now        func() time.Time
+	sweep      bool // DropExpired: expired entries go without waiting for the bounds
 }
 
 type shard[V any] struct {
-	mu        sync.RWMutex // guards items, bytes, minExp and evictions
+	mu        sync.RWMutex // guards items, bytes, minExp, sweepAt and evictions
 	items     map[Key]item[V]
 	bytes     int64
 	minExp    int64 // no item expires before this (Unix ns); may be early
+	sweepAt   int   // with DropExpired: the size at which Put next drops expired entries
 	evictions uint64
 
 	hits, misses atomic.Uint64
@@ -114,6 +118,22 @@ func New[V any](maxEntries int, maxBytes int64, cost func(V) int64, now func() t
 }
 
 func (c *Cache[V]) shard(k *Key) *shard[V] { return &c.shards[k[0]&c.mask] }
+
+// DropExpired makes Put drop expired entries before the bounds require it,
+// for a cache whose callers never use an entry past its expiry (the opaque
+// checker's refusals). Otherwise a steady trickle of short-lived entries
+// (made-up tokens, each refused once) fills the cache to its entry bound
+// with dead entries, and the memory they hold grows for as long as that
+// takes. A shard drops them whenever it has doubled since it last did (at
+// least minPerShard entries), so it holds at most about twice its live
+// entries, at an amortized constant cost per Put. Call it before the cache
+// is used.
+func (c *Cache[V]) DropExpired() {
+	c.sweep = true
+	for i := range c.shards {
+		c.shards[i].sweepAt = minPerShard
+	}
+}
 
 // unixNano is t in Unix nanoseconds, clamped to what an int64 holds.
 func unixNano(t time.Time) int64 {
@@ -158,7 +178,9 @@ func (c *Cache[V]) Put(k *Key, v V, expires time.Time) bool {
 	s.items[*k] = item[V]{v: v, exp: exp}
 	s.bytes += cost
 	s.minExp = min(s.minExp, exp)
-	if len(s.items) <= c.maxEntries && s.bytes <= c.maxBytes {
+	over := len(s.items) > c.maxEntries || s.bytes > c.maxBytes
+	sweep := c.sweep && len(s.items) >= s.sweepAt
+	if !over && !sweep {
 		return true
 	}
 	if t := unixNano(c.now()); t >= s.minExp {
@@ -172,6 +194,9 @@ func (c *Cache[V]) Put(k *Key, v V, expires time.Time) bool {
 			}
 			s.minExp = min(s.minExp, it.exp)
 		}
+	}
+	if sweep {
+		s.sweepAt = max(2*len(s.items), minPerShard)
 	}
 	for len(s.items) > c.maxEntries || s.bytes > c.maxBytes {
 		var victim Key

@@ -272,3 +272,41 @@ func BenchmarkPutFull(b *testing.B) {
 		i++
 	}
 }
+
+// A cache whose expired entries are never used must not keep them until it
+// is full: a trickle of short-lived entries (made-up opaque tokens, each
+// refused once) would fill it to its entry bound with dead ones, its memory
+// growing for as long as that takes (found with the soak of issue 15). With
+// DropExpired a shard holds about twice its live entries at most; without
+// it, expired entries stay until the bounds need the room, as before (the
+// opaque checker's active answers are served past their expiry).
+func TestDropExpired(t *testing.T) {
+	const puts, live = 200_000, 100
+	for _, drop := range []bool{true, false} {
+		clk := newClock()
+		c := ttlcache.New(1_000_000, 1<<40, valCost, clk.now)
+		if drop {
+			c.DropExpired()
+		}
+		for i := range puts {
+			if i%live == 0 {
+				clk.advance(time.Second) // the last batch has expired
+			}
+			k := key(i)
+			c.Put(&k, val{cost: 1}, clk.now().Add(time.Second))
+		}
+		// 64 shards of at most about 2×max(live, 64) entries each.
+		if n := c.Len(); drop && n > 64*2*64 {
+			t.Errorf("DropExpired: %d entries after %d puts of which %d live, want at most %d", n, puts, live, 64*2*64)
+		} else if !drop && n != puts {
+			t.Errorf("without DropExpired: %d entries, want all %d (expired entries stay until the bounds need room)", n, puts)
+		}
+		// The live entries are all there.
+		for i := puts - live; i < puts; i++ {
+			k := key(i)
+			if _, _, ok := c.Get(&k); !ok {
+				t.Fatalf("drop %v: live entry %d gone", drop, i)
+			}
+		}
+	}
+}

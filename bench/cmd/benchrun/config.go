@@ -18,6 +18,8 @@ import (
 // config is the run's settings, from BENCH_* environment variables.
 type config struct {
 	smoke      bool
+	fixedRate  bool   // the fixed-rate latency runner instead of the suite
+	frWorkers  int    // connections of the fixed-rate generator
 	benchDir   string // this module's directory
 	repoDir    string // the main module's directory
 	resultsDir string
@@ -46,7 +48,7 @@ type config struct {
 
 // loadConfig reads the knobs. Every one has a default; -smoke changes the
 // defaults so that the whole run takes less than a minute.
-func loadConfig(smoke bool) (*config, error) {
+func loadConfig(smoke, fixedRate bool) (*config, error) {
 	if v := os.Getenv("BENCH_SMOKE"); v != "" && v != "0" {
 		smoke = true
 	}
@@ -59,6 +61,7 @@ func loadConfig(smoke bool) (*config, error) {
 	}
 	c := &config{
 		smoke:      smoke,
+		fixedRate:  fixedRate,
 		benchDir:   wd,
 		repoDir:    filepath.Dir(wd),
 		resultsDir: filepath.Join(wd, "results"),
@@ -84,6 +87,16 @@ func loadConfig(smoke bool) (*config, error) {
 	c.http = envBool("BENCH_HTTP", true)
 	c.servers, err = envServers("BENCH_SERVERS")
 	errs = append(errs, err)
+	if fixedRate {
+		// The three systems; the bare proxy also gives the capacity.
+		c.goBench = false
+		if os.Getenv("BENCH_SERVERS") == "" {
+			c.servers = map[string]bool{"b": true, "c": true, "e": true}
+		} else if !c.servers["b"] {
+			errs = append(errs, errors.New("BENCH_SERVERS: the fixed-rate runner needs b, the bare proxy, for the capacity"))
+		}
+	}
+	c.frWorkers = num("BENCH_FR_CONNECTIONS", 64, 1)
 	c.duration = dur("BENCH_DURATION", byMode(smoke, 10*time.Second, 2*time.Second))
 	c.warmup = dur("BENCH_WARMUP", byMode(smoke, 2*time.Second, time.Second))
 	c.rounds = num("BENCH_ROUNDS", byMode(smoke, 3, 1), 1)

@@ -100,193 +100,20 @@ func (h *httpReport) target(key string) *target {
 // valid tokens and refuses forged ones, runs the interleaved wrk rounds and,
 // if asked, the memory phase; then stops everything.
 func runHTTP(ctx context.Context, cfg *config, work string, fix *fixture.Fixture) (*httpReport, error) {
-	rep := &httpReport{}
-	var err error
-	if rep.wrkVersion, err = wrkVersion(); err != nil {
-		return nil, err
-	}
-	var hapBin string
-	if cfg.servers["e"] {
-		var hapErr error
-		hapBin, rep.haproxyVersion, hapErr = haproxyCheck()
-		if hapErr != nil {
-			rep.haproxyNote = hapErr.Error()
-			logf("http: (e) left out: %v", hapErr)
-		}
-	}
-
-	// Build.
-	logf("http: building the servers %s", cfg.serverList())
-	bin := func(name string) string { return filepath.Join(work, name) }
-	builds := []string{"upstream"}
-	if cfg.servers["b"] {
-		builds = append(builds, "bareproxy")
-	}
-	for _, name := range builds {
-		if _, err := runCmd(ctx, cfg.benchDir, nil, "go", "build", "-o", bin(name), "./cmd/"+name); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.servers["c"] || cfg.servers["d"] {
-		if out, err := runCmd(ctx, cfg.repoDir, nil, "go", "build", "-o", bin("tokenward"), "./cmd/tokenward"); err != nil {
-			rep.tokenwardNote = "the binary did not build: " + firstLines(out, 3)
-			logf("http: (c) and (d) left out, cmd/tokenward does not build:\n%s", firstLines(out, 10))
-		}
-	}
-
-	// Files: the tokens, the key for HAProxy, the JWKS for tokenward.
-	logf("http: minting %d tokens", cfg.tokens)
-	mintStart := time.Now()
-	tokens, err := fix.Mint(0, cfg.tokens)
+	s, err := startServers(ctx, cfg, work, fix)
+	defer s.stop()
 	if err != nil {
 		return nil, err
 	}
-	perToken := time.Since(mintStart) / time.Duration(cfg.tokens)
-	rep.tokenBytes = len(tokens[0])
-	pemBytes, err := fix.PEM()
-	if err != nil {
-		return nil, err
+	rep, c, backend := s.rep, s.rep.target("c"), s.backend
+	if c == nil {
+		c = &target{key: "c", skip: "not selected (BENCH_SERVERS)"}
 	}
-	files := map[string][]byte{
-		"tokens.txt": []byte(strings.Join(tokens, "\n") + "\n"),
-		"tokens.lua": luaScript,
-		"jwks.json":  fix.JWKS(),
-		"pubkey.pem": pemBytes,
+	d := s.rep.target("d")
+	if d == nil {
+		d = &target{key: "d", skip: "not selected (BENCH_SERVERS)"}
 	}
-	for name, b := range files {
-		if err := os.WriteFile(bin(name), b, 0o644); err != nil {
-			return nil, err
-		}
-	}
-
-	ports, err := freePorts(8)
-	if err != nil {
-		return nil, err
-	}
-	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
-	const (
-		pBackend = iota
-		pUpstreamA
-		pBare
-		pCache
-		pCacheAdmin
-		pNoCache
-		pNoCacheAdmin
-		pHAProxy
-	)
-
-	// Start. Everything measured runs on the servers' cores with the same
-	// GOMAXPROCS or nbthread; the backend upstream runs with wrk.
-	var procs []*proc
-	defer func() {
-		for _, p := range procs {
-			p.stop()
-		}
-	}()
-	start := func(name, cpus string, env []string, argv ...string) (*proc, error) {
-		p, err := startProc(name, cpus, env, bin(name+".log"), argv...)
-		if err == nil {
-			procs = append(procs, p)
-		}
-		return p, err
-	}
-	gomaxprocs := "GOMAXPROCS=" + strconv.Itoa(cfg.procs)
-	backend, err := start("backend", cfg.loadCPUs, nil, bin("upstream"), "-listen", addr(pBackend))
-	if err != nil {
-		return nil, err
-	}
-	upstreamURL := "http://" + addr(pBackend)
-
-	a := &target{key: "a", name: "upstream alone", url: "http://" + addr(pUpstreamA)}
-	if cfg.servers["a"] {
-		if a.proc, err = start("upstream", cfg.sutCPUs, []string{gomaxprocs}, bin("upstream"), "-listen", addr(pUpstreamA)); err != nil {
-			return nil, err
-		}
-	}
-	b := &target{key: "b", name: "bare httputil.ReverseProxy", url: "http://" + addr(pBare)}
-	if cfg.servers["b"] {
-		if b.proc, err = start("bareproxy", cfg.sutCPUs, []string{gomaxprocs}, bin("bareproxy"), "-listen", addr(pBare), "-upstream", upstreamURL); err != nil {
-			return nil, err
-		}
-	}
-	c := &target{key: "c", name: fmt.Sprintf("tokenward, cache %d", cfg.cacheSize), url: "http://" + addr(pCache), admin: "http://" + addr(pCacheAdmin), verifies: true}
-	d := &target{key: "d", name: "tokenward, no cache", url: "http://" + addr(pNoCache), admin: "http://" + addr(pNoCacheAdmin), verifies: true}
-	twEnv := func(listen, admin, cache int) []string {
-		return []string{
-			gomaxprocs,
-			"TOKENWARD_ISSUERS=" + fix.Issuer(),
-			"TOKENWARD_AUDIENCES=" + fixture.API,
-			"TOKENWARD_JWKS_URIS=" + fix.Issuer() + "=file://" + bin("jwks.json"),
-			"TOKENWARD_UPSTREAM=" + upstreamURL,
-			"TOKENWARD_LISTEN_ADDR=" + addr(listen),
-			"TOKENWARD_ADMIN_ADDR=" + addr(admin),
-			"TOKENWARD_CACHE_SIZE=" + strconv.Itoa(cache),
-		}
-	}
-	if rep.tokenwardNote != "" {
-		c.skip, d.skip = rep.tokenwardNote, rep.tokenwardNote
-	} else {
-		if cfg.servers["c"] {
-			if c.proc, err = start("tokenward-cache", cfg.sutCPUs, twEnv(pCache, pCacheAdmin, cfg.cacheSize), bin("tokenward")); err != nil {
-				return nil, err
-			}
-		}
-		if cfg.servers["d"] {
-			if d.proc, err = start("tokenward-nocache", cfg.sutCPUs, twEnv(pNoCache, pNoCacheAdmin, 0), bin("tokenward")); err != nil {
-				return nil, err
-			}
-		}
-	}
-	e := &target{key: "e", name: "HAProxy jwt_verify", url: "http://" + addr(pHAProxy), verifies: true}
-	switch {
-	case !cfg.servers["e"]:
-	case rep.haproxyNote != "":
-		e.skip = rep.haproxyNote
-	default:
-		hcfg := haproxyConfig(cfg.procs, addr(pHAProxy), addr(pBackend), bin("pubkey.pem"), fix.Issuer(), fixture.API)
-		if err := os.WriteFile(bin("haproxy.cfg"), []byte(hcfg), 0o644); err != nil {
-			return nil, err
-		}
-		if out, err := runCmd(ctx, work, nil, hapBin, "-c", "-f", bin("haproxy.cfg")); err != nil {
-			return nil, fmt.Errorf("haproxy refuses the generated configuration: %w\n%s", err, out)
-		}
-		if e.proc, err = start("haproxy", cfg.sutCPUs, nil, hapBin, "-db", "-f", bin("haproxy.cfg")); err != nil {
-			return nil, err
-		}
-	}
-	for _, t := range []*target{a, b, c, d, e} {
-		if cfg.servers[t.key] {
-			rep.targets = append(rep.targets, t)
-		} else {
-			t.skip = "not selected (BENCH_SERVERS)"
-		}
-	}
-
-	// Ready, and honest.
-	checks, err := newPreflight(fix, tokens[0])
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range rep.targets {
-		if t.skip != "" {
-			continue
-		}
-		if err := waitReady(ctx, t, tokens[0]); err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			t.skip = err.Error()
-			logf("http: (%s) left out: %v", t.key, err)
-			continue
-		}
-		if t.verifies {
-			checks.run(ctx, t)
-		}
-	}
-	if !backend.alive() {
-		return nil, backend.died()
-	}
-
+	bin := s.bin
 	// Rounds: a, b, c, d, e, a, b, ...
 	luaPath, tokPath := bin("tokens.lua"), bin("tokens.txt")
 	for r := 1; r <= cfg.rounds; r++ {
@@ -324,12 +151,223 @@ func runHTTP(ctx context.Context, cfg *config, work string, fix *fixture.Fixture
 	}
 
 	if cfg.memTokens > 0 {
-		rep.mem = memoryPhase(ctx, cfg, fix, c, perToken)
+		rep.mem = memoryPhase(ctx, cfg, fix, c, s.perToken)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 	}
 	return rep, nil
+}
+
+// servers are the HTTP targets started by startServers.
+type servers struct {
+	rep      *httpReport
+	backend  *proc // the upstream behind every proxy
+	procs    []*proc
+	tokens   []string
+	perToken time.Duration // minting time of one token
+	bin      func(name string) string
+}
+
+func (s *servers) stop() {
+	if s == nil {
+		return
+	}
+	for _, p := range s.procs {
+		p.stop()
+	}
+}
+
+// startServers builds and starts the selected servers and the upstream
+// behind them, mints cfg.tokens tokens, and checks that each verifying
+// server answers the valid tokens and refuses forged ones (one that does not
+// is marked skipped). stop must be called, also after an error.
+func startServers(ctx context.Context, cfg *config, work string, fix *fixture.Fixture) (*servers, error) {
+	rep := &httpReport{}
+	s := &servers{rep: rep}
+	var err error
+	if rep.wrkVersion, err = wrkVersion(); err != nil {
+		return s, err
+	}
+	var hapBin string
+	if cfg.servers["e"] {
+		var hapErr error
+		hapBin, rep.haproxyVersion, hapErr = haproxyCheck()
+		if hapErr != nil {
+			rep.haproxyNote = hapErr.Error()
+			logf("http: (e) left out: %v", hapErr)
+		}
+	}
+
+	// Build.
+	logf("http: building the servers %s", cfg.serverList())
+	bin := func(name string) string { return filepath.Join(work, name) }
+	s.bin = bin
+	builds := []string{"upstream"}
+	if cfg.servers["b"] {
+		builds = append(builds, "bareproxy")
+	}
+	for _, name := range builds {
+		if _, err := runCmd(ctx, cfg.benchDir, nil, "go", "build", "-o", bin(name), "./cmd/"+name); err != nil {
+			return s, err
+		}
+	}
+	if cfg.servers["c"] || cfg.servers["d"] {
+		if out, err := runCmd(ctx, cfg.repoDir, nil, "go", "build", "-o", bin("tokenward"), "./cmd/tokenward"); err != nil {
+			rep.tokenwardNote = "the binary did not build: " + firstLines(out, 3)
+			logf("http: (c) and (d) left out, cmd/tokenward does not build:\n%s", firstLines(out, 10))
+		}
+	}
+
+	// Files: the tokens, the key for HAProxy, the JWKS for tokenward.
+	logf("http: minting %d tokens", cfg.tokens)
+	mintStart := time.Now()
+	tokens, err := fix.Mint(0, cfg.tokens)
+	if err != nil {
+		return s, err
+	}
+	perToken := time.Since(mintStart) / time.Duration(cfg.tokens)
+	rep.tokenBytes = len(tokens[0])
+	pemBytes, err := fix.PEM()
+	if err != nil {
+		return s, err
+	}
+	files := map[string][]byte{
+		"tokens.txt": []byte(strings.Join(tokens, "\n") + "\n"),
+		"tokens.lua": luaScript,
+		"jwks.json":  fix.JWKS(),
+		"pubkey.pem": pemBytes,
+	}
+	for name, b := range files {
+		if err := os.WriteFile(bin(name), b, 0o644); err != nil {
+			return s, err
+		}
+	}
+
+	ports, err := freePorts(8)
+	if err != nil {
+		return s, err
+	}
+	addr := func(i int) string { return "127.0.0.1:" + strconv.Itoa(ports[i]) }
+	const (
+		pBackend = iota
+		pUpstreamA
+		pBare
+		pCache
+		pCacheAdmin
+		pNoCache
+		pNoCacheAdmin
+		pHAProxy
+	)
+
+	// Start. Everything measured runs on the servers' cores with the same
+	// GOMAXPROCS or nbthread; the backend upstream runs with wrk.
+	start := func(name, cpus string, env []string, argv ...string) (*proc, error) {
+		p, err := startProc(name, cpus, env, bin(name+".log"), argv...)
+		if err == nil {
+			s.procs = append(s.procs, p)
+		}
+		return p, err
+	}
+	gomaxprocs := "GOMAXPROCS=" + strconv.Itoa(cfg.procs)
+	backend, err := start("backend", cfg.loadCPUs, nil, bin("upstream"), "-listen", addr(pBackend))
+	if err != nil {
+		return s, err
+	}
+	upstreamURL := "http://" + addr(pBackend)
+
+	a := &target{key: "a", name: "upstream alone", url: "http://" + addr(pUpstreamA)}
+	if cfg.servers["a"] {
+		if a.proc, err = start("upstream", cfg.sutCPUs, []string{gomaxprocs}, bin("upstream"), "-listen", addr(pUpstreamA)); err != nil {
+			return s, err
+		}
+	}
+	b := &target{key: "b", name: "bare httputil.ReverseProxy", url: "http://" + addr(pBare)}
+	if cfg.servers["b"] {
+		if b.proc, err = start("bareproxy", cfg.sutCPUs, []string{gomaxprocs}, bin("bareproxy"), "-listen", addr(pBare), "-upstream", upstreamURL); err != nil {
+			return s, err
+		}
+	}
+	c := &target{key: "c", name: fmt.Sprintf("tokenward, cache %d", cfg.cacheSize), url: "http://" + addr(pCache), admin: "http://" + addr(pCacheAdmin), verifies: true}
+	d := &target{key: "d", name: "tokenward, no cache", url: "http://" + addr(pNoCache), admin: "http://" + addr(pNoCacheAdmin), verifies: true}
+	twEnv := func(listen, admin, cache int) []string {
+		return []string{
+			gomaxprocs,
+			"TOKENWARD_ISSUERS=" + fix.Issuer(),
+			"TOKENWARD_AUDIENCES=" + fixture.API,
+			"TOKENWARD_JWKS_URIS=" + fix.Issuer() + "=file://" + bin("jwks.json"),
+			"TOKENWARD_UPSTREAM=" + upstreamURL,
+			"TOKENWARD_LISTEN_ADDR=" + addr(listen),
+			"TOKENWARD_ADMIN_ADDR=" + addr(admin),
+			"TOKENWARD_CACHE_SIZE=" + strconv.Itoa(cache),
+		}
+	}
+	if rep.tokenwardNote != "" {
+		c.skip, d.skip = rep.tokenwardNote, rep.tokenwardNote
+	} else {
+		if cfg.servers["c"] {
+			if c.proc, err = start("tokenward-cache", cfg.sutCPUs, twEnv(pCache, pCacheAdmin, cfg.cacheSize), bin("tokenward")); err != nil {
+				return s, err
+			}
+		}
+		if cfg.servers["d"] {
+			if d.proc, err = start("tokenward-nocache", cfg.sutCPUs, twEnv(pNoCache, pNoCacheAdmin, 0), bin("tokenward")); err != nil {
+				return s, err
+			}
+		}
+	}
+	e := &target{key: "e", name: "HAProxy jwt_verify", url: "http://" + addr(pHAProxy), verifies: true}
+	switch {
+	case !cfg.servers["e"]:
+	case rep.haproxyNote != "":
+		e.skip = rep.haproxyNote
+	default:
+		hcfg := haproxyConfig(cfg.procs, addr(pHAProxy), addr(pBackend), bin("pubkey.pem"), fix.Issuer(), fixture.API)
+		if err := os.WriteFile(bin("haproxy.cfg"), []byte(hcfg), 0o644); err != nil {
+			return s, err
+		}
+		if out, err := runCmd(ctx, work, nil, hapBin, "-c", "-f", bin("haproxy.cfg")); err != nil {
+			return s, fmt.Errorf("haproxy refuses the generated configuration: %w\n%s", err, out)
+		}
+		if e.proc, err = start("haproxy", cfg.sutCPUs, nil, hapBin, "-db", "-f", bin("haproxy.cfg")); err != nil {
+			return s, err
+		}
+	}
+	for _, t := range []*target{a, b, c, d, e} {
+		if cfg.servers[t.key] {
+			rep.targets = append(rep.targets, t)
+		} else {
+			t.skip = "not selected (BENCH_SERVERS)"
+		}
+	}
+
+	// Ready, and honest.
+	checks, err := newPreflight(fix, tokens[0])
+	if err != nil {
+		return s, err
+	}
+	for _, t := range rep.targets {
+		if t.skip != "" {
+			continue
+		}
+		if err := waitReady(ctx, t, tokens[0]); err != nil {
+			if ctx.Err() != nil {
+				return s, ctx.Err()
+			}
+			t.skip = err.Error()
+			logf("http: (%s) left out: %v", t.key, err)
+			continue
+		}
+		if t.verifies {
+			checks.run(ctx, t)
+		}
+	}
+	if !backend.alive() {
+		return s, backend.died()
+	}
+
+	s.backend, s.tokens, s.perToken = backend, tokens, perToken
+	return s, nil
 }
 
 func wrkVersion() (string, error) {

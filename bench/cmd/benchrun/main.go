@@ -32,8 +32,9 @@ import (
 
 func main() {
 	smoke := flag.Bool("smoke", false, "short run for CI (< 60 s): 1 round, short durations, benchmarks once")
+	fixedRate := flag.Bool("fixedrate", false, "the fixed-rate tail latency runner (issue 15): (b), (c), (e) at 25%, 50%, 80% of (b)'s capacity")
 	flag.Parse()
-	cfg, err := loadConfig(*smoke)
+	cfg, err := loadConfig(*smoke, *fixedRate)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(2)
@@ -62,6 +63,31 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	if err := os.MkdirAll(cfg.resultsDir, 0o755); err != nil {
 		return err
+	}
+	if cfg.fixedRate {
+		fix, err := fixture.New()
+		if err != nil {
+			return err
+		}
+		defer fix.Close()
+		fr, hrep, err := runFixedRate(ctx, cfg, work, fix)
+		if err != nil {
+			return fmt.Errorf("fixed rate: %w", err)
+		}
+		m.loadAfter = loadAvg()
+		if err := writeFixed(cfg, fr.markdown(cfg, m, start, time.Since(start))); err != nil {
+			return err
+		}
+		var skipped []string
+		for _, t := range hrep.targets {
+			if t.skip != "" {
+				skipped = append(skipped, fmt.Sprintf("(%s) %s: %s", t.key, t.name, firstLines([]byte(t.skip), 3)))
+			}
+		}
+		if len(skipped) > 0 {
+			return fmt.Errorf("servers left out:\n  %s", strings.Join(skipped, "\n  "))
+		}
+		return nil
 	}
 
 	rep := &report{cfg: cfg, machine: m, started: start}
