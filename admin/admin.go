@@ -15,8 +15,8 @@ import (
 // NewHandler returns the admin handler: /metrics (Prometheus), /healthz (the
 // process is alive) and /readyz (every issuer's keys are loaded; the body
 // lists each issuer's state, never key material). keys nil means there is
-// nothing to wait for: /readyz answers 200. Each of deps must also answer
-// for /readyz to be ready (a shared store requests depend on).
+// nothing to wait for: /readyz answers 200. Each of deps is listed as up or
+// down in the body, and does not make the pod unready (see [Dependency]).
 func NewHandler(gatherer prometheus.Gatherer, keys *jwks.Registry, deps ...Dependency) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
@@ -57,7 +57,7 @@ func NewHandler(gatherer prometheus.Gatherer, keys *jwks.Registry, deps ...Depen
 		for _, d := range deps {
 			dep := dependency{Name: d.Name, Up: true}
 			if err := d.Check(r.Context()); err != nil {
-				dep.Up, dep.Error, body.Ready = false, d.Problem, false
+				dep.Up, dep.Error = false, d.Problem
 			}
 			body.Dependencies = append(body.Dependencies, dep)
 		}
@@ -71,8 +71,13 @@ func NewHandler(gatherer prometheus.Gatherer, keys *jwks.Registry, deps ...Depen
 	return mux
 }
 
-// Dependency is something requests need besides the issuers' keys, checked
-// by /readyz on each call.
+// Dependency is something some requests need besides the issuers' keys,
+// checked by /readyz on each call and listed in its body. Its being down does
+// not make /readyz 503: a dependency every replica shares (the DPoP replay
+// store) is down for all of them at once, so taking them all out of the
+// Service would turn the requests that do not need it (bearer tokens, public
+// routes) into failures too, and the ones that do from tokenward's 503 with
+// Retry-After into the load balancer's bare one.
 type Dependency struct {
 	// Name names it in /readyz's body ("dpop_replay_store").
 	Name string

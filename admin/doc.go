@@ -16,8 +16,10 @@
 //     last error), never key material; and each [Dependency] (the shared
 //     DPoP replay store) as up or down with its fixed Problem text, never
 //     the check's error, which could name an address or a credential. A
-//     dependency down makes /readyz 503: the pod leaves the Service rather
-//     than answer DPoP requests with 503.
+//     dependency down does not make /readyz 503: every replica shares it, so
+//     all would leave the Service at once, bearer traffic included; the
+//     requests that need it get 503 with Retry-After, and the metric
+//     (tokenward_dpop_replay_store_up) is what to alert on.
 //   - The handler has no authentication: serve it on its own address
 //     (TOKENWARD_ADMIN_ADDR), reachable by the scraper and the kubelet only.
 package admin
