@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -87,7 +88,7 @@ func bodyTimeout(h http.Handler, d time.Duration) http.Handler {
 		// a read of the handler is harmless: each read moves it first.
 		s.arm()
 		h.ServeHTTP(w, r)
-		if !s.done {
+		if !s.done.Load() {
 			s.arm()
 		}
 	})
@@ -98,18 +99,23 @@ func bodyTimeout(h http.Handler, d time.Duration) http.Handler {
 // its own before the next request's headers.
 type stallReader struct {
 	io.ReadCloser
-	rc   *http.ResponseController
-	d    time.Duration
-	done bool // the body has ended: a deadline now would cut net/http's background read
+	rc *http.ResponseController
+	d  time.Duration
+	// done: the body has ended, and a deadline now would cut net/http's
+	// background read. Atomic: the upstream transport may still be reading
+	// the body in its own goroutine when the handler returns.
+	done atomic.Bool
 }
 
 func (s *stallReader) Read(p []byte) (int, error) {
-	if s.done {
+	if s.done.Load() {
 		return s.ReadCloser.Read(p)
 	}
 	s.arm()
 	n, err := s.ReadCloser.Read(p)
-	s.done = err != nil
+	if err != nil {
+		s.done.Store(true)
+	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		err = fmt.Errorf("%w: %w", errBodyStalled, err)
