@@ -69,6 +69,7 @@ type event struct {
 type sample struct {
 	at                     time.Duration
 	rssKiB, fds, goroutine int64
+	heapBytes              int64 // go_memstats_heap_alloc_bytes: its floor is the live heap, after a collection
 }
 
 // workerStats are one generator worker's records: no locks.
@@ -377,6 +378,7 @@ func (s *soak) sampleLoop(ctx context.Context, every time.Duration) {
 		smp := sample{at: s.since(), rssKiB: rssKiB(pid), fds: openFDs(pid)}
 		if m, err := metrics(ctx, s.admin); err == nil {
 			smp.goroutine = int64(m["go_goroutines"])
+			smp.heapBytes = int64(m["go_memstats_heap_alloc_bytes"])
 		}
 		s.samples = append(s.samples, smp)
 		select {
