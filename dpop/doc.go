@@ -17,7 +17,9 @@
 //     header, which must be a public key of alg's type: an EC point is
 //     checked to be on the curve, an RSA modulus is 2048–8192 bits with an
 //     odd exponent, and a jwk with any private or symmetric member (d, p,
-//     q, dp, dq, qi, oth, k) is refused as a leaked key.
+//     q, dp, dq, qi, oth, k) is refused as a leaked key. A header with
+//     "crit" is refused: no JWS extension is understood (RFC 7515
+//     §4.1.11), so none can change what the signature covers.
 //   - The thumbprint is computed from the parsed key's canonical members
 //     (RFC 7638), never from the jwk's text.
 //   - Errors name the check and may quote short header values, never the

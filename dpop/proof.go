@@ -162,6 +162,11 @@ func parseHeader(b []byte) (h proofHeader, err error) {
 				return errors.New("jwk is not an object")
 			}
 			h.jwk = v
+		case "crit":
+			// RFC 7515 §4.1.11: a JWS naming an extension the recipient
+			// does not understand (b64, say, RFC 7797) is invalid; this
+			// verifier understands none.
+			return errors.New("crit names an extension not understood")
 		}
 		return err
 	})
