@@ -94,7 +94,8 @@
 // from the allow-list (ES256 by default; ES384, RS256, PS256, EdDSA
 // configurable; never none or HMAC, which [NewGuard] refuses to
 // configure); a jwk header that is a public key of alg's type (an EC point
-// on the curve, an RSA modulus of 2048–8192 bits), with no private or
+// on the curve, an Ed25519 point not of small order, an RSA modulus of
+// 2048–8192 bits), no crit header, with no private or
 // symmetric member (d, p, q, dp, dq, qi, oth, k); the signature, with that
 // key; htm equal to the method; htu equal to the request URL without query
 // and fragment, both compared after RFC 3986 §6 normalization (scheme and
@@ -102,7 +103,8 @@
 // scheme and authority being [DPoPOptions].PublicURL's when set, else
 // [Request].Scheme and Host — which the middleware takes from
 // X-Forwarded-Proto and X-Forwarded-Host only from a trusted proxy
-// ([Guard.ForwardedFrom]); iat within MaxAge back and MaxFuture ahead
+// ([Guard.ForwardedFrom]), and the path the client sent (r.RequestURI:
+// under http.StripPrefix, the full path, not the stripped one); iat within MaxAge back and MaxFuture ahead
 // (60 s and 5 s, plus Leeway); jti present; ath equal to base64url(SHA-256
 // of the token); the RFC 7638 thumbprint of the jwk equal to cnf.jkt
 // (constant-time); the server nonce, when [DPoPOptions].Nonces is set
