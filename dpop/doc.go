@@ -23,7 +23,9 @@
 //     "crit" is refused: no JWS extension is understood (RFC 7515
 //     §4.1.11), so none can change what the signature covers.
 //   - The thumbprint is computed from the parsed key's canonical members
-//     (RFC 7638), never from the jwk's text.
+//     (RFC 7638), never from the jwk's text. [Verifier.ParseFor] compares
+//     it with the token's cnf.jkt before verifying the signature: a client
+//     cannot have a key of its choosing (an RSA-8192 one, say) verified.
 //   - Errors name the check and may quote short header values, never the
 //     proof.
 //   - [MemoryStore] is bounded by entries and bytes; when full it forgets

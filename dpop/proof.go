@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,7 @@ var (
 	ErrAlgorithm = errors.New("dpop: proof algorithm not accepted")
 	ErrKey       = errors.New("dpop: proof jwk missing, private or not usable")
 	ErrSignature = errors.New("dpop: proof signature invalid")
+	ErrBinding   = errors.New("dpop: proof key is not the one the token is bound to")
 )
 
 // Algorithms are the proof algorithms a [Verifier] can accept: asymmetric
@@ -216,9 +218,19 @@ func jsonString(v []byte) (string, error) {
 
 // Parse checks proof's size, structure, typ, alg, jwk and signature, in
 // that order, and returns it. Errors wrap [ErrTooLarge], [ErrMalformed],
-// [ErrType], [ErrAlgorithm], [ErrKey] or [ErrSignature]; their text may
+// [ErrType], [ErrAlgorithm], [ErrKey] or [ErrSignature] ([ErrBinding] too
+// from [Verifier.ParseFor]); their text may
 // quote header values, never the proof.
-func (v *Verifier) Parse(proof string) (*Proof, error) {
+func (v *Verifier) Parse(proof string) (*Proof, error) { return v.parse(proof, nil) }
+
+// ParseFor is [Verifier.Parse] for a token bound to the key of thumbprint
+// jkt (cnf.jkt): a proof whose jwk has another thumbprint is refused with
+// [ErrBinding] before its signature is verified, so that a client cannot
+// make the verifier spend a signature verification (milliseconds for a
+// large RSA key) on a key of its choosing.
+func (v *Verifier) ParseFor(proof, jkt string) (*Proof, error) { return v.parse(proof, &jkt) }
+
+func (v *Verifier) parse(proof string, jkt *string) (*Proof, error) {
 	// The size first: nothing is decoded from an oversized proof.
 	if len(proof) > v.maxBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(proof), v.maxBytes)
@@ -261,6 +273,9 @@ func (v *Verifier) Parse(proof string) (*Proof, error) {
 	key, thumb, err := parseJWK(h.jwk, h.alg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrKey, err)
+	}
+	if jkt != nil && subtle.ConstantTimeCompare([]byte(thumb), []byte(*jkt)) != 1 {
+		return nil, fmt.Errorf("%w: thumbprint %s", ErrBinding, thumb)
 	}
 	if !verify(h.alg, key, proof[:len(h64)+1+len(c64)], sig) {
 		return nil, ErrSignature
