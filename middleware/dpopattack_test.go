@@ -129,3 +129,16 @@ func TestDPoPAttackUnboundKeyVerified(t *testing.T) {
 	a := do(t, "GET", s.url+"/x", dpopHeaders(tok, p))
 	checkRefusal(t, s, a, middleware.ReasonDPoPBinding, http.StatusUnauthorized, "invalid_token", `DPoP realm="api", algs="ES256", error="invalid_token"`)
 }
+
+// TestDPoPAttackCookieDowngrade: a cnf.jkt token from Options.TokenFrom (a
+// cookie) is a bearer token, refused as a downgrade even with a valid
+// proof beside it.
+func TestDPoPAttackCookieDowngrade(t *testing.T) {
+	f := newDPoPFixture(t)
+	key := proofKey(t, "ES256")
+	tok := f.bound(t, key)
+	s := f.server(t, middleware.Options{TokenFrom: middleware.FromCookie("at")})
+	u := s.url + "/x"
+	a := do(t, "GET", u, map[string][]string{"Dpop": {proof(t, key, "GET", u, tok)}}, &http.Cookie{Name: "at", Value: tok})
+	checkRefusal(t, s, a, middleware.ReasonDPoPDowngrade, http.StatusUnauthorized, "invalid_token", `DPoP realm="api", algs="ES256", error="invalid_token"`)
+}
