@@ -15,11 +15,17 @@
 //   - alg comes from an allow-list of asymmetric algorithms fixed at
 //     construction; none and HMAC cannot be configured. The key is the jwk
 //     header, which must be a public key of alg's type: an EC point is
-//     checked to be on the curve, an RSA modulus is 2048–8192 bits with an
+//     checked to be on the curve, an Ed25519 point of small order (under
+//     which a signature verifies without any private key) is refused, an
+//     RSA modulus is 2048–8192 bits with an
 //     odd exponent, and a jwk with any private or symmetric member (d, p,
-//     q, dp, dq, qi, oth, k) is refused as a leaked key.
+//     q, dp, dq, qi, oth, k) is refused as a leaked key. A header with
+//     "crit" is refused: no JWS extension is understood (RFC 7515
+//     §4.1.11), so none can change what the signature covers.
 //   - The thumbprint is computed from the parsed key's canonical members
-//     (RFC 7638), never from the jwk's text.
+//     (RFC 7638), never from the jwk's text. [Verifier.ParseFor] compares
+//     it with the token's cnf.jkt before verifying the signature: a client
+//     cannot have a key of its choosing (an RSA-8192 one, say) verified.
 //   - Errors name the check and may quote short header values, never the
 //     proof.
 //   - [MemoryStore] is bounded by entries and bytes; when full it forgets

@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,7 @@ var (
 	ErrAlgorithm = errors.New("dpop: proof algorithm not accepted")
 	ErrKey       = errors.New("dpop: proof jwk missing, private or not usable")
 	ErrSignature = errors.New("dpop: proof signature invalid")
+	ErrBinding   = errors.New("dpop: proof key is not the one the token is bound to")
 )
 
 // Algorithms are the proof algorithms a [Verifier] can accept: asymmetric
@@ -165,6 +167,11 @@ func parseHeader(b []byte) (h proofHeader, err error) {
 				return errors.New("jwk is not an object")
 			}
 			h.jwk = v
+		case "crit":
+			// RFC 7515 §4.1.11: a JWS naming an extension the recipient
+			// does not understand (b64, say, RFC 7797) is invalid; this
+			// verifier understands none.
+			return errors.New("crit names an extension not understood")
 		}
 		return err
 	})
@@ -214,9 +221,19 @@ func jsonString(v []byte) (string, error) {
 
 // Parse checks proof's size, structure, typ, alg, jwk and signature, in
 // that order, and returns it. Errors wrap [ErrTooLarge], [ErrMalformed],
-// [ErrType], [ErrAlgorithm], [ErrKey] or [ErrSignature]; their text may
+// [ErrType], [ErrAlgorithm], [ErrKey] or [ErrSignature] ([ErrBinding] too
+// from [Verifier.ParseFor]); their text may
 // quote header values, never the proof.
-func (v *Verifier) Parse(proof string) (*Proof, error) {
+func (v *Verifier) Parse(proof string) (*Proof, error) { return v.parse(proof, nil) }
+
+// ParseFor is [Verifier.Parse] for a token bound to the key of thumbprint
+// jkt (cnf.jkt): a proof whose jwk has another thumbprint is refused with
+// [ErrBinding] before its signature is verified, so that a client cannot
+// make the verifier spend a signature verification (milliseconds for a
+// large RSA key) on a key of its choosing.
+func (v *Verifier) ParseFor(proof, jkt string) (*Proof, error) { return v.parse(proof, &jkt) }
+
+func (v *Verifier) parse(proof string, jkt *string) (*Proof, error) {
 	// The size first: nothing is decoded from an oversized proof.
 	if len(proof) > v.maxBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(proof), v.maxBytes)
@@ -259,6 +276,9 @@ func (v *Verifier) Parse(proof string) (*Proof, error) {
 	key, thumb, err := parseJWK(h.jwk, h.alg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrKey, err)
+	}
+	if jkt != nil && subtle.ConstantTimeCompare([]byte(thumb), []byte(*jkt)) != 1 {
+		return nil, fmt.Errorf("%w: thumbprint %s", ErrBinding, thumb)
 	}
 	if !verify(h.alg, key, proof[:len(h64)+1+len(c64)], sig) {
 		return nil, ErrSignature
@@ -450,6 +470,9 @@ func parseJWK(b []byte, alg string) (crypto.PublicKey, string, error) {
 		if err != nil || len(x) != ed25519.PublicKeySize {
 			return nil, "", errors.New("jwk x is not a base64url Ed25519 key")
 		}
+		if smallOrder(x) {
+			return nil, "", errors.New("jwk x is an Ed25519 point of small order")
+		}
 		pub = ed25519.PublicKey(x)
 	case "RS256", "PS256":
 		if j.kty != "RSA" {
@@ -473,6 +496,35 @@ func parseJWK(b []byte, alg string) (crypto.PublicKey, string, error) {
 	}
 	t, err := Thumbprint(pub)
 	return pub, t, err
+}
+
+// smallOrderY are the y coordinates, little-endian, of the Ed25519 points
+// of small order (orders 1, 2, 4 and 8) in every encoding that decodes,
+// the non-canonical ones (y+p) included: libsodium's list. A signature
+// verifies under such a key with no private key at all (the identity
+// accepts R=identity, S=0 over any message), so it proves nothing.
+var smallOrderY = [...][32]byte{
+	{0x00}, // y=0: order 4
+	{0x01}, // y=1: the identity
+	{0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05}, // order 8
+	{0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a}, // order 8
+	{0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, // y=p-1: order 2
+	{0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, // y=p, that is 0
+	{0xee, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, // y=p+1, that is 1
+}
+
+// smallOrder reports whether the Ed25519 public key x is a point of small
+// order, whatever the sign bit of its x coordinate.
+func smallOrder(x []byte) bool {
+	var y [32]byte
+	copy(y[:], x)
+	y[31] &= 0x7f
+	for _, s := range smallOrderY {
+		if y == s {
+			return true
+		}
+	}
+	return false
 }
 
 // Thumbprint is the RFC 7638 JWK thumbprint (SHA-256, base64url unpadded)

@@ -92,20 +92,23 @@
 // strict base64url, each JSON object walked once for at most 24 members,
 // none twice in any case and no escaped member name; typ "dpop+jwt"; alg
 // from the allow-list (ES256 by default; ES384, RS256, PS256, EdDSA and
-// its RFC 9864 name Ed25519 configurable; never none or HMAC, which [NewGuard] refuses to
-// configure); a jwk header that is a public key of alg's type (an EC point
-// on the curve, an RSA modulus of 2048–8192 bits), with no private or
-// symmetric member (d, p, q, dp, dq, qi, oth, k); the signature, with that
-// key; htm equal to the method; htu equal to the request URL without query
+// its RFC 9864 name Ed25519 configurable; never none or HMAC, which
+// [NewGuard] refuses to configure); no crit header; a jwk header that is a
+// public key of alg's type (an EC point on the curve, an Ed25519 point not
+// of small order, an RSA modulus of 2048–8192 bits), with no private or
+// symmetric member (d, p, q, dp, dq, qi, oth, k); its RFC 7638 thumbprint
+// equal to cnf.jkt (constant-time), before any signature work, so that a
+// client cannot have a key of its choosing verified; the signature, with
+// that key; htm equal to the method; htu equal to the request URL without query
 // and fragment, both compared after RFC 3986 §6 normalization (scheme and
 // host case, default port, percent-encoding, dot segments), the URL's
 // scheme and authority being [DPoPOptions].PublicURL's when set, else
 // [Request].Scheme and Host — which the middleware takes from
 // X-Forwarded-Proto and X-Forwarded-Host only from a trusted proxy
-// ([Guard.ForwardedFrom]); iat within MaxAge back and MaxFuture ahead
+// ([Guard.ForwardedFrom]), and the path the client sent (r.RequestURI:
+// under http.StripPrefix, the full path, not the stripped one); iat within MaxAge back and MaxFuture ahead
 // (60 s and 5 s, plus Leeway); jti present; ath equal to base64url(SHA-256
-// of the token); the RFC 7638 thumbprint of the jwk equal to cnf.jkt
-// (constant-time); the server nonce, when [DPoPOptions].Nonces is set
+// of the token); the server nonce, when [DPoPOptions].Nonces is set
 // (stateless, see package dpop); and last the replay store, keyed by the
 // SHA-256 of thumbprint and jti, remembered until the proof is too old
 // anyway, so that only proofs that passed everything else take room in it.

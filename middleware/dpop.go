@@ -232,14 +232,16 @@ func (g *Guard) proofHeader(req Request) (string, *Error) {
 	return values[0], nil
 }
 
-// checkProof is RFC 9449 §4.3 for one request: the proof's structure, key
-// and signature, then htm, htu, iat, jti, ath, the key's thumbprint against
-// the token's cnf.jkt, the server nonce, and last the replay store, so that
+// checkProof is RFC 9449 §4.3 for one request: the proof's structure, key,
+// the key's thumbprint against the token's cnf.jkt (before any signature
+// work) and signature, then htm, htu, iat, jti, ath, the server nonce, and
+// last the replay store, so that
 // only proofs that passed everything else take room in it. It returns the
 // proof's nonce. The proof is never cached.
 func (g *Guard) checkProof(ctx context.Context, req Request, raw, token, jkt string) (nonce string, e *Error) {
 	d := g.dpop
-	p, err := d.verifier.Parse(raw)
+	// The key against cnf.jkt before its signature is verified.
+	p, err := d.verifier.ParseFor(raw, jkt)
 	if err != nil {
 		return "", &Error{Reason: proofReason(err), Err: err, dpop: true}
 	}
@@ -268,9 +270,6 @@ func (g *Guard) checkProof(ctx context.Context, req Request, raw, token, jkt str
 	}
 	if subtle.ConstantTimeCompare([]byte(p.TokenHash), []byte(dpop.TokenHash(token))) != 1 {
 		return "", &Error{Reason: ReasonDPoPATH, dpop: true}
-	}
-	if subtle.ConstantTimeCompare([]byte(p.Thumbprint), []byte(jkt)) != 1 {
-		return "", &Error{Reason: ReasonDPoPBinding, Detail: "proof key thumbprint " + p.Thumbprint, dpop: true}
 	}
 	if d.nonces != nil && !d.nonces.Valid(p.Nonce, now) {
 		detail := "no nonce"
@@ -303,6 +302,8 @@ func proofReason(err error) Reason {
 		return ReasonDPoPKey
 	case errors.Is(err, dpop.ErrSignature):
 		return ReasonDPoPSignature
+	case errors.Is(err, dpop.ErrBinding):
+		return ReasonDPoPBinding
 	}
 	return ReasonDPoPProofMalformed
 }

@@ -59,9 +59,20 @@ type Peer struct {
 	Certificate *x509.Certificate
 }
 
-// RequestOf returns the parts of r that a decision reads.
+// RequestOf returns the parts of r that a decision reads. URL is the
+// request target as the client sent it (r.RequestURI) when a handler in
+// front rewrote r.URL (http.StripPrefix, say): a DPoP proof names the URL
+// the client used, and a proof for the rewritten one names another
+// resource.
 func RequestOf(r *http.Request) Request {
-	req := Request{Method: r.Method, URL: r.URL, Host: r.Host, Header: r.Header, Scheme: "http", Peer: Peer{Addr: r.RemoteAddr}}
+	u := r.URL
+	if sent, _, _ := strings.Cut(r.RequestURI, "?"); sent != "" && u != nil && sent != u.Path && sent != u.RawPath {
+		// Rare (a rewrite, an absolute-form target): parsed only then.
+		if su, err := url.ParseRequestURI(r.RequestURI); err == nil {
+			u = su
+		}
+	}
+	req := Request{Method: r.Method, URL: u, Host: r.Host, Header: r.Header, Scheme: "http", Peer: Peer{Addr: r.RemoteAddr}}
 	if r.TLS != nil {
 		req.Scheme = "https"
 	}

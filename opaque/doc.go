@@ -55,8 +55,9 @@
 //     ("token_type"/"token_use") is refused. A sender-constrained token's
 //     "cnf" becomes [middleware.Claims].Confirmation: the answer may be
 //     cached, the proof is not — [middleware.Guard.Check] requires the
-//     client certificate of a certificate-bound token (RFC 8705) on every
-//     request and refuses any other binding (DPoP's jkt). An answer's "iss" must
+//     client certificate of a certificate-bound token (RFC 8705), and the
+//     DPoP proof of a key-bound one (cnf.jkt, RFC 9449), on every request,
+//     and refuses any other binding. An answer's "iss" must
 //     be the configured issuer; a profile's "iss", "aud", scopes and time
 //     claims are dropped, as a profile vouches for none of them.
 //   - Tokens with characters or a size no access token has are refused
