@@ -393,6 +393,15 @@ func RegisterDPoPReplayStore(reg prometheus.Registerer, ping func(ctx context.Co
 	reg.MustRegister(storeCollector{ping})
 }
 
+// RegisterDPoPMemoryStore adds tokenward_dpop_replay_forgotten_early_total,
+// read from forgottenEarly (dpop.MemoryStore.ForgottenEarly) at each scrape.
+func RegisterDPoPMemoryStore(reg prometheus.Registerer, forgottenEarly func() uint64) {
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tokenward_dpop_replay_forgotten_early_total",
+		Help: "Proof ids the in-memory DPoP replay store forgot before their window ended because it was full. After each, proofs as old as the one forgotten are refused as replays (dpop_replay): a rising count means older valid proofs are being refused; share a Redis store or raise the bound.",
+	}, func() float64 { return float64(forgottenEarly()) }))
+}
+
 type storeCollector struct{ ping func(context.Context) error }
 
 func (storeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- dpopStoreUpDesc }

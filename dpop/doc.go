@@ -29,9 +29,13 @@
 //   - Errors name the check and may quote short header values, never the
 //     proof.
 //   - [MemoryStore] is bounded by entries and bytes; when full it forgets
-//     the ids closest to expiry, never one while there is room. It stops a
-//     replay only at the process that saw the proof: with several
-//     replicas, share a network store (package dpop/redisstore).
+//     the id closest to expiry, never one while there is room, and then
+//     refuses as a replay every id expiring no later than [FloorSlack]
+//     after the one it forgot: a flood of proofs cannot make a forgotten
+//     proof acceptable again, it only shortens the window in which a proof
+//     is accepted. It stops a replay only at the process that saw the
+//     proof: with several replicas, share a network store (package
+//     dpop/redisstore).
 //   - [Nonces] are an HMAC-SHA256 (128 bits kept) of the time window under
 //     a secret of at least 32 bytes, compared in constant time; the current
 //     and the previous window's nonce are accepted.

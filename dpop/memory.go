@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,18 +34,33 @@ type MemoryOptions struct {
 
 // MemoryStore is a [Store] in this process's memory: it stops a replay at
 // the replica that saw the proof, not at the others (use package redisstore
-// for that). Each id is remembered until its ttl passes. When full, it
-// forgets the ids closest to expiry first — an id is forgotten before its
-// ttl only when the store is full, never while there is room. Safe for
-// concurrent use.
+// for that). Each id is remembered until its ttl passes.
+//
+// When full, it forgets the id closest to expiry — the oldest proof — and
+// from then on reports as a replay every id whose expiry is not more than
+// [FloorSlack] later than the latest one it forgot early: such a proof could
+// be one it no longer remembers. A flood of proofs thus shortens the window
+// in which a proof is accepted (fresh proofs still pass) instead of making a
+// forgotten proof acceptable again. This relies on the expiry of an id
+// being the same each time it is asked about, as the middleware's is (the
+// proof's iat plus the window). Safe for concurrent use.
 type MemoryStore struct {
 	max int
 	now func() time.Time
 
-	mu  sync.Mutex // guards ids and exp
-	ids map[[32]byte]*memoryEntry
-	exp expiryHeap
+	mu    sync.Mutex // guards ids, exp and floor
+	ids   map[[32]byte]*memoryEntry
+	exp   expiryHeap
+	floor int64 // the latest expiry of an id forgotten before it (Unix ns); 0: none
+
+	forgottenEarly atomic.Uint64
 }
+
+// FloorSlack is how much later than the latest id a full [MemoryStore]
+// forgot early an id must expire to be accepted: the expiry a caller
+// computes from a proof's iat varies by the time between its clock reading
+// and the store's.
+const FloorSlack = time.Second
 
 type memoryEntry struct {
 	id    [32]byte
@@ -86,11 +102,17 @@ func (s *MemoryStore) Seen(_ context.Context, id [32]byte, ttl time.Duration) (b
 	if _, ok := s.ids[id]; ok {
 		return true, nil
 	}
+	until := now + int64(ttl)
+	if s.floor != 0 && until <= s.floor+int64(FloorSlack) {
+		return true, nil // it may be a proof forgotten early
+	}
 	if len(s.exp) >= s.max {
 		e := heap.Pop(&s.exp).(*memoryEntry)
 		delete(s.ids, e.id)
+		s.floor = max(s.floor, e.until)
+		s.forgottenEarly.Add(1)
 	}
-	e := &memoryEntry{id: id, until: now + int64(ttl)}
+	e := &memoryEntry{id: id, until: until}
 	heap.Push(&s.exp, e)
 	s.ids[id] = e
 	return false, nil
@@ -103,6 +125,13 @@ func (s *MemoryStore) Len() int {
 	defer s.mu.Unlock()
 	return len(s.exp)
 }
+
+// ForgottenEarly returns how many ids the store has forgotten before their
+// ttl because it was full. Each one raised the expiry below which proofs are
+// refused as replays; a count that keeps rising means proofs arrive faster
+// than the store's bound allows for the window, and older (but still valid)
+// proofs are being refused.
+func (s *MemoryStore) ForgottenEarly() uint64 { return s.forgottenEarly.Load() }
 
 // Cap returns how many ids the store holds at most, from its bounds.
 func (s *MemoryStore) Cap() int { return s.max }

@@ -73,6 +73,48 @@ func TestMemoryStoreBounds(t *testing.T) {
 	}
 }
 
+// TestMemoryStoreFloor: an id the full store forgot before its ttl is
+// still a replay when asked again with the same expiry (a flood cannot make
+// a captured proof acceptable again), and so is any id expiring no later
+// than FloorSlack after it; ids expiring later (fresh proofs) are accepted;
+// ForgottenEarly counts the ids forgotten early.
+func TestMemoryStoreFloor(t *testing.T) {
+	ctx := context.Background()
+	var clock atomic.Int64
+	s := dpop.NewMemoryStore(dpop.MemoryOptions{MaxEntries: 2, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	seen := func(i int, ttl time.Duration) bool {
+		t.Helper()
+		r, err := s.Seen(ctx, id(i), ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	seen(1, 10*time.Second) // the victim's proof
+	seen(2, 30*time.Second)
+	if seen(3, 30*time.Second) || s.ForgottenEarly() != 1 { // forgets 1
+		t.Fatalf("id 3 refused, or forgotten early %d, want 1", s.ForgottenEarly())
+	}
+	clock.Add(int64(2 * time.Second))
+	if !seen(1, 8*time.Second) {
+		t.Error("the forgotten id accepted again with its expiry")
+	}
+	if !seen(9, 8*time.Second+dpop.FloorSlack) {
+		t.Error("an id expiring within FloorSlack of the forgotten one accepted")
+	}
+	if seen(10, 8*time.Second+dpop.FloorSlack+time.Millisecond) {
+		t.Error("an id expiring after the floor refused")
+	}
+	if s.ForgottenEarly() != 2 {
+		t.Errorf("forgotten early %d, want 2", s.ForgottenEarly())
+	}
+	// Once the forgotten ids would have expired anyway, nothing is lost.
+	clock.Add(int64(time.Minute))
+	if seen(1, 10*time.Second) {
+		t.Error("id 1 refused a minute after its window")
+	}
+}
+
 // TestMemoryStoreConcurrent: of many calls with the same id at once,
 // exactly one is not a replay.
 func TestMemoryStoreConcurrent(t *testing.T) {

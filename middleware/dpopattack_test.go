@@ -3,9 +3,11 @@ package middleware_test
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/tokenward/tokenward/dpop"
 	"github.com/tokenward/tokenward/jwks/jwkstest"
@@ -83,6 +85,39 @@ func TestDPoPAttackEd25519SmallOrder(t *testing.T) {
 		b64JSON(t, map[string]any{"htm": "GET", "htu": s.url + "/x", "iat": f.now().Unix(), "jti": "forged", "ath": dpop.TokenHash(tok)}) + "." + b64.EncodeToString(sig)
 	if a := do(t, "GET", s.url+"/x", dpopHeaders(tok, p)); a.status != 401 {
 		t.Errorf("forged proof for a small-order key: %d", a.status)
+	}
+}
+
+// TestDPoPAttackStoreFlood: a client with a token of its own fills the
+// memory store with proofs of its own, so that the store forgets another
+// client's proof it captured. The proof is still refused as a replay (the
+// store refuses what it may have forgotten), and the victim's next, fresh
+// proof is accepted.
+func TestDPoPAttackStoreFlood(t *testing.T) {
+	f := newDPoPFixture(t)
+	store := dpop.NewMemoryStore(dpop.MemoryOptions{MaxEntries: 50, Now: f.now})
+	s := f.server(t, middleware.Options{DPoP: middleware.DPoPOptions{Replay: store}})
+	victim, attacker := proofKey(t, "ES256"), proofKey(t, "ES256")
+	vt, at := f.bound(t, victim), f.bound(t, attacker)
+	u := s.url + "/x"
+	stolen := proof(t, victim, "GET", u, vt, jwkstest.WithIssuedAt(f.now()))
+	if a := do(t, "GET", u, dpopHeaders(vt, stolen)); a.status != 200 {
+		t.Fatalf("victim: %d", a.status)
+	}
+	for i := range store.Cap() {
+		p := proof(t, attacker, "GET", u, at, jwkstest.WithJTI(fmt.Sprint("flood-", i)), jwkstest.WithIssuedAt(f.now().Add(4*time.Second)))
+		if a := do(t, "GET", u, dpopHeaders(at, p)); a.status != 200 {
+			t.Fatalf("flood %d: %d", i, a.status)
+		}
+	}
+	if store.ForgottenEarly() == 0 {
+		t.Fatal("the flood did not make the store forget anything: the test shows nothing")
+	}
+	a := do(t, "GET", u, dpopHeaders(vt, stolen))
+	checkRefusal(t, s, a, middleware.ReasonDPoPReplay, http.StatusUnauthorized, "invalid_dpop_proof", `DPoP realm="api", algs="ES256", error="invalid_dpop_proof"`)
+	f.clock.Add(int64(2 * dpop.FloorSlack))
+	if a := do(t, "GET", u, dpopHeaders(vt, proof(t, victim, "GET", u, vt, jwkstest.WithIssuedAt(f.now())))); a.status != 200 {
+		t.Errorf("the victim's fresh proof after the flood: %d (%v)", a.status, s.outcome().Err)
 	}
 }
 

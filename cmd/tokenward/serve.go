@@ -303,6 +303,9 @@ func newGateway(ctx context.Context, cfg *Config, log *slog.Logger) (_ *gateway,
 	dpopOpts.Replay = g.replay
 	ping := func(ctx context.Context) error { return storeUp(ctx, g.replay) }
 	admin.RegisterDPoPReplayStore(reg, ping)
+	if m, ok := g.replay.(*dpop.MemoryStore); ok {
+		admin.RegisterDPoPMemoryStore(reg, m.ForgottenEarly)
+	}
 	if cfg.dpop.redisURL != "" {
 		g.ready = append(g.ready, admin.Dependency{Name: "dpop_replay_store", Check: ping,
 			Problem: "the DPoP replay store (TOKENWARD_DPOP_REPLAY_STORE) does not answer: DPoP requests are refused with 503"})
