@@ -430,8 +430,8 @@ func TestDPoPResourceMetadataE2E(t *testing.T) {
 // forward-auth recipe with the README's DPoP lines added: a proof for the
 // URL the client used passes (TOKENWARD_PUBLIC_URL), the nonce challenge
 // reaches the client with its DPoP-Nonce, and the retry with that nonce
-// reaches the API with the key thumbprint and without the client's copy of
-// it.
+// reaches the API with the key thumbprint, without the client's copy of it
+// and without the proof.
 func TestDPoPForwardAuthNGINX(t *testing.T) {
 	t.Parallel()
 	bin := nginxtest.Require(t)
@@ -483,6 +483,9 @@ func TestDPoPForwardAuthNGINX(t *testing.T) {
 	}
 	if got := r.seen(t).Header.Values("X-Auth-Dpop-Jkt"); len(got) != 1 || got[0] != c.key.Thumbprint() {
 		t.Errorf("the API got X-Auth-DPoP-JKT %q, want the key's thumbprint only", got)
+	}
+	if got := r.seen(t).Header.Values("Dpop"); len(got) != 0 {
+		t.Errorf("the API got the client's DPoP proof (%d), want none", len(got))
 	}
 	// A proof for tokenward's own address, not the one the client used.
 	r = do(t, ngx.Client, "GET", url, c.withProof(c.proof(t, "GET", "http://"+twAddr+"/api/contacts/7", jwkstest.WithNonce(nonce))))
