@@ -86,19 +86,22 @@ func (p *proc) logTail() string {
 	return string(b)
 }
 
-// rssKiB is VmRSS of pid.
-func rssKiB(pid int) int64 {
+// procStatus reads the kB figures of /proc/PID/status (VmRSS, RssAnon,
+// RssFile, ...) in KiB.
+func procStatus(pid int) map[string]int64 {
+	m := map[string]int64{}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return 0
+		return m
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
+		name, v, ok := strings.Cut(line, ":")
+		if v, isKB := strings.CutSuffix(strings.TrimSpace(v), " kB"); ok && isKB {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			m[name] = n
 		}
 	}
-	return 0
+	return m
 }
 
 // openFDs counts the entries of /proc/PID/fd.

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,7 +38,8 @@ type soak struct {
 	epoch    time.Time // the soak's clock: offsets are from here
 	soakFrom time.Duration
 
-	restartDown, restartUp atomic.Int64 // the upstream's restart, ns since epoch (0: not yet)
+	restartMu sync.Mutex
+	restarts  []restart // the upstream's restarts so far
 
 	phaseMu sync.Mutex // guards phases
 	phases  []phase
@@ -69,7 +72,10 @@ type event struct {
 type sample struct {
 	at                     time.Duration
 	rssKiB, fds, goroutine int64
+	rssAnonKiB, rssFileKiB int64 // VmRSS's parts: the heap, stacks and runtime; the binary's mapped pages
 	heapBytes              int64 // go_memstats_heap_alloc_bytes: its floor is the live heap, after a collection
+	heapInuse, heapIdle    int64 // spans in use; free spans the runtime holds, returned or not
+	heapReleased, stack    int64 // free spans returned to the OS; stacks in use
 }
 
 // workerStats are one generator worker's records: no locks.
@@ -117,6 +123,9 @@ func run(ctx context.Context, cfg *config) error {
 		if out, err := exec.Command("taskset", "-a", "-p", "-c", cfg.loadCPUs, strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
 			return fmt.Errorf("pinning the generator: %v: %s", err, out)
 		}
+		// One P per core it may use: more would put two threads on one
+		// core, spinning and switching where the upstream needs the time.
+		runtime.GOMAXPROCS(runtime.NumCPU() - 1)
 	}
 
 	bin := filepath.Join(s.work, "tokenward")
@@ -245,6 +254,11 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	logf("report written to %s", cfg.out)
+	csvOut := strings.TrimSuffix(cfg.out, filepath.Ext(cfg.out)) + "-samples.csv"
+	if err := os.WriteFile(csvOut, s.samplesCSV(), 0o644); err != nil {
+		return err
+	}
+	logf("resource samples written to %s", csvOut)
 	if failed := rep.failed(); len(failed) > 0 {
 		return fmt.Errorf("assertions failed: %s\n--- tokenward's log, last lines:\n%s", strings.Join(failed, "; "), s.tw.logTail())
 	}
@@ -356,16 +370,33 @@ func (s *soak) record(ws *workerStats, req request, resp loadgen.Response, err e
 // found dead on their next use.
 const restartGrace = time.Second
 
-// inRestart reports whether a request overlapped the upstream's restart.
+// restart is one of the upstream's restarts, as offsets from the epoch; up
+// is 0 until it listens again.
+type restart struct{ down, up time.Duration }
+
+// addRestart records the restart that began at down (up 0: not back yet),
+// or that it is back.
+func (s *soak) addRestart(down, up time.Duration) {
+	s.restartMu.Lock()
+	defer s.restartMu.Unlock()
+	if n := len(s.restarts); n > 0 && s.restarts[n-1].down == down {
+		s.restarts[n-1].up = up
+		return
+	}
+	s.restarts = append(s.restarts, restart{down, up})
+}
+
+// inRestart reports whether a request overlapped one of the upstream's
+// restarts.
 func (s *soak) inRestart(at, done time.Time) bool {
-	down, up := s.restartDown.Load(), s.restartUp.Load()
-	if down == 0 {
-		return false
+	s.restartMu.Lock()
+	defer s.restartMu.Unlock()
+	for _, r := range s.restarts {
+		if done.Sub(s.epoch) >= r.down && (r.up == 0 || at.Sub(s.epoch) <= r.up+restartGrace) {
+			return true
+		}
 	}
-	if done.Sub(s.epoch) < time.Duration(down) {
-		return false
-	}
-	return up == 0 || at.Sub(s.epoch) <= time.Duration(up)+restartGrace
+	return false
 }
 
 func fmtOffset(d time.Duration) string { return "t+" + d.Round(100*time.Millisecond).String() }
@@ -375,10 +406,15 @@ func (s *soak) sampleLoop(ctx context.Context, every time.Duration) {
 	defer tick.Stop()
 	for {
 		pid := s.tw.pid()
-		smp := sample{at: s.since(), rssKiB: rssKiB(pid), fds: openFDs(pid)}
+		st := procStatus(pid)
+		smp := sample{at: s.since(), rssKiB: st["VmRSS"], rssAnonKiB: st["RssAnon"], rssFileKiB: st["RssFile"], fds: openFDs(pid)}
 		if m, err := metrics(ctx, s.admin); err == nil {
 			smp.goroutine = int64(m["go_goroutines"])
 			smp.heapBytes = int64(m["go_memstats_heap_alloc_bytes"])
+			smp.heapInuse = int64(m["go_memstats_heap_inuse_bytes"])
+			smp.heapIdle = int64(m["go_memstats_heap_idle_bytes"])
+			smp.heapReleased = int64(m["go_memstats_heap_released_bytes"])
+			smp.stack = int64(m["go_memstats_stack_inuse_bytes"])
 		}
 		s.samples = append(s.samples, smp)
 		select {
@@ -429,14 +465,53 @@ func wait(ctx context.Context, d time.Duration) error {
 // the one before is still waiting for its effect).
 func (s *soak) faults(ctx context.Context, denyPath, rulesPath string) {
 	d := s.cfg.duration
-	outage := min(30*time.Second, d/10)
-	burst := min(15*time.Second, d/20)
+	outage := min(30*time.Second, d/20)
+	burst := min(15*time.Second, d/40)
+	// Each fault that can happen twice happens in both halves, so that what
+	// it leaves behind (a refilled pool, a cache of refusals) is in the
+	// first half's peak, and a second occurrence that adds to it shows as
+	// growth in the last fifth. Key rotation, the deny-list and rules
+	// updates are one-way and come first; the old key's retirement comes
+	// last.
+	issuerDown := func() (string, error) {
+		s.iss.SetDown(true)
+		err := wait(ctx, outage)
+		s.iss.SetDown(false)
+		s.setPhase("issuer back")
+		return fmt.Sprintf("every issuer endpoint answered 503 for %s", outage), err
+	}
+	issuerGarbage := func() (string, error) {
+		s.iss.SetGarbage(true)
+		err := wait(ctx, outage)
+		s.iss.SetGarbage(false)
+		s.setPhase("issuer back")
+		return fmt.Sprintf("JWKS and introspection answered 200 with an HTML page for %s", outage), err
+	}
+	restartUpstream := func() (string, error) {
+		down := s.since()
+		s.addRestart(down, 0)
+		s.up.stop()
+		err := wait(ctx, time.Second)
+		if e := s.up.start(); e != nil {
+			return "", e
+		}
+		s.addRestart(down, s.since())
+		s.setPhase("upstream back")
+		return "closed with every connection, listening again 1 s later", err
+	}
+	opaqueBurst := func() (string, error) {
+		s.st.burst.Store(true)
+		err := wait(ctx, burst)
+		s.st.burst.Store(false)
+		s.setPhase("burst over")
+		return fmt.Sprintf("10%% of the requests for %s carried a new random opaque token", burst), err
+	}
 	schedule := []struct {
 		at   float64
 		name string
 		do   func() (string, error)
 	}{
-		{0.08, "key rotation: a new key published", func() (string, error) {
+		{0.05, "key rotation: a new key published", func() (string, error) {
 			if err := s.iss.PublishKey(s.t.key2); err != nil {
 				return "", err
 			}
@@ -447,32 +522,11 @@ func (s *soak) faults(ctx context.Context, denyPath, rulesPath string) {
 			s.st.bInUse.Store(true)
 			return fmt.Sprintf("tokens of the new key accepted %s after it was published; half the valid tokens use it from then on", took.Round(100*time.Millisecond)), nil
 		}},
-		{0.18, "issuer down", func() (string, error) {
-			s.iss.SetDown(true)
-			err := wait(ctx, outage)
-			s.iss.SetDown(false)
-			s.setPhase("issuer back")
-			return fmt.Sprintf("every issuer endpoint answered 503 for %s", outage), err
-		}},
-		{0.33, "issuer answers garbage", func() (string, error) {
-			s.iss.SetGarbage(true)
-			err := wait(ctx, outage)
-			s.iss.SetGarbage(false)
-			s.setPhase("issuer back")
-			return fmt.Sprintf("JWKS and introspection answered 200 with an HTML page for %s", outage), err
-		}},
-		{0.48, "upstream restarted", func() (string, error) {
-			s.restartDown.Store(int64(s.since()))
-			s.up.stop()
-			err := wait(ctx, time.Second)
-			if e := s.up.start(); e != nil {
-				return "", e
-			}
-			s.restartUp.Store(int64(s.since()))
-			s.setPhase("upstream back")
-			return "closed with every connection, listening again 1 s later", err
-		}},
-		{0.55, "deny list updated (SIGHUP)", func() (string, error) {
+		{0.10, "issuer down", issuerDown},
+		{0.16, "issuer answers garbage", issuerGarbage},
+		{0.22, "made-up opaque token burst", opaqueBurst},
+		{0.28, "upstream restarted", restartUpstream},
+		{0.34, "deny list updated (SIGHUP)", func() (string, error) {
 			if err := writeAtomic(denyPath, denyList(s.t, true)); err != nil {
 				return "", err
 			}
@@ -484,7 +538,7 @@ func (s *soak) faults(ctx context.Context, denyPath, rulesPath string) {
 			s.st.rev2.Store(true)
 			return fmt.Sprintf("%d more jti revoked; in force %s after the SIGHUP", poolSize+1, took.Round(100*time.Millisecond)), nil
 		}},
-		{0.63, "rules file updated (polled)", func() (string, error) {
+		{0.40, "rules file updated (polled)", func() (string, error) {
 			s.st.rulesPaused.Store(true)
 			if err := writeAtomic(rulesPath, rulesFile(true)); err != nil {
 				return "", err
@@ -497,14 +551,11 @@ func (s *soak) faults(ctx context.Context, denyPath, rulesPath string) {
 			s.st.rulesNew.Store(true)
 			return fmt.Sprintf("/api/reports/ opened to read:contacts; in force %s after the write (TOKENWARD_RULES_RELOAD_INTERVAL 5s)", took.Round(100*time.Millisecond)), nil
 		}},
-		{0.72, "made-up opaque token burst", func() (string, error) {
-			s.st.burst.Store(true)
-			err := wait(ctx, burst)
-			s.st.burst.Store(false)
-			s.setPhase("burst over")
-			return fmt.Sprintf("10%% of the requests for %s carried a new random opaque token", burst), err
-		}},
-		{0.82, "old key retired", func() (string, error) {
+		{0.54, "issuer down", issuerDown},
+		{0.60, "issuer answers garbage", issuerGarbage},
+		{0.66, "made-up opaque token burst", opaqueBurst},
+		{0.71, "upstream restarted", restartUpstream},
+		{0.76, "old key retired", func() (string, error) {
 			if err := s.iss.SetSigningKey(s.t.key2.ID); err != nil {
 				return "", err
 			}
@@ -544,4 +595,16 @@ func (s *soak) faults(ctx context.Context, denyPath, rulesPath string) {
 		}
 		s.events = append(s.events, ev)
 	}
+}
+
+// samplesCSV is every resource sample, one line each, for a closer look at
+// a plateau than the report's table gives (memory in KiB).
+func (s *soak) samplesCSV() []byte {
+	var b bytes.Buffer
+	b.WriteString("seconds,rss,rss_anon,rss_file,heap_alloc,heap_inuse,heap_idle,heap_released,stack,goroutines,fds\n")
+	for _, x := range s.samples {
+		fmt.Fprintf(&b, "%.0f,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d\n", (x.at - s.soakFrom).Seconds(), x.rssKiB, x.rssAnonKiB, x.rssFileKiB,
+			x.heapBytes>>10, x.heapInuse>>10, x.heapIdle>>10, x.heapReleased>>10, x.stack>>10, x.goroutine, x.fds)
+	}
+	return b.Bytes()
 }
