@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +25,7 @@ type fixedRun struct {
 	stats        loadgen.Stats
 	errors       int64 // transport errors and answers other than 200
 	cpuUSPerReq  float64
+	loadCores    float64 // cores busy with the generator and the upstream: near their count, the generator's side was the limit
 	foreignCores float64 // cores busy with processes other than the run's
 }
 
@@ -47,6 +49,9 @@ func runFixedRate(ctx context.Context, cfg *config, work string, fix *fixture.Fi
 		if out, err := exec.CommandContext(ctx, "taskset", "-a", "-p", "-c", cfg.loadCPUs, strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
 			return nil, nil, fmt.Errorf("pinning the generator: %v: %s", err, out)
 		}
+		// One P per core it may use: more would put two threads on one
+		// core, spinning and switching where the upstream needs the time.
+		runtime.GOMAXPROCS(cfg.nproc - cfg.procs)
 	}
 	s, err := startServers(ctx, cfg, work, fix)
 	defer s.stop()
@@ -85,9 +90,9 @@ func runFixedRate(ctx context.Context, cfg *config, work string, fix *fixture.Fi
 			}
 			run.share = share
 			fr.runs[t.key] = append(fr.runs[t.key], run)
-			logf("fixed rate: %3.0f%% %7.0f req/s (%s) %-28s p50 %6d µs  p99 %6d µs  p99.9 %6d µs  errors %d  late slots %d (max lag %v)  CPU %.1f µs/req  other load %.2f cores",
+			logf("fixed rate: %3.0f%% %7.0f req/s (%s) %-28s p50 %6d µs  p99 %6d µs  p99.9 %6d µs  errors %d  late slots %d (max lag %v)  CPU %.1f µs/req  generator+upstream %.2f cores  other load %.2f cores",
 				share*100, rate, t.key, t.name, us(run.hist.Quantile(0.5)), us(run.hist.Quantile(0.99)), us(run.hist.Quantile(0.999)),
-				run.errors, run.stats.Late, run.stats.MaxLag.Round(time.Microsecond), run.cpuUSPerReq, run.foreignCores)
+				run.errors, run.stats.Late, run.stats.MaxLag.Round(time.Microsecond), run.cpuUSPerReq, run.loadCores, run.foreignCores)
 		}
 	}
 	return fr, s.rep, nil
@@ -146,6 +151,7 @@ func constantRate(ctx context.Context, t *target, backend *proc, reqs [][]byte, 
 	run := &fixedRun{rate: rate, stats: st}
 	ours := (cpu1 - cpu0) + (self1 - self0) + (up1 - up0)
 	run.foreignCores = max(0, float64(busy1-busy0-ours)/ticksPerSecond/st.Elapsed.Seconds())
+	run.loadCores = float64((self1-self0)+(up1-up0)) / ticksPerSecond / st.Elapsed.Seconds()
 	for i := range hists {
 		run.hist.Merge(&hists[i])
 		run.errors += errs[i]
@@ -168,8 +174,8 @@ func (fr *fixedReport) markdown(cfg *config, m machine, started time.Time, elaps
 	p("- capacity of (b), the bare httputil.ReverseProxy, measured first in this run: **%.0f req/s** (wrk, %d connections, %s)\n", fr.capacity, cfg.connections, cfg.duration)
 	p("- each cell: %s at a constant rate after a %s warm-up at the same rate, %d distinct tokens round robin, %d connections; latency from each request's scheduled send time (coordinated-omission-correct), log-linear histogram (≤ 1.6%% error); rates interleaved across the servers\n", fr.duration, cfg.warmup, cfg.tokens, fr.workers)
 	p("- total time %s\n\n", elapsed.Round(time.Second))
-	p("Late slots: the share of requests the generator started over 1 ms after their scheduled time, and the longest delay (no slot is ever dropped: a late one is sent late, and its latency counts from its scheduled time). Other load: cores used by processes other than the run's (server, generator, upstream) during the cell, from /proc/stat.\n\n")
-	p("| rate | server | p50 µs | p99 µs | p99.9 µs | max µs | CPU µs/req | errors | late slots (max lag) | other load, cores |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	p("Late slots: the share of requests the generator started over 1 ms after their scheduled time, and the longest delay (no slot is ever dropped: a late one is sent late, and its latency counts from its scheduled time). Generator and upstream: the cores the generator and the upstream used together during the cell (they share %s): near that, their side limited the cell. Other load: cores used by processes other than the run's (server, generator, upstream) during the cell, from /proc/stat.\n\n", map[bool]string{true: "core(s) " + cfg.loadCPUs, false: "the machine"}[cfg.pin])
+	p("| rate | server | p50 µs | p99 µs | p99.9 µs | max µs | server CPU µs/req | errors | late slots (max lag) | generator and upstream, cores | other load, cores |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for i, share := range fixedShares {
 		for _, t := range fr.targets {
 			runs := fr.runs[t.key]
@@ -177,9 +183,9 @@ func (fr *fixedReport) markdown(cfg *config, m machine, started time.Time, elaps
 				continue
 			}
 			r := runs[i]
-			p("| %.0f%% (%.0f/s) | (%s) %s | %d | %d | %d | %d | %.1f | %d | %.1f%% (%s) | %.2f |\n", share*100, r.rate, t.key, t.name,
+			p("| %.0f%% (%.0f/s) | (%s) %s | %d | %d | %d | %d | %.1f | %d | %.1f%% (%s) | %.2f | %.2f |\n", share*100, r.rate, t.key, t.name,
 				us(r.hist.Quantile(0.5)), us(r.hist.Quantile(0.99)), us(r.hist.Quantile(0.999)), us(r.hist.Max()), r.cpuUSPerReq, r.errors,
-				r.stats.LateShare()*100, r.stats.MaxLag.Round(time.Millisecond), r.foreignCores)
+				r.stats.LateShare()*100, r.stats.MaxLag.Round(time.Millisecond), r.loadCores, r.foreignCores)
 		}
 	}
 	p("\n")
