@@ -9,7 +9,7 @@
 #   bench/run.sh -smoke     under a minute, for CI (also BENCH_SMOKE=1)
 #   bench/run.sh -fixedrate fixed-rate tail latency (issue 15): the bare proxy's
 #                           capacity, then (b), (c), (e) at 25/50/80% of it;
-#                           about 2.5 minutes; writes results/fixedrate-latest.md
+#                           3 rounds, about 6 minutes; writes results/fixedrate-latest.md
 #
 # Knobs (environment): BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_ROUNDS (3),
 # BENCH_CONNECTIONS (32), BENCH_THREADS (2), BENCH_TOKENS (300),

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"strings"
 	"testing"
 )
@@ -66,21 +65,6 @@ func TestHAProxyConfig(t *testing.T) {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("configuration lacks %q:\n%s", want, cfg)
 		}
-	}
-}
-
-func TestCPUTicks(t *testing.T) {
-	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		t.Skip("no /proc")
-	}
-	if _, err := cpuTicks(os.Getpid()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := busyTicks(); err != nil {
-		t.Fatal(err)
-	}
-	if rss, _ := rssKiB(os.Getpid()); rss <= 0 {
-		t.Errorf("rss = %d", rss)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tokenward/tokenward/bench/internal/procs"
 )
 
 // goBenchResult is one benchmark's medians over -count runs.
@@ -61,14 +63,14 @@ func runGoBench(ctx context.Context, cfg *config, work string) (*goBenchReport, 
 		cmd.Dir = cfg.benchDir
 		cmd.Stdout = io.MultiWriter(&buf, os.Stderr)
 		cmd.Stderr = cmd.Stdout
-		busy0, _ := busyTicks()
+		busy0, _ := procs.BusyTicks()
 		start := time.Now()
 		if err := cmd.Run(); err != nil {
 			return nil, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 		}
-		busy1, _ := busyTicks()
-		ours := int64((cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()) * ticksPerSecond / time.Second)
-		rep.foreign = append(rep.foreign, max(0, float64(busy1-busy0-ours)/ticksPerSecond/time.Since(start).Seconds()))
+		busy1, _ := procs.BusyTicks()
+		ours := int64((cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()) * procs.TicksPerSecond / time.Second)
+		rep.foreign = append(rep.foreign, max(0, float64(busy1-busy0-ours)/procs.TicksPerSecond/time.Since(start).Seconds()))
 	}
 	rep.raw = buf.String()
 	raw := filepath.Join(cfg.resultsDir, "gobench.txt")

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/tokenward/tokenward/bench/internal/fixture"
+	"github.com/tokenward/tokenward/bench/internal/procs"
 )
 
 //go:embed tokens.lua
@@ -31,11 +32,11 @@ const apiPath = "/api/contacts"
 // target is one configuration of the HTTP benchmark.
 type target struct {
 	key, name string
-	url       string // base URL, no trailing slash
-	admin     string // tokenward's admin base URL
-	proc      *proc  // the process measured: CPU time and memory
-	verifies  bool   // checks tokens: must refuse forgeries
-	skip      string // why it was not measured
+	url       string      // base URL, no trailing slash
+	admin     string      // tokenward's admin base URL
+	proc      *procs.Proc // the process measured: CPU time and memory
+	verifies  bool        // checks tokens: must refuse forgeries
+	skip      string      // why it was not measured
 	notes     []string
 	cacheOn   bool // tokenward exposed cache metrics
 	runs      []wrkRun
@@ -134,8 +135,9 @@ func runHTTP(ctx context.Context, cfg *config, work string, fix *fixture.Fixture
 		}
 	}
 	for _, t := range rep.targets {
-		if t.proc != nil && t.proc.alive() {
-			t.rss, t.peak = rssKiB(t.proc.pid())
+		if t.proc != nil && t.proc.Alive() {
+			st := procs.Status(t.proc.PID())
+			t.rss, t.peak = st["VmRSS"], st["VmHWM"]
 		}
 	}
 	for _, t := range []*target{c, d} {
@@ -162,8 +164,8 @@ func runHTTP(ctx context.Context, cfg *config, work string, fix *fixture.Fixture
 // servers are the HTTP targets started by startServers.
 type servers struct {
 	rep      *httpReport
-	backend  *proc // the upstream behind every proxy
-	procs    []*proc
+	backend  *procs.Proc // the upstream behind every proxy
+	procs    []*procs.Proc
 	tokens   []string
 	perToken time.Duration // minting time of one token
 	bin      func(name string) string
@@ -174,7 +176,7 @@ func (s *servers) stop() {
 		return
 	}
 	for _, p := range s.procs {
-		p.stop()
+		p.Stop(5 * time.Second)
 	}
 }
 
@@ -244,7 +246,7 @@ func startServers(ctx context.Context, cfg *config, work string, fix *fixture.Fi
 		}
 	}
 
-	ports, err := freePorts(8)
+	ports, err := procs.FreePorts(8)
 	if err != nil {
 		return s, err
 	}
@@ -262,8 +264,8 @@ func startServers(ctx context.Context, cfg *config, work string, fix *fixture.Fi
 
 	// Start. Everything measured runs on the servers' cores with the same
 	// GOMAXPROCS or nbthread; the backend upstream runs with wrk.
-	start := func(name, cpus string, env []string, argv ...string) (*proc, error) {
-		p, err := startProc(name, cpus, env, bin(name+".log"), argv...)
+	start := func(name, cpus string, env []string, argv ...string) (*procs.Proc, error) {
+		p, err := procs.Start(name, cpus, env, bin(name+".log"), argv...)
 		if err == nil {
 			s.procs = append(s.procs, p)
 		}
@@ -362,8 +364,8 @@ func startServers(ctx context.Context, cfg *config, work string, fix *fixture.Fi
 			checks.run(ctx, t)
 		}
 	}
-	if !backend.alive() {
-		return s, backend.died()
+	if !backend.Alive() {
+		return s, backend.Died()
 	}
 
 	s.backend, s.tokens, s.perToken = backend, tokens, perToken
@@ -407,8 +409,8 @@ func waitReady(ctx context.Context, t *target, token string) error {
 	deadline := time.Now().Add(20 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
-		if t.proc != nil && !t.proc.alive() {
-			return t.proc.died()
+		if t.proc != nil && !t.proc.Alive() {
+			return t.proc.Died()
 		}
 		status, body, err := get(ctx, t.url+apiPath, token)
 		switch {
@@ -524,7 +526,7 @@ func (p *preflight) run(ctx context.Context, t *target) {
 
 // runWrk runs wrk against t for d; when measure is set it also takes the CPU
 // time of t's process and of the whole machine around the run.
-func runWrk(ctx context.Context, cfg *config, t *target, backend *proc, luaPath, tokPath string, d time.Duration, measure bool) (wrkRun, error) {
+func runWrk(ctx context.Context, cfg *config, t *target, backend *procs.Proc, luaPath, tokPath string, d time.Duration, measure bool) (wrkRun, error) {
 	secs := max(1, int(d.Round(time.Second)/time.Second))
 	argv := []string{"wrk", "-t", strconv.Itoa(cfg.threads), "-c", strconv.Itoa(cfg.connections),
 		"-d", strconv.Itoa(secs) + "s", "--timeout", "5s", "-s", luaPath,
@@ -536,11 +538,11 @@ func runWrk(ctx context.Context, cfg *config, t *target, backend *proc, luaPath,
 	var sut0, up0, busy0 int64
 	var err error
 	if measure {
-		if sut0, err = cpuTicks(t.proc.pid()); err != nil {
+		if sut0, err = procs.CPUTicks(t.proc.PID()); err != nil {
 			return run, err
 		}
-		up0, _ = cpuTicks(backend.pid())
-		busy0, _ = busyTicks()
+		up0, _ = procs.CPUTicks(backend.PID())
+		busy0, _ = procs.BusyTicks()
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	out, err := cmd.CombinedOutput()
@@ -553,25 +555,25 @@ func runWrk(ctx context.Context, cfg *config, t *target, backend *proc, luaPath,
 	if !measure {
 		return run, nil
 	}
-	sut1, err := cpuTicks(t.proc.pid())
+	sut1, err := procs.CPUTicks(t.proc.PID())
 	if err != nil {
 		return run, fmt.Errorf("(%s) %s is gone: %w", t.key, t.name, err)
 	}
-	up1, _ := cpuTicks(backend.pid())
-	busy1, _ := busyTicks()
+	up1, _ := procs.CPUTicks(backend.PID())
+	busy1, _ := procs.BusyTicks()
 	if run, err = parseWrk(out); err != nil {
 		return run, fmt.Errorf("wrk against (%s): %w\n%s", t.key, err, out)
 	}
 	elapsed := float64(run.DurationUS) / 1e6
 	run.rps = float64(run.Requests) / elapsed
 	sut := sut1 - sut0
-	run.cpuUSPerReq = float64(sut) / ticksPerSecond * 1e6 / float64(run.Requests)
-	wrkTicks := int64((cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()) * ticksPerSecond / time.Second)
+	run.cpuUSPerReq = float64(sut) / procs.TicksPerSecond * 1e6 / float64(run.Requests)
+	wrkTicks := int64((cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()) * procs.TicksPerSecond / time.Second)
 	ours := sut + wrkTicks
 	if t.key != "a" {
 		ours += up1 - up0
 	}
-	run.foreignCores = max(0, float64(busy1-busy0-ours)/ticksPerSecond/elapsed)
+	run.foreignCores = max(0, float64(busy1-busy0-ours)/procs.TicksPerSecond/elapsed)
 	return run, nil
 }
 
@@ -609,7 +611,7 @@ func memoryPhase(ctx context.Context, cfg *config, fix *fixture.Fixture, c *targ
 		m.skip = err.Error()
 		return m
 	}
-	m.rssBefore, _ = rssKiB(c.proc.pid())
+	m.rssBefore = procs.Status(c.proc.PID())["VmRSS"]
 	logf("memory: sending them to (c)")
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -627,7 +629,8 @@ func memoryPhase(ctx context.Context, cfg *config, fix *fixture.Fixture, c *targ
 		})
 	}
 	wg.Wait()
-	m.rss, m.peak = rssKiB(c.proc.pid())
+	st := procs.Status(c.proc.PID())
+	m.rss, m.peak = st["VmRSS"], st["VmHWM"]
 	m.cacheMetrics = cacheMetrics(ctx, c.admin)
 	m.elapsed = time.Since(start)
 	logf("memory: RSS %.1f MiB after %d tokens (peak %.1f MiB, %d refused)", float64(m.rss)/1024, m.tokens, float64(m.peak)/1024, m.refused)

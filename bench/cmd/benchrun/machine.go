@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+
+	"github.com/tokenward/tokenward/bench/internal/procs"
 )
 
 // machine describes where the numbers come from.
@@ -17,7 +19,7 @@ type machine struct {
 }
 
 func describeMachine(cfg *config) machine {
-	m := machine{nproc: cfg.nproc, loadStart: loadAvg()}
+	m := machine{nproc: cfg.nproc, loadStart: procs.LoadAvg()}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			if name, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
@@ -33,17 +35,4 @@ func describeMachine(cfg *config) machine {
 		m.kernel = strings.TrimSpace(string(b))
 	}
 	return m
-}
-
-// loadAvg is the first three fields of /proc/loadavg.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/tokenward/tokenward/bench/internal/fixture"
+	"github.com/tokenward/tokenward/bench/internal/procs"
 )
 
 func main() {
@@ -74,7 +75,7 @@ func run(ctx context.Context, cfg *config) error {
 		if err != nil {
 			return fmt.Errorf("fixed rate: %w", err)
 		}
-		m.loadAfter = loadAvg()
+		m.loadAfter = procs.LoadAvg()
 		if err := writeFixed(cfg, fr.markdown(cfg, m, start, time.Since(start))); err != nil {
 			return err
 		}
@@ -113,7 +114,7 @@ func run(ctx context.Context, cfg *config) error {
 			return fmt.Errorf("http benchmark: %w", err)
 		}
 	}
-	rep.machine.loadAfter = loadAvg()
+	rep.machine.loadAfter = procs.LoadAvg()
 	rep.elapsed = time.Since(start)
 
 	md := rep.markdown()

@@ -16,7 +16,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tokenward/tokenward/bench/internal/procs"
 	"github.com/tokenward/tokenward/jwks/jwkstest"
 )
 
@@ -291,15 +291,8 @@ type sample struct {
 func (s sample) metric(name string) float64 { return s.metrics[name] }
 
 func (p *proc) sample() sample {
-	var s sample
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	for line := range strings.SplitSeq(string(data), "\n") {
-		for field, dst := range map[string]*int64{"VmRSS:": &s.rssKiB, "VmHWM:": &s.hwmKiB} {
-			if rest, ok := strings.CutPrefix(line, field); ok {
-				fmt.Sscanf(strings.TrimSpace(rest), "%d", dst)
-			}
-		}
-	}
+	st := procs.Status(p.cmd.Process.Pid)
+	s := sample{rssKiB: st["VmRSS"], hwmKiB: st["VmHWM"]}
 	s.metrics = map[string]float64{}
 	resp, err := http.Get("http://" + p.admin + "/metrics")
 	if err != nil {
@@ -322,19 +315,12 @@ func (p *proc) sample() sample {
 // cpuOver returns the cores the binary used over d (user + system).
 func (p *proc) cpuOver(d time.Duration) float64 {
 	ticks := func() float64 {
-		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-		_, rest, _ := bytes.Cut(data, []byte(") "))
-		f := strings.Fields(string(rest))
-		if len(f) < 13 {
-			return 0
-		}
-		u, _ := strconv.ParseFloat(f[11], 64)
-		s, _ := strconv.ParseFloat(f[12], 64)
-		return u + s
+		n, _ := procs.CPUTicks(p.cmd.Process.Pid)
+		return float64(n)
 	}
 	t0, c0 := time.Now(), ticks()
 	time.Sleep(d)
-	return (ticks() - c0) / 100 / time.Since(t0).Seconds() // USER_HZ is 100 on Linux
+	return (ticks() - c0) / procs.TicksPerSecond / time.Since(t0).Seconds()
 }
 
 func request(token string) []byte {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tokenward/tokenward/bench/internal/loadgen"
+	"github.com/tokenward/tokenward/bench/internal/procs"
 )
 
 type check struct {
@@ -240,7 +241,7 @@ func (r *report) markdown(s *soak) string {
 		verdict = fmt.Sprintf("**%d assertion(s) failed**", len(r.failed()))
 	}
 	p("## Soak\n\n%s, `go run ./cmd/soak -duration %s` (from `bench/`): %s.\n\n", s.epoch.UTC().Format("2006-01-02 15:04 MST"), cfg.duration, verdict)
-	p("- machine: %d cores, %s; load average at the end %s\n", runtime.NumCPU(), runtime.Version(), loadAvg())
+	p("- machine: %d cores, %s; load average at the end %s\n", runtime.NumCPU(), runtime.Version(), procs.LoadAvg())
 	if cfg.pin {
 		p("- tokenward on core %s with GOMAXPROCS 1; the generator, the upstream and the issuer on core(s) %s\n", cfg.sutCPUs, cfg.loadCPUs)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tokenward/tokenward/bench/internal/loadgen"
+	"github.com/tokenward/tokenward/bench/internal/procs"
 	"github.com/tokenward/tokenward/jwks/jwkstest"
 )
 
@@ -31,7 +32,7 @@ type soak struct {
 	t        *tokens
 	st       state
 	up       *upstream
-	tw       *proc
+	tw       *procs.Proc
 	listen   string // tokenward's address
 	admin    string // its admin base URL
 	work     string
@@ -76,6 +77,8 @@ type sample struct {
 	heapBytes              int64 // go_memstats_heap_alloc_bytes: its floor is the live heap, after a collection
 	heapInuse, heapIdle    int64 // spans in use; free spans the runtime holds, returned or not
 	heapReleased, stack    int64 // free spans returned to the OS; stacks in use
+	heapObjects            int64 // objects allocated, live or not yet swept
+	cacheEntries, cacheB   int64 // the verified-token cache
 }
 
 // workerStats are one generator worker's records: no locks.
@@ -157,9 +160,13 @@ func run(ctx context.Context, cfg *config) error {
 	if err := writeAtomic(rulesPath, rulesFile(false)); err != nil {
 		return err
 	}
-	addrs, err := freePorts(3)
+	ports, err := procs.FreePorts(3)
 	if err != nil {
 		return err
+	}
+	addrs := make([]string, len(ports))
+	for i, port := range ports {
+		addrs[i] = fmt.Sprintf("127.0.0.1:%d", port)
 	}
 	s.listen, s.admin = addrs[0], "http://"+addrs[1]
 	opaqueValid := map[string]bool{}
@@ -190,13 +197,13 @@ func run(ctx context.Context, cfg *config) error {
 	if cfg.pin {
 		env = append(env, "GOMAXPROCS=1")
 	}
-	s.tw, err = startProc(cfg.sutCPUs, env, filepath.Join(s.work, "tokenward.log"), bin)
+	s.tw, err = procs.Start("tokenward", cfg.sutCPUs, env, filepath.Join(s.work, "tokenward.log"), bin)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if s.tw.alive() {
-			s.tw.stop(5 * time.Second)
+		if s.tw.Alive() {
+			s.tw.Stop(5 * time.Second)
 		}
 	}()
 	if err := s.waitReady(ctx); err != nil {
@@ -243,7 +250,7 @@ func run(ctx context.Context, cfg *config) error {
 	final, mErr := metrics(ctx, s.admin)
 	stopSampling()
 	<-sampled
-	stopErr := s.tw.stop(30 * time.Second)
+	stopErr := s.tw.Stop(30 * time.Second)
 	rep := s.evaluate(end, final, mErr, stopErr)
 	md := rep.markdown(s)
 	fmt.Print(md)
@@ -260,7 +267,7 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	logf("resource samples written to %s", csvOut)
 	if failed := rep.failed(); len(failed) > 0 {
-		return fmt.Errorf("assertions failed: %s\n--- tokenward's log, last lines:\n%s", strings.Join(failed, "; "), s.tw.logTail())
+		return fmt.Errorf("assertions failed: %s\n--- tokenward's log, last lines:\n%s", strings.Join(failed, "; "), s.tw.LogTail(3000))
 	}
 	return nil
 }
@@ -268,7 +275,7 @@ func run(ctx context.Context, cfg *config) error {
 // waitReady waits for /readyz and a valid request answered 200.
 func (s *soak) waitReady(ctx context.Context) error {
 	if err := waitListening(ctx, s.listen, 20*time.Second); err != nil {
-		return fmt.Errorf("tokenward: %v\n%s", err, s.tw.logTail())
+		return fmt.Errorf("tokenward: %v\n%s", err, s.tw.LogTail(3000))
 	}
 	c := loadgen.NewConn(s.listen, 5*time.Second)
 	defer c.Close()
@@ -278,8 +285,8 @@ func (s *soak) waitReady(ctx context.Context) error {
 		if err == nil && resp.Status == 200 {
 			return nil
 		}
-		if !s.tw.alive() || time.Now().After(deadline) {
-			return fmt.Errorf("tokenward not ready (%v, %d):\n%s", err, resp.Status, s.tw.logTail())
+		if !s.tw.Alive() || time.Now().After(deadline) {
+			return fmt.Errorf("tokenward not ready (%v, %d):\n%s", err, resp.Status, s.tw.LogTail(3000))
 		}
 		select {
 		case <-ctx.Done():
@@ -405,9 +412,9 @@ func (s *soak) sampleLoop(ctx context.Context, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		pid := s.tw.pid()
-		st := procStatus(pid)
-		smp := sample{at: s.since(), rssKiB: st["VmRSS"], rssAnonKiB: st["RssAnon"], rssFileKiB: st["RssFile"], fds: openFDs(pid)}
+		pid := s.tw.PID()
+		st := procs.Status(pid)
+		smp := sample{at: s.since(), rssKiB: st["VmRSS"], rssAnonKiB: st["RssAnon"], rssFileKiB: st["RssFile"], fds: procs.OpenFDs(pid)}
 		if m, err := metrics(ctx, s.admin); err == nil {
 			smp.goroutine = int64(m["go_goroutines"])
 			smp.heapBytes = int64(m["go_memstats_heap_alloc_bytes"])
@@ -415,6 +422,9 @@ func (s *soak) sampleLoop(ctx context.Context, every time.Duration) {
 			smp.heapIdle = int64(m["go_memstats_heap_idle_bytes"])
 			smp.heapReleased = int64(m["go_memstats_heap_released_bytes"])
 			smp.stack = int64(m["go_memstats_stack_inuse_bytes"])
+			smp.heapObjects = int64(m["go_memstats_heap_objects"])
+			smp.cacheEntries = int64(m["tokenward_token_cache_entries"])
+			smp.cacheB = int64(m["tokenward_token_cache_bytes"])
 		}
 		s.samples = append(s.samples, smp)
 		select {
@@ -530,7 +540,7 @@ func (s *soak) faults(ctx context.Context, denyPath, rulesPath string) {
 			if err := writeAtomic(denyPath, denyList(s.t, true)); err != nil {
 				return "", err
 			}
-			s.tw.cmd.Process.Signal(syscall.SIGHUP)
+			s.tw.Signal(syscall.SIGHUP)
 			took, err := s.probe(ctx, "/api/contacts", s.t.probeRev2, 401)
 			if err != nil {
 				return "", err
@@ -601,10 +611,10 @@ func (s *soak) faults(ctx context.Context, denyPath, rulesPath string) {
 // a plateau than the report's table gives (memory in KiB).
 func (s *soak) samplesCSV() []byte {
 	var b bytes.Buffer
-	b.WriteString("seconds,rss,rss_anon,rss_file,heap_alloc,heap_inuse,heap_idle,heap_released,stack,goroutines,fds\n")
+	b.WriteString("seconds,rss,rss_anon,rss_file,heap_alloc,heap_inuse,heap_idle,heap_released,stack,heap_objects,token_cache_entries,token_cache,goroutines,fds\n")
 	for _, x := range s.samples {
-		fmt.Fprintf(&b, "%.0f,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d\n", (x.at - s.soakFrom).Seconds(), x.rssKiB, x.rssAnonKiB, x.rssFileKiB,
-			x.heapBytes>>10, x.heapInuse>>10, x.heapIdle>>10, x.heapReleased>>10, x.stack>>10, x.goroutine, x.fds)
+		fmt.Fprintf(&b, "%.0f,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d\n", (x.at - s.soakFrom).Seconds(), x.rssKiB, x.rssAnonKiB, x.rssFileKiB,
+			x.heapBytes>>10, x.heapInuse>>10, x.heapIdle>>10, x.heapReleased>>10, x.stack>>10, x.heapObjects, x.cacheEntries, x.cacheB>>10, x.goroutine, x.fds)
 	}
 	return b.Bytes()
 }
