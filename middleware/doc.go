@@ -111,7 +111,9 @@
 // of the token); the server nonce, when [DPoPOptions].Nonces is set
 // (stateless, see package dpop); and last the replay store, keyed by the
 // SHA-256 of thumbprint and jti, remembered until the proof is too old
-// anyway, so that only proofs that passed everything else take room in it.
+// anyway, so that only proofs that passed everything else take room in it
+// (the in-memory store, when full, refuses proofs as old as one it had to
+// forget, rather than accept one again: dpop.MemoryStore).
 // The proof is never cached: every request proves possession again, cache
 // hits of the token included. A store that cannot answer refuses the
 // request with 503 and Retry-After (dpop_store_unavailable), never an
