@@ -19,21 +19,27 @@ func id(i int) [32]byte {
 	return b
 }
 
-// TestMemoryStoreBounds: an id is a replay until its ttl passes; when full,
-// the store forgets the id closest to expiry, never one with more time left;
-// expired ids make room first; the bytes bound caps the entries too.
-func TestMemoryStoreBounds(t *testing.T) {
-	ctx := context.Background()
-	var clock atomic.Int64
-	s := dpop.NewMemoryStore(dpop.MemoryOptions{MaxEntries: 3, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
-	seen := func(i int, ttl time.Duration) bool {
+// clockedStore is a MemoryStore of max entries on a clock the test moves,
+// and a shorthand for its Seen with id(i).
+func clockedStore(t *testing.T, max int) (*dpop.MemoryStore, *atomic.Int64, func(i int, ttl time.Duration) bool) {
+	clock := new(atomic.Int64)
+	s := dpop.NewMemoryStore(dpop.MemoryOptions{MaxEntries: max, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	return s, clock, func(i int, ttl time.Duration) bool {
 		t.Helper()
-		r, err := s.Seen(ctx, id(i), ttl)
+		r, err := s.Seen(context.Background(), id(i), ttl)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
+}
+
+// TestMemoryStoreBounds: an id is a replay until its ttl passes; when full,
+// the store forgets the id closest to expiry, never one with more time left;
+// expired ids make room first; the bytes bound caps the entries too.
+func TestMemoryStoreBounds(t *testing.T) {
+	ctx := context.Background()
+	s, clock, seen := clockedStore(t, 3)
 	if seen(1, 10*time.Second) || !seen(1, 10*time.Second) {
 		t.Fatal("id 1: not remembered")
 	}
@@ -79,17 +85,7 @@ func TestMemoryStoreBounds(t *testing.T) {
 // than FloorSlack after it; ids expiring later (fresh proofs) are accepted;
 // ForgottenEarly counts the ids forgotten early.
 func TestMemoryStoreFloor(t *testing.T) {
-	ctx := context.Background()
-	var clock atomic.Int64
-	s := dpop.NewMemoryStore(dpop.MemoryOptions{MaxEntries: 2, Now: func() time.Time { return time.Unix(0, clock.Load()) }})
-	seen := func(i int, ttl time.Duration) bool {
-		t.Helper()
-		r, err := s.Seen(ctx, id(i), ttl)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	s, clock, seen := clockedStore(t, 2)
 	seen(1, 10*time.Second) // the victim's proof
 	seen(2, 30*time.Second)
 	if seen(3, 30*time.Second) || s.ForgottenEarly() != 1 { // forgets 1
