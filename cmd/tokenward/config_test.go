@@ -93,7 +93,7 @@ func TestEnvKeys(t *testing.T) {
 	}
 	// Connections and client timeouts (connlimits.go).
 	want = append(want, "TOKENWARD_MAX_CONNECTIONS", "TOKENWARD_READ_HEADER_TIMEOUT",
-		"TOKENWARD_BODY_READ_TIMEOUT", "TOKENWARD_SEND_TIMEOUT", "TOKENWARD_IDLE_TIMEOUT")
+		"TOKENWARD_BODY_READ_TIMEOUT", "TOKENWARD_SEND_TIMEOUT", "TOKENWARD_IDLE_TIMEOUT", "TOKENWARD_GRPC_MAX_CONNECTIONS")
 	slices.Sort(want)
 	got := envKeys()
 	slices.Sort(got)

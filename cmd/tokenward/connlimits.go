@@ -21,6 +21,11 @@ type ConnLimits struct {
 	BodyReadTimeout   time.Duration `env:"TOKENWARD_BODY_READ_TIMEOUT" envDefault:"60s"`
 	SendTimeout       time.Duration `env:"TOKENWARD_SEND_TIMEOUT" envDefault:"60s"`
 	IdleTimeout       time.Duration `env:"TOKENWARD_IDLE_TIMEOUT" envDefault:"120s"`
+	// GRPCMaxConnections bounds the gRPC ext_authz listener apart: its
+	// clients are gateways (Envoy opens a few HTTP/2 connections per
+	// worker thread), and an HTTP/2 connection holds more than an
+	// HTTP/1.1 one.
+	GRPCMaxConnections int `env:"TOKENWARD_GRPC_MAX_CONNECTIONS" envDefault:"1024"`
 }
 
 // adminMaxConnections bounds the admin listener's connections: scrapers and
@@ -32,6 +37,9 @@ func (c ConnLimits) check() []string {
 	var problems []string
 	if c.MaxConnections != nil && *c.MaxConnections < 0 {
 		problems = append(problems, fmt.Sprintf("TOKENWARD_MAX_CONNECTIONS: %d is negative; use 0 for no bound", *c.MaxConnections))
+	}
+	if c.GRPCMaxConnections < 0 {
+		problems = append(problems, fmt.Sprintf("TOKENWARD_GRPC_MAX_CONNECTIONS: %d is negative; use 0 for no bound", c.GRPCMaxConnections))
 	}
 	for _, d := range []struct {
 		name string
@@ -101,8 +109,16 @@ func (c ConnLimits) listenerOptions(max int, tls bool) proxy.ListenerOptions {
 	}
 }
 
+// grpcListenerOptions bound the gRPC listener: over the bound a connection
+// is closed before its HTTP/2 preface (a gateway retries, or reports the
+// call failed: a deny, with failure_mode_allow false). No send timeout:
+// HTTP/2 flow control and gRPC's keepalive govern a stalled peer there.
+func (c ConnLimits) grpcListenerOptions() proxy.ListenerOptions {
+	return proxy.ListenerOptions{MaxConnections: none(c.GRPCMaxConnections), SendTimeout: -1}
+}
+
 // registerConnMetrics exports the open and refused connections of each
-// bounded listener, by its name (main, admin).
+// bounded listener, by its name (main, admin, grpc).
 func registerConnMetrics(reg prometheus.Registerer, listeners map[string]*proxy.Listener) {
 	for name, l := range listeners {
 		labels := prometheus.Labels{"listener": name}
@@ -113,7 +129,7 @@ func registerConnMetrics(reg prometheus.Registerer, listeners map[string]*proxy.
 			}, func() float64 { return float64(l.Open()) }),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "tokenward_connections_refused_total", ConstLabels: labels,
-				Help: "Client connections refused at once for being over the listener's bound (TOKENWARD_MAX_CONNECTIONS for main).",
+				Help: "Client connections refused at once for being over the listener's bound (TOKENWARD_MAX_CONNECTIONS for main, TOKENWARD_GRPC_MAX_CONNECTIONS for grpc, 256 for admin).",
 			}, func() float64 { return float64(l.Refused()) }),
 		)
 	}

@@ -50,11 +50,12 @@ func TestMaxConnections(t *testing.T) {
 	}
 	env := withDefaults(map[string]string{
 		"TOKENWARD_MAX_CONNECTIONS": "-1", "TOKENWARD_SEND_TIMEOUT": "-1s", "TOKENWARD_READ_HEADER_TIMEOUT": "-1s",
+		"TOKENWARD_GRPC_MAX_CONNECTIONS": "-1",
 	}, base)
 	_, err := loadConfig(mapGetenv(env), forServing)
 	var ce *configError
-	if !errors.As(err, &ce) || len(ce.problems) != 3 {
-		t.Fatalf("negative bounds: %v, want 3 problems", err)
+	if !errors.As(err, &ce) || len(ce.problems) != 4 {
+		t.Fatalf("negative bounds: %v, want 4 problems", err)
 	}
 	for _, p := range ce.problems {
 		if !strings.Contains(p, "negative") {

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -265,5 +269,58 @@ func TestForwardAuthRequestLineBinary(t *testing.T) {
 		if tc.status == 200 && tc.token == reader && r.header.Get("X-Auth-Subject") != "auth0|alice" {
 			t.Errorf("%s: X-Auth-Subject %q", tc.path, r.header.Get("X-Auth-Subject"))
 		}
+	}
+}
+
+// TestGRPCConnectionBound: with TOKENWARD_GRPC_MAX_CONNECTIONS gateways
+// connected, the next connection is closed at once, before any HTTP/2
+// (counted in /metrics under listener="grpc"); once one gateway leaves, a
+// new one is served.
+func TestGRPCConnectionBound(t *testing.T) {
+	t.Parallel()
+	const bound = 2
+	iss := newIssuer(t)
+	srv := serveBinary(t, map[string]string{
+		"TOKENWARD_MODE":                 "forward-auth",
+		"TOKENWARD_ISSUERS":              iss.URL(),
+		"TOKENWARD_AUDIENCES":            audience,
+		"TOKENWARD_GRPC_ADDR":            "127.0.0.1:0",
+		"TOKENWARD_GRPC_MAX_CONNECTIONS": fmt.Sprint(bound),
+	})
+	addr := srv.stderr.waitLog(t, "listening", "server", "grpc ext_authz").str("addr")
+	check := func(conn *grpc.ClientConn) error {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		return err
+	}
+	held := make([]*grpc.ClientConn, bound)
+	for i := range held {
+		held[i] = grpcClient(t, srv)
+		if err := check(held[i]); err != nil {
+			t.Fatalf("gateway %d within the bound: %v", i, err)
+		}
+	}
+
+	over, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	over.SetDeadline(time.Now().Add(waitTimeout))
+	if got, err := io.ReadAll(over); err != nil || len(got) != 0 {
+		t.Fatalf("connection over the bound: read %q, %v; want it closed without a byte", got, err)
+	}
+	if v, _ := metric(t, srv, `tokenward_connections_refused_total{listener="grpc"}`); v != 1 {
+		t.Errorf("refused gRPC connections %v, want 1", v)
+	}
+	if v, _ := metric(t, srv, `tokenward_connections_open{listener="grpc"}`); v != bound {
+		t.Errorf("open gRPC connections %v, want %d", v, bound)
+	}
+
+	held[0].Close()
+	waitMetric(t, srv, `tokenward_connections_open{listener="grpc"}`, func(v float64) bool { return v < bound })
+	if err := check(grpcClient(t, srv)); err != nil {
+		t.Errorf("a new gateway after one left: %v", err)
 	}
 }

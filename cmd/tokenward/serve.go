@@ -101,7 +101,12 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	mainLn := proxy.NewListener(ln, cfg.listenerOptions(maxConns, g.tls != nil))
 	adminBounded := proxy.NewListener(adminLn, proxy.ListenerOptions{MaxConnections: adminMaxConnections, Answer503: true})
 	ln, adminLn = mainLn, adminBounded
-	registerConnMetrics(g.registry, map[string]*proxy.Listener{"main": mainLn, "admin": adminBounded})
+	bounded := map[string]*proxy.Listener{"main": mainLn, "admin": adminBounded}
+	if grpcLn != nil {
+		grpcBounded := proxy.NewListener(grpcLn, cfg.grpcListenerOptions())
+		grpcLn, bounded["grpc"] = grpcBounded, grpcBounded
+	}
+	registerConnMetrics(g.registry, bounded)
 	defer followConnections(getenv, os.ReadFile, mainLn.Open, 250*time.Millisecond)()
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srv := proxy.NewServerWith(cfg.ListenAddr, g.handler, cfg.serverOptions())
