@@ -78,25 +78,44 @@ func (c ConnLimits) serverOptions() proxy.ServerOptions {
 // up. A connection with a request in flight holds more, for that time.
 const connectionBytes = 20 << 10
 
+// descriptorsReserved are the descriptors the default connection bound
+// leaves for everything but client connections: the admin and gRPC
+// listeners' bounds, files, the issuer's connections.
+const descriptorsReserved = 512
+
 // maxConnections is TOKENWARD_MAX_CONNECTIONS (0: no bound), or by default
 // proxy.DefaultMaxConnections, fewer in a container whose memory limit
 // cannot hold that many idle connections on top of what the soft memory
 // limit (memlimit.go) gives the caches (at least the limit's allowance for
-// the rest, when the container's limit caps it): a flood of connections
-// then meets the bound before the kernel's OOM killer. from says which.
-func (c ConnLimits) maxConnections(caches, container int64) (n int, from string) {
+// the rest, when the container's limit caps it), so that a flood of
+// connections meets the bound before the kernel's OOM killer; and fewer
+// where the descriptor limit (nofile, 0: unknown) cannot hold them, half
+// of what is left beyond descriptorsReserved (a proxied request needs a
+// connection to the upstream too), so that the flood meets the bound
+// before accept fails for the listeners and the upstream dials. from says
+// which.
+func (c ConnLimits) maxConnections(caches, container int64, nofile uint64) (n int, from string) {
 	if c.MaxConnections != nil {
 		return *c.MaxConnections, "TOKENWARD_MAX_CONNECTIONS"
 	}
-	if container <= 0 {
-		return proxy.DefaultMaxConnections, "default"
+	n, from = proxy.DefaultMaxConnections, "default"
+	if container > 0 {
+		limit, _ := softMemoryLimit(caches, container)
+		room := container/100*containerPercent - (limit - otherMemory)
+		if m := room / connectionBytes; m < int64(n) {
+			n, from = int(m), "container memory limit"
+		}
 	}
-	limit, _ := softMemoryLimit(caches, container)
-	room := container/100*containerPercent - (limit - otherMemory)
-	if n := room / connectionBytes; n < proxy.DefaultMaxConnections {
-		return int(n), "container memory limit"
+	if nofile > 0 {
+		m := int64(1) // one connection at least, whatever the limit
+		if nofile > 2*descriptorsReserved {
+			m = int64((nofile - descriptorsReserved) / 2)
+		}
+		if m < int64(n) {
+			n, from = int(m), "descriptor limit (ulimit -n)"
+		}
 	}
-	return proxy.DefaultMaxConnections, "default"
+	return n, from
 }
 
 // listenerOptions bound the main listener to max connections (0: none).

@@ -23,17 +23,22 @@ func TestMaxConnections(t *testing.T) {
 		name      string
 		set       string
 		container int64
+		nofile    uint64
 		want      int
 		from      string
 	}{
-		{"no container limit", "", 0, proxy.DefaultMaxConnections, "default"},
-		{"a container of 1 GiB", "", 1024 * mib, proxy.DefaultMaxConnections, "default"},
+		{"no container limit", "", 0, 0, proxy.DefaultMaxConnections, "default"},
+		{"a container of 1 GiB", "", 1024 * mib, 1 << 20, proxy.DefaultMaxConnections, "default"},
 		// 90% of 128 MiB, less the caches' bound and their 25%.
-		{"a container of 128 MiB", "", 128 * mib, int((128*mib/100*containerPercent - 100000*verifiedEntryBytes*125/100) / connectionBytes), "container memory limit"},
+		{"a container of 128 MiB", "", 128 * mib, 0, int((128*mib/100*containerPercent - 100000*verifiedEntryBytes*125/100) / connectionBytes), "container memory limit"},
 		// The soft limit is capped: the connections get its allowance for the rest.
-		{"a container of 32 MiB", "", 32 * mib, otherMemory / connectionBytes, "container memory limit"},
-		{"set", "50", 32 * mib, 50, "TOKENWARD_MAX_CONNECTIONS"},
-		{"no bound", "0", 0, 0, "TOKENWARD_MAX_CONNECTIONS"},
+		{"a container of 32 MiB", "", 32 * mib, 0, otherMemory / connectionBytes, "container memory limit"},
+		// Half of what the reserve leaves: each proxied request needs an upstream connection too.
+		{"ulimit -n 4096", "", 0, 4096, (4096 - descriptorsReserved) / 2, "descriptor limit (ulimit -n)"},
+		{"ulimit -n 4096 in a container of 32 MiB", "", 32 * mib, 4096, otherMemory / connectionBytes, "container memory limit"},
+		{"ulimit -n 256", "", 0, 256, 1, "descriptor limit (ulimit -n)"},
+		{"set", "50", 32 * mib, 64, 50, "TOKENWARD_MAX_CONNECTIONS"},
+		{"no bound", "0", 0, 64, 0, "TOKENWARD_MAX_CONNECTIONS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := withDefaults(map[string]string{"TOKENWARD_MAX_CONNECTIONS": tc.set}, base)
@@ -42,7 +47,7 @@ func TestMaxConnections(t *testing.T) {
 				t.Fatal(err)
 			}
 			verified, opaqueTokens := cfg.cacheBounds()
-			n, from := cfg.maxConnections(verified+opaqueTokens, tc.container)
+			n, from := cfg.maxConnections(verified+opaqueTokens, tc.container, tc.nofile)
 			if n != tc.want || from != tc.from {
 				t.Errorf("%d from %s, want %d from %s", n, from, tc.want, tc.from)
 			}

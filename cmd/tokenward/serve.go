@@ -96,7 +96,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		}
 	}
 	verified, opaqueTokens := cfg.cacheBounds()
-	maxConns, from := cfg.maxConnections(add(verified, opaqueTokens), containerMemoryLimit(os.ReadFile))
+	maxConns, from := cfg.maxConnections(add(verified, opaqueTokens), containerMemoryLimit(os.ReadFile), descriptorLimit())
 	log.Info("connection bound", "max_connections", maxConns, "from", from) // 0: none
 	mainLn := proxy.NewListener(ln, cfg.listenerOptions(maxConns, g.tls != nil))
 	adminBounded := proxy.NewListener(adminLn, proxy.ListenerOptions{MaxConnections: adminMaxConnections, Answer503: true})
