@@ -1,6 +1,8 @@
-// Package certtest makes client certificates for tests of certificate-bound
-// tokens (RFC 8705), and the headers a gateway that terminated TLS sends for
-// them, computed here rather than by the code under test.
+// Package certtest makes certificates for tests: client certificates for
+// certificate-bound tokens (RFC 8705) and the headers a gateway that
+// terminated TLS sends for them, computed here rather than by the code under
+// test; and certificate authorities with the server and client certificates
+// they sign, for tests of TLS listeners and clients.
 package certtest
 
 import (
@@ -15,6 +17,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"net/url"
 	"testing"
 	"time"
@@ -30,12 +33,9 @@ type Client struct {
 // for an hour either side of now.
 func NewClient(tb testing.TB, cn string) Client {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	key := newKey(tb)
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		SerialNumber: serial(tb),
 		Subject:      pkix.Name{CommonName: cn},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
@@ -76,4 +76,107 @@ func (c Client) XFCCHash() string {
 func (c Client) XFCCCert() string {
 	p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw})
 	return `By=spiffe://x;Cert="` + url.PathEscape(string(p)) + `"`
+}
+
+// CA is a certificate authority made for one test.
+type CA struct {
+	Cert *x509.Certificate
+	PEM  []byte // the certificate
+	Pool *x509.CertPool
+	key  *ecdsa.PrivateKey
+}
+
+// NewCA returns a fresh ECDSA P-256 certificate authority named name,
+// valid from an hour ago for a day.
+func NewCA(tb testing.TB, name string) *CA {
+	tb.Helper()
+	key := newKey(tb)
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(tb),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &CA{Cert: cert, PEM: PEM("CERTIFICATE", der), Pool: pool, key: key}
+}
+
+// Leaf is a certificate a CA signed and its key, in PEM as a
+// kubernetes.io/tls Secret holds them.
+type Leaf struct {
+	Cert            *x509.Certificate
+	CertPEM, KeyPEM []byte // the key in PKCS #8
+	TLS             tls.Certificate
+}
+
+// Issue makes a server certificate named cn for 127.0.0.1 and localhost,
+// or with client a client certificate, valid from an hour ago for 12 hours.
+func (ca *CA) Issue(tb testing.TB, cn string, client bool) *Leaf {
+	tb.Helper()
+	key := newKey(tb)
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(tb),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(12 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	if client {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		tmpl.DNSNames, tmpl.IPAddresses = nil, nil
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l := &Leaf{CertPEM: PEM("CERTIFICATE", der), KeyPEM: PEM("PRIVATE KEY", kder)}
+	if l.Cert, err = x509.ParseCertificate(der); err != nil {
+		tb.Fatal(err)
+	}
+	if l.TLS, err = tls.X509KeyPair(l.CertPEM, l.KeyPEM); err != nil {
+		tb.Fatal(err)
+	}
+	return l
+}
+
+// PEM encodes der as one PEM block of type typ.
+func PEM(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+func newKey(tb testing.TB) *ecdsa.PrivateKey {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return key
+}
+
+// serial is a random serial number: tests tell certificates apart by it.
+func serial(tb testing.TB) *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
 }
