@@ -7,20 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"time"
 )
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // runCmd runs a short command in dir and returns its combined output.
 func runCmd(ctx context.Context, dir string, env []string, argv ...string) ([]byte, error) {

@@ -421,8 +421,10 @@ func waitReady(ctx context.Context, t *target, token string) error {
 		default:
 			last = fmt.Sprintf("answered %d %q", status, body)
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
-			return err
+		select { // polling: the server has no readiness signal for a token
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	return fmt.Errorf("not ready with a valid token after 20 s: %s", last)
