@@ -40,8 +40,10 @@ type MemoryOptions struct {
 // from then on reports as a replay every id whose expiry is not more than
 // [FloorSlack] later than the latest one it forgot early: such a proof could
 // be one it no longer remembers. A flood of proofs thus shortens the window
-// in which a proof is accepted (fresh proofs still pass) instead of making a
-// forgotten proof acceptable again. This relies on the expiry of an id
+// in which a proof is accepted instead of making a forgotten proof
+// acceptable again; fresh proofs still pass while the store holds more than
+// the last 6 seconds of the flood (5 s of iat ahead and FloorSlack), and
+// are refused past that: a flood that fast fails closed. This relies on the expiry of an id
 // being the same each time it is asked about, as the middleware's is (the
 // proof's iat plus the window). Safe for concurrent use.
 type MemoryStore struct {

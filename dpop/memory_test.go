@@ -111,6 +111,40 @@ func TestMemoryStoreFloor(t *testing.T) {
 	}
 }
 
+// TestMemoryStoreFloodRate: the documented limit of the floor. A client
+// flooding a full store with proofs dated 5 s ahead (the most the middleware
+// accepts) at rate R keeps the last max/R seconds of them; a fresh proof,
+// which expires 5 s before the newest flood proof, passes while max/R is
+// over 6 s (the 5 s and FloorSlack), and is refused as a replay past it.
+func TestMemoryStoreFloodRate(t *testing.T) {
+	const max = 1000
+	const window = 60 * time.Second
+	for _, tc := range []struct {
+		rate    int // proofs a second
+		refused bool
+	}{{max / 6 * 9 / 10, false}, {max / 6 * 11 / 10, true}} {
+		_, clock, seen := clockedStore(t, max)
+		flood, fresh := 1<<20, 0
+		refused := 0
+		for sec := range 60 {
+			for range tc.rate {
+				clock.Add(int64(time.Second) / int64(tc.rate))
+				flood++
+				seen(flood, 5*time.Second+window+time.Second)
+			}
+			if sec >= 20 { // the store has been full for a while
+				fresh++
+				if seen(fresh, window+time.Second) {
+					refused++
+				}
+			}
+		}
+		if got := refused > 0; got != tc.refused {
+			t.Errorf("a flood of %d proofs/s into %d entries: %d of %d fresh proofs refused, want refused %v", tc.rate, max, refused, fresh, tc.refused)
+		}
+	}
+}
+
 // TestMemoryStoreConcurrent: of many calls with the same id at once,
 // exactly one is not a replay.
 func TestMemoryStoreConcurrent(t *testing.T) {
