@@ -42,7 +42,7 @@ fuzz:
 	go test -run='^$$' -fuzz='^FuzzScanObject$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzDecodeClaimsFast$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzDecodeHeaderFast$$' -fuzztime=$(FUZZTIME) ./middleware/
-	go test -run='^$$' -fuzz='^FuzzValidJSON$$' -fuzztime=$(FUZZTIME) ./middleware/
+	go test -run='^$$' -fuzz='^FuzzValid$$' -fuzztime=$(FUZZTIME) ./internal/jsonscan/
 	go test -run='^$$' -fuzz='^FuzzWatchedIndex$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzIssuerMember$$' -fuzztime=$(FUZZTIME) ./middleware/
 	go test -run='^$$' -fuzz='^FuzzSplit$$' -fuzztime=$(FUZZTIME) ./middleware/

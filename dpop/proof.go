@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tokenward/tokenward/internal/jsonscan"
 )
 
 // The errors [Verifier.Parse] wraps, one per check, so that a caller maps
@@ -309,98 +311,34 @@ func truncate(s string) string {
 // name: a duplicate would let another reader of the same proof see other
 // values. It walks the top level only, and allocates nothing itself.
 func walkObject(b []byte, fn func(name, value []byte) error) error {
-	if !json.Valid(b) {
-		return errors.New("not JSON")
-	}
-	i := skipSpace(b, 0)
-	if i == len(b) || b[i] != '{' {
+	if !jsonscan.ValidObject(b) {
 		return errors.New("not a JSON object")
 	}
-	var names [maxMembers][2]int // offsets of each member's name in b
+	var names [maxMembers][]byte
 	n := 0
-	for i = skipSpace(b, i+1); i < len(b) && b[i] != '}'; {
-		// Valid JSON: a member starts with its quoted name.
-		start := i + 1
-		end := skipString(b, i) - 1
-		name := b[start:end]
+	for m := jsonscan.NewMembers(b); ; {
+		ns, ne, vs, ve, ok := m.Next()
+		if !ok {
+			return nil
+		}
+		name := b[ns:ne]
 		if bytes.IndexByte(name, '\\') >= 0 {
 			return errors.New("escaped member name")
 		}
-		for _, o := range names[:n] {
-			if bytes.EqualFold(b[o[0]:o[1]], name) {
+		for _, seen := range names[:n] {
+			if bytes.EqualFold(seen, name) {
 				return fmt.Errorf("member %q twice", truncate(string(name)))
 			}
 		}
 		if n == maxMembers {
 			return errors.New("too many members")
 		}
-		names[n] = [2]int{start, end}
+		names[n] = name
 		n++
-		i = skipSpace(b, end+1) // at ':'
-		vs := skipSpace(b, i+1) // the value
-		ve := skipValue(b, vs)
 		if err := fn(name, b[vs:ve]); err != nil {
 			return err
 		}
-		i = skipSpace(b, ve)
-		if i < len(b) && b[i] == ',' {
-			i = skipSpace(b, i+1)
-		}
 	}
-	return nil
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] ('"').
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return i
-}
-
-// skipValue returns the index after the (valid) value starting at b[i].
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return i
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	}
-	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
-		i++
-	}
-	return i
 }
 
 // privateMembers are the JWK members of private or symmetric keys

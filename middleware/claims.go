@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/tokenward/tokenward/internal/jsonscan"
 	"github.com/tokenward/tokenward/scopes"
 )
 
@@ -208,21 +209,21 @@ func decodeClaimsJSON(payload []byte) (wireClaims, error) {
 // other claims go through their own UnmarshalJSON, as with encoding/json. For anything else it reports false, and b is left to
 // encoding/json: it need only be right about what it accepts.
 func (wc *wireClaims) decodeFast(b []byte) bool {
-	if !validObject(b) {
+	if !jsonscan.ValidObject(b) {
 		return false
 	}
 	// The strings are substrings of b, which the caller never modifies
 	// (it becomes Claims.raw).
 	text := unsafe.String(unsafe.SliceData(b), len(b))
 	str := func(vs, ve int) (string, bool) {
-		if !simpleString(b[vs:ve]) {
+		if !jsonscan.SimpleString(b[vs:ve]) {
 			return "", false
 		}
 		return text[vs+1 : ve-1], true
 	}
-	m := newMembers(b)
+	m := jsonscan.NewMembers(b)
 	for {
-		ns, ne, vs, ve, more := m.next()
+		ns, ne, vs, ve, more := m.Next()
 		if !more {
 			return true
 		}
@@ -299,16 +300,16 @@ func simpleArray(b []byte, vs int, str func(vs, ve int) (string, bool), dst []st
 	}
 	// next returns the offset of the element after the string ending at end.
 	next := func(end int) int {
-		i := skipSpace(b, end)
+		i := jsonscan.SkipSpace(b, end)
 		if b[i] == ',' {
-			i = skipSpace(b, i+1)
+			i = jsonscan.SkipSpace(b, i+1)
 		}
 		return i
 	}
-	n, i := 0, skipSpace(b, vs+1)
+	n, i := 0, jsonscan.SkipSpace(b, vs+1)
 	for ; b[i] == '"'; n++ {
-		end := stringEnd(b, i)
-		if !simpleString(b[i:end]) {
+		end := jsonscan.StringEnd(b, i)
+		if !jsonscan.SimpleString(b[i:end]) {
 			return nil, false
 		}
 		i = next(end)
@@ -320,8 +321,8 @@ func simpleArray(b []byte, vs int, str func(vs, ve int) (string, bool), dst []st
 	if list == nil || cap(list) < n {
 		list = make([]string, 0, n)
 	}
-	for i = skipSpace(b, vs+1); b[i] == '"'; {
-		end := stringEnd(b, i)
+	for i = jsonscan.SkipSpace(b, vs+1); b[i] == '"'; {
+		end := jsonscan.StringEnd(b, i)
 		s, _ := str(i, end)
 		list = append(list, s)
 		i = next(end)
@@ -354,16 +355,16 @@ func (c *confirmation) UnmarshalJSON(b []byte) error {
 // value, so that decodeFast's wireClaims stays on the stack.
 func parseConfirmation(b []byte) (confirmation, error) {
 	var c confirmation
-	if len(b) == 0 || b[0] != '{' || !validObject(b) {
+	if len(b) == 0 || b[0] != '{' || !jsonscan.ValidObject(b) {
 		return c, errors.New("cnf is not a JSON object")
 	}
 	if err := scanObject(b, cnfWatched); err != nil {
 		return c, err
 	}
 	c.present = true
-	m := newMembers(b)
+	m := jsonscan.NewMembers(b)
 	for n := 0; ; n++ {
-		ns, ne, vs, ve, more := m.next()
+		ns, ne, vs, ve, more := m.Next()
 		if !more {
 			if n == 0 {
 				c.other = true // no member: a binding nobody can check

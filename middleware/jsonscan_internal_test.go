@@ -156,23 +156,6 @@ func FuzzScanObject(f *testing.F) {
 	})
 }
 
-// FuzzValidJSON holds validJSON to json.Valid.
-func FuzzValidJSON(f *testing.F) {
-	for _, seed := range []string{
-		`{}`, `[]`, `""`, `0`, `-0.5e+7`, `01`, `1.`, `.5`, `-`, `1e`, `true`, `tru`, `nul`, `null `, ` {"a":[1,2,{"b":null}]} `,
-		`{"a":1,}`, `[1,]`, `{"a"}`, `{"a":}`, `"\u00e9\n\"\\\/"`, `"\u00g0"`, `"\x"`, "\"\x01\"", "\"\xff\"",
-		`{"a":1}{}`, strings.Repeat("[", 70) + strings.Repeat("]", 70), strings.Repeat("[", 70) + strings.Repeat("]", 69),
-		`[1 2]`, `{"a" 1}`, `{1:2}`, "\t\r\n[]\n",
-	} {
-		f.Add([]byte(seed))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := validJSON(b), json.Valid(b); got != want {
-			t.Fatalf("validJSON(%q) = %v, json.Valid = %v", b, got, want)
-		}
-	})
-}
-
 // decoderIndex is the reference for watchedIndex: the position in watched of
 // the field that encoding/json fills from a member named by quoted, or -1.
 func decoderIndex(t testing.TB, quoted string, watched []string) int {

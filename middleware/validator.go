@@ -18,6 +18,7 @@ import (
 	"unsafe"
 
 	"github.com/tokenward/tokenward/internal/httpfetch"
+	"github.com/tokenward/tokenward/internal/jsonscan"
 	"github.com/tokenward/tokenward/internal/ttlcache"
 	"github.com/tokenward/tokenward/jwks"
 )
@@ -257,19 +258,19 @@ func decodeHeaderJSON(b []byte) (header, error) {
 // header is left to encoding/json: it need only be right about what it
 // accepts.
 func (v *Validator) headerFast(b []byte, h *header) bool {
-	if !validObject(b) {
+	if !jsonscan.ValidObject(b) {
 		return false
 	}
-	m := newMembers(b)
+	m := jsonscan.NewMembers(b)
 	for {
-		ns, ne, vs, ve, more := m.next()
+		ns, ne, vs, ve, more := m.Next()
 		if !more {
 			return true
 		}
 		name, value := b[ns:ne], b[vs:ve]
 		switch string(name) {
 		case "alg":
-			if !simpleString(value) {
+			if !jsonscan.SimpleString(value) {
 				return false
 			}
 			h.Alg = ""
@@ -282,7 +283,7 @@ func (v *Validator) headerFast(b []byte, h *header) bool {
 				return false
 			}
 		case "typ":
-			if !simpleString(value) {
+			if !jsonscan.SimpleString(value) {
 				return false
 			}
 			switch string(value[1 : len(value)-1]) {
@@ -296,7 +297,7 @@ func (v *Validator) headerFast(b []byte, h *header) bool {
 				return false
 			}
 		case "kid":
-			if !simpleString(value) {
+			if !jsonscan.SimpleString(value) {
 				return false
 			}
 			h.Kid = string(value[1 : len(value)-1])
@@ -638,7 +639,7 @@ func (v *Validator) checkIssuer(payload []byte) (string, KeySet, *Error) {
 		return "", nil, &Error{Reason: ReasonIssuer, Detail: issuerHint("", v.trusted)}
 	case val[0] != '"':
 		return "", nil, &Error{Reason: ReasonMalformed, Description: "token claims are not valid", Err: errors.New("iss is not a string")}
-	case simpleString(val): // the usual case: the bytes are the string
+	case jsonscan.SimpleString(val): // the usual case: the bytes are the string
 		iss = unsafe.String(&val[1], len(val)-2)
 	case len(val) > 6*v.maxIss+2:
 		// No escape takes more than 6 bytes per byte it stands for, so
@@ -671,11 +672,11 @@ var issNames = []string{"iss"}
 // Like scanObject it leaves the rest of the syntax to encoding/json: it need
 // only find the right member in JSON that is valid.
 func issuerMember(b []byte) (value []byte, found bool, err error) {
-	i := skipSpace(b, 0)
+	i := jsonscan.SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return nil, false, errNotObject
 	}
-	i = skipSpace(b, i+1)
+	i = jsonscan.SkipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return nil, false, nil
 	}
@@ -692,16 +693,16 @@ func issuerMember(b []byte) (value []byte, found bool, err error) {
 			return nil, false, errNotObject
 		}
 		iss := isIssName(b[i:end], escaped)
-		i = skipSpace(b, end)
+		i = jsonscan.SkipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
 			return nil, false, errNotObject
 		}
-		i = skipSpace(b, i+1)
+		i = jsonscan.SkipSpace(b, i+1)
 		if i >= len(b) {
 			return nil, false, errNotObject
 		}
 		if iss {
-			if end := valueEnd(b, i); end > i {
+			if end := jsonscan.ValueEnd(b, i); end > i {
 				return b[i:end], true, nil
 			}
 			return nil, false, errNotObject // "iss":} and the like
@@ -709,7 +710,7 @@ func issuerMember(b []byte) (value []byte, found bool, err error) {
 		if i = skipValue(b, i); i < 0 {
 			return nil, false, errNotObject
 		}
-		i = skipSpace(b, i)
+		i = jsonscan.SkipSpace(b, i)
 		switch {
 		case i >= len(b):
 			return nil, false, errNotObject
@@ -718,7 +719,7 @@ func issuerMember(b []byte) (value []byte, found bool, err error) {
 		case b[i] != ',':
 			return nil, false, errNotObject
 		}
-		i = skipSpace(b, i+1)
+		i = jsonscan.SkipSpace(b, i+1)
 	}
 }
 
@@ -770,7 +771,7 @@ func skipValue(b []byte, i int) int {
 		}
 		return -1
 	}
-	return valueEnd(b, i) // number, true, false, null
+	return jsonscan.ValueEnd(b, i) // number, true, false, null
 }
 
 // isIssName reports whether a quoted member name is read as "iss".
@@ -995,7 +996,7 @@ func joseHeaderPrefix(token string) bool {
 		return false
 	}
 	b := seg[:n]
-	i := skipSpace(b, 0)
+	i := jsonscan.SkipSpace(b, 0)
 	return i < len(b) && b[i] == '{' && bytes.Contains(b, []byte(`"alg"`))
 }
 
